@@ -1,0 +1,49 @@
+// CLIP image preprocessing and training augmentation on LibTorch tensors.
+// Test-time: resize the shorter side with antialiased bicubic, center crop,
+// scale to [0,1], normalise with the CLIP mean/std. Train-time (ProVP recipe):
+// RandomResizedCrop(scale 0.08-1, ratio 3/4-4/3, bicubic) + horizontal flip
+// + the same normalisation, on CPU or the GPU. Input images are uint8
+// [H,W,3] tensors, so decoding (OpenCV) stays out of this library.
+// Stateless apart from the generator the caller passes; thread-compatible.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "absl/status/statusor.h"
+
+namespace provp::data {
+
+struct Normalization {
+  std::array<double, 3> mean{0.48145466, 0.4578275, 0.40821073};
+  std::array<double, 3> std{0.26862954, 0.26130258, 0.27577711};
+};
+
+// uint8 [H,W,3] (any device) -> float [3,size,size] normalised.
+absl::StatusOr<torch::Tensor> PreprocessForEval(const torch::Tensor& rgb_hwc_uint8, int64_t size,
+                                                const Normalization& norm = {});
+
+struct AugmentOptions {
+  int64_t size = 224;
+  double scale_min = 0.08;
+  double scale_max = 1.0;
+  double ratio_min = 3.0 / 4.0;
+  double ratio_max = 4.0 / 3.0;
+  double flip_probability = 0.5;
+  Normalization norm;
+};
+
+// One random view per image: uint8 [H,W,3] each -> float [N,3,size,size].
+// Randomness comes only from `rng` (crop boxes and flips are drawn on the
+// host), so runs are reproducible for a seed on any device and the RNG state
+// can be checkpointed; the pixel work runs on `device`.
+absl::StatusOr<torch::Tensor> AugmentBatch(const std::vector<torch::Tensor>& rgb_hwc_uint8,
+                                           const AugmentOptions& options,
+                                           std::mt19937_64& rng,
+                                           const torch::Device& device);
+
+}  // namespace provp::data
