@@ -12,7 +12,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace provp::clip {
+namespace provp::text {
 
 class Tokenizer {
  public:
@@ -44,4 +44,4 @@ class Tokenizer {
   virtual int64_t vocab_size() const = 0;
 };
 
-}  // namespace provp::clip
+}  // namespace provp::text

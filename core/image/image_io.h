@@ -13,7 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace provp::data {
+namespace provp::image {
 
 // Interleaved 8-bit RGB, row-major [height, width, 3].
 struct RgbImage {
@@ -41,4 +41,4 @@ absl::StatusOr<std::string> EncodePng(const RgbImage& image);
 // Encodes RGB as JPEG with the given quality.
 absl::StatusOr<std::string> EncodeJpeg(const RgbImage& image, int quality = 90);
 
-}  // namespace provp::data
+}  // namespace provp::image

@@ -16,7 +16,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace provp::data {
+namespace provp::image {
 
 struct Normalization {
   std::array<double, 3> mean{0.48145466, 0.4578275, 0.40821073};
@@ -46,4 +46,4 @@ absl::StatusOr<torch::Tensor> AugmentBatch(const std::vector<torch::Tensor>& rgb
                                            std::mt19937_64& rng,
                                            const torch::Device& device);
 
-}  // namespace provp::data
+}  // namespace provp::image
