@@ -22,14 +22,39 @@ struct RgbImage {
   std::vector<uint8_t> pixels;
 };
 
+// What the header of an encoded image claims, read without decoding.
+enum class ImageFormat { kPng, kJpeg, kWebp, kBmp };
+
+struct ImageInfo {
+  ImageFormat format = ImageFormat::kPng;
+  int64_t width = 0;
+  int64_t height = 0;
+};
+
 struct DecodeOptions {
   // Images whose header claims more pixels than this are refused before
-  // decoding (64 megapixels by default).
+  // decoding (64 megapixels by default). OpenCV's own ceiling
+  // (OPENCV_IO_MAX_IMAGE_PIXELS, default 2^30) is read once when its library
+  // loads, so it cannot be lowered from here; deployments that want it as a
+  // second line of defence set it in the process environment.
   int64_t max_pixels = int64_t{64} * 1000 * 1000;
 };
 
+// Reads the format and the claimed size from the first bytes (PNG IHDR, JPEG
+// SOFn, WebP VP8/VP8L/VP8X, BMP info header) without decoding anything.
+// INVALID_ARGUMENT for other formats, short or malformed headers and zero
+// sizes. The size is only a claim: DecodeImage checks the decoded result too.
+absl::StatusOr<ImageInfo> ProbeImage(absl::string_view bytes);
+
+// Short name of a format ("png", "jpeg", "webp", "bmp") for messages.
+const char* FormatName(ImageFormat format);
+
 // Decodes encoded bytes. INVALID_ARGUMENT for non-images, truncated data or
-// over-large images, with the reason in the message.
+// over-large images, with the reason in the message. Grayscale becomes RGB,
+// alpha is dropped before any resizing (the Python reference resizes RGBA
+// first, so RGBA results differ slightly from it), 16-bit samples are scaled
+// by 1/257 and rounded. EXIF orientation is not applied (neither does PIL's
+// Image.open, which the reference uses).
 absl::StatusOr<RgbImage> DecodeImage(absl::string_view bytes, const DecodeOptions& options = {});
 
 // Reads and decodes a file; errors name the file.

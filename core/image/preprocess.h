@@ -24,6 +24,12 @@ struct Normalization {
 };
 
 // uint8 [H,W,3] (any device) -> float [3,size,size] normalised.
+// Shorter side resized to `size` (long side int(size * long / short), as
+// torchvision computes it) with antialiased bicubic, values clamped and
+// rounded to 8-bit levels like PIL's output, center crop with torchvision's
+// rounding, /255, normalise. The work runs on the input's device. size must
+// be in [1, 4096]; inputs so thin that the resized image would exceed
+// max(H*W, 2^24) pixels are refused rather than allocated.
 absl::StatusOr<torch::Tensor> PreprocessForEval(const torch::Tensor& rgb_hwc_uint8, int64_t size,
                                                 const Normalization& norm = {});
 
@@ -36,6 +42,25 @@ struct AugmentOptions {
   double flip_probability = 0.5;
   Normalization norm;
 };
+
+// A RandomResizedCrop box in pixels: rows [top, top+height), columns
+// [left, left+width) of the source image.
+struct CropBox {
+  int64_t top = 0;
+  int64_t left = 0;
+  int64_t height = 0;
+  int64_t width = 0;
+};
+
+// Draws a crop box for an image of the given size the way torchvision's
+// RandomResizedCrop.get_params does: up to 10 tries of a uniform area
+// fraction in [scale_min, scale_max) and a log-uniform aspect ratio, else a
+// center crop with the ratio clamped to the range (kept at least 1x1).
+// Uniform numbers come from `rng` with a fixed, portable mapping (53-bit
+// doubles, rejection-sampled integers), so a seed gives the same boxes with
+// any standard library. Options are not validated here (AugmentBatch does).
+CropBox SampleCropBox(int64_t height, int64_t width, const AugmentOptions& options,
+                      std::mt19937_64& rng);
 
 // One random view per image: uint8 [H,W,3] each -> float [N,3,size,size].
 // Randomness comes only from `rng` (crop boxes and flips are drawn on the
