@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/status/status.h"
+
 namespace provp::clip {
 
 struct ClipConfig {
@@ -31,9 +33,15 @@ struct ClipConfig {
   std::string DebugString() const;
 };
 
+// Checks that every size is positive and within generous bounds, that the
+// patch size divides the resolution and the heads divide the widths. Call it
+// on any config read from a file before building a model from it.
+absl::Status ValidateConfig(const ClipConfig& config);
+
 // OpenAI ViT-B/16, the default backbone.
 ClipConfig ViTB16Config();
-// Width 32-64, 2 layers, 32 px: for unit tests and CPU benchmarks.
+// Width 32-64, 2 layers, 32 px, patch 8, full vocabulary: for unit tests
+// and CPU benchmarks.
 ClipConfig TinyConfig();
 
 }  // namespace provp::clip

@@ -1,0 +1,443 @@
+// The OpenAI CLIP architecture as LibTorch modules, registered under the
+// checkpoint key names, plus the ProVP prompted vision forward. Internal
+// modules live in an unnamed namespace; only ClipModelImpl is public.
+// Forwards are read-only on the modules (safe to run concurrently);
+// LoadWeights and Build* mutate and need exclusive access.
+#include "core/clip/clip_model.h"
+
+#include <cmath>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/version.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/util/status_macros.h"
+#include "core/util/torch_status.h"
+
+namespace provp::clip {
+namespace {
+
+std::string ShapeString(c10::IntArrayRef sizes) {
+  return absl::StrCat("[", absl::StrJoin(sizes, ","), "]");
+}
+
+// LayerNorm whose parameters stay fp32 and which normalises in fp32, casting
+// the result back to the input dtype (CLIP's LayerNorm subclass). Half
+// precision statistics over 768 channels lose too much.
+class Fp32LayerNormImpl : public torch::nn::Module {
+ public:
+  Fp32LayerNormImpl(int64_t width, double eps) : width_(width), eps_(eps) {
+    weight = register_parameter("weight", torch::ones({width}));
+    bias = register_parameter("bias", torch::zeros({width}));
+  }
+
+  // [..., W] -> [..., W], same dtype as x.
+  torch::Tensor forward(const torch::Tensor& x) {
+    torch::Tensor y = at::layer_norm(x.to(torch::kFloat32), {width_}, weight.to(torch::kFloat32),
+                                     bias.to(torch::kFloat32), eps_);
+    return y.to(x.scalar_type());
+  }
+
+  torch::Tensor weight;
+  torch::Tensor bias;
+
+ private:
+  int64_t width_;
+  double eps_;
+};
+TORCH_MODULE(Fp32LayerNorm);
+
+// nn.MultiheadAttention's parameter layout (packed q/k/v in_proj_weight and
+// in_proj_bias, out_proj Linear), batch-first.
+class AttentionImpl : public torch::nn::Module {
+ public:
+  AttentionImpl(int64_t width, int64_t heads) : width_(width), heads_(heads) {
+    in_proj_weight = register_parameter("in_proj_weight", torch::zeros({3 * width, width}));
+    in_proj_bias = register_parameter("in_proj_bias", torch::zeros({3 * width}));
+    out_proj = register_module("out_proj", torch::nn::Linear(width, width));
+  }
+
+  // [B,L,W] -> [B,L,W]. `causal` masks future positions (text tower).
+  torch::Tensor forward(const torch::Tensor& x, bool causal) {
+    const int64_t b = x.size(0);
+    const int64_t l = x.size(1);
+    const int64_t head_dim = width_ / heads_;
+    torch::Tensor qkv = at::linear(x, in_proj_weight, in_proj_bias)
+                            .view({b, l, 3, heads_, head_dim})
+                            .permute({2, 0, 3, 1, 4});  // [3,B,H,L,D]
+    torch::Tensor q = qkv[0];
+    torch::Tensor k = qkv[1];
+    torch::Tensor v = qkv[2];
+#if TORCH_VERSION_MAJOR >= 2
+    torch::Tensor o = at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, 0.0, causal);
+#else
+    // Math path: scores in the model dtype, softmax in fp32 (fp16 softmax
+    // over 197+m keys underflows), back to the model dtype for the values.
+    const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+    torch::Tensor scores = at::matmul(q * scale, k.transpose(-2, -1)).to(torch::kFloat32);
+    if (causal) {
+      torch::Tensor mask =
+          torch::full({l, l}, -std::numeric_limits<float>::infinity(),
+                      torch::TensorOptions().dtype(torch::kFloat32).device(x.device()))
+              .triu(1);
+      scores = scores + mask;
+    }
+    torch::Tensor o = at::matmul(scores.softmax(-1).to(v.scalar_type()), v);
+#endif
+    o = o.transpose(1, 2).reshape({b, l, width_});
+    return out_proj(o);
+  }
+
+  torch::Tensor in_proj_weight;
+  torch::Tensor in_proj_bias;
+  torch::nn::Linear out_proj{nullptr};
+
+ private:
+  int64_t width_;
+  int64_t heads_;
+};
+TORCH_MODULE(Attention);
+
+class MlpImpl : public torch::nn::Module {
+ public:
+  explicit MlpImpl(int64_t width) {
+    c_fc = register_module("c_fc", torch::nn::Linear(width, 4 * width));
+    c_proj = register_module("c_proj", torch::nn::Linear(4 * width, width));
+  }
+
+  // [..., W] -> [..., W] with QuickGELU x * sigmoid(1.702 x).
+  torch::Tensor forward(const torch::Tensor& x) {
+    torch::Tensor h = c_fc(x);
+    return c_proj(h * torch::sigmoid(1.702 * h));
+  }
+
+  torch::nn::Linear c_fc{nullptr};
+  torch::nn::Linear c_proj{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+// Pre-LN residual block: x + attn(ln_1(x)), then x + mlp(ln_2(x)).
+class ResidualBlockImpl : public torch::nn::Module {
+ public:
+  ResidualBlockImpl(int64_t width, int64_t heads, double eps) {
+    ln_1 = register_module("ln_1", Fp32LayerNorm(width, eps));
+    attn = register_module("attn", Attention(width, heads));
+    ln_2 = register_module("ln_2", Fp32LayerNorm(width, eps));
+    mlp = register_module("mlp", Mlp(width));
+  }
+
+  // [B,L,W] -> [B,L,W].
+  torch::Tensor forward(torch::Tensor x, bool causal) {
+    x = x + attn(ln_1(x), causal);
+    return x + mlp(ln_2(x));
+  }
+
+  Fp32LayerNorm ln_1{nullptr};
+  Attention attn{nullptr};
+  Fp32LayerNorm ln_2{nullptr};
+  Mlp mlp{nullptr};
+};
+TORCH_MODULE(ResidualBlock);
+
+// `resblocks.N` stack. Blocks are exposed so the prompted vision forward can
+// rewrite the prompt slots between them.
+class TransformerImpl : public torch::nn::Module {
+ public:
+  TransformerImpl(int64_t width, int64_t layers, int64_t heads, double eps) {
+    torch::nn::ModuleList list;
+    for (int64_t i = 0; i < layers; ++i) {
+      ResidualBlock block(width, heads, eps);
+      blocks.push_back(block);
+      list->push_back(block);
+    }
+    resblocks = register_module("resblocks", list);
+  }
+
+  torch::Tensor forward(torch::Tensor x, bool causal) {
+    for (auto& block : blocks) x = block(x, causal);
+    return x;
+  }
+
+  torch::nn::ModuleList resblocks{nullptr};
+  std::vector<ResidualBlock> blocks;
+};
+TORCH_MODULE(Transformer);
+
+class VisionTransformerImpl : public torch::nn::Module {
+ public:
+  explicit VisionTransformerImpl(const ClipConfig& c) {
+    const int64_t w = c.vision_width;
+    conv1 = register_module(
+        "conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, w, c.vision_patch_size)
+                                       .stride(c.vision_patch_size)
+                                       .bias(false)));
+    class_embedding = register_parameter("class_embedding", torch::zeros({w}));
+    positional_embedding =
+        register_parameter("positional_embedding", torch::zeros({c.num_patches() + 1, w}));
+    ln_pre = register_module("ln_pre", Fp32LayerNorm(w, c.layer_norm_eps));
+    transformer = register_module(
+        "transformer", Transformer(w, c.vision_layers, c.vision_heads, c.layer_norm_eps));
+    ln_post = register_module("ln_post", Fp32LayerNorm(w, c.layer_norm_eps));
+    proj = register_parameter("proj", torch::zeros({w, c.embed_dim}));
+  }
+
+  torch::nn::Conv2d conv1{nullptr};
+  torch::Tensor class_embedding;
+  torch::Tensor positional_embedding;
+  Fp32LayerNorm ln_pre{nullptr};
+  Transformer transformer{nullptr};
+  Fp32LayerNorm ln_post{nullptr};
+  torch::Tensor proj;
+};
+TORCH_MODULE(VisionTransformer);
+
+// Deterministic init in the spirit of OpenAI's initialize_parameters: unit
+// LayerNorms, zero biases, weights ~ N(0, fan_in^-1/2) so activations keep
+// a sane scale through any depth. Only for tests and benchmarks.
+void RandomInit(torch::nn::Module& module, uint64_t seed) {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  torch::NoGradGuard no_grad;
+  for (auto& item : module.named_parameters(/*recurse=*/true)) {
+    const std::string& name = item.key();
+    torch::Tensor t = item.value();
+    const bool is_ln = absl::StrContains(name, "ln_");
+    if (name == "logit_scale") {
+      t.fill_(std::log(1.0 / 0.07));
+    } else if (is_ln && absl::EndsWith(name, ".weight")) {
+      t.fill_(1.0);
+    } else if (absl::EndsWith(name, "bias")) {
+      t.zero_();
+    } else if (name == "token_embedding.weight") {
+      t.normal_(0.0, 0.02, gen);
+    } else if (absl::EndsWith(name, "positional_embedding")) {
+      t.normal_(0.0, 0.01, gen);
+    } else if (name == "visual.class_embedding") {
+      t.normal_(0.0, 1.0 / std::sqrt(static_cast<double>(t.size(0))), gen);
+    } else if (name == "visual.proj" || name == "text_projection") {
+      t.normal_(0.0, 1.0 / std::sqrt(static_cast<double>(t.size(0))), gen);
+    } else {
+      // Linear / packed in_proj / conv: fan-in is everything past dim 0.
+      const double fan_in = static_cast<double>(t.numel() / t.size(0));
+      t.normal_(0.0, 1.0 / std::sqrt(fan_in), gen);
+    }
+  }
+}
+
+// Moves the model to the requested device/dtype, keeps LayerNorm parameters
+// and logit_scale in fp32, and freezes it (eval, no requires_grad).
+absl::Status PlaceAndFreeze(ClipModel& model, const ModelOptions& options) {
+  torch::Device device(torch::kCPU);
+  try {
+    device = torch::Device(options.device);
+  } catch (const std::exception&) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ModelOptions.device \"", options.device, "\" is not a device (cpu, cuda, cuda:N)"));
+  }
+  if (device.is_cuda() && !torch::cuda::is_available()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("ModelOptions.device \"", options.device, "\": CUDA is not available"));
+  }
+  if (!device.is_cpu() && !device.is_cuda()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ModelOptions.device \"", options.device, "\": only cpu and cuda are supported"));
+  }
+  const torch::Dtype dtype = options.dtype;
+  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16 && dtype != torch::kFloat16) {
+    return absl::InvalidArgumentError("ModelOptions.dtype must be float32, bfloat16 or float16");
+  }
+  if (dtype == torch::kFloat16 && device.is_cpu()) {
+    return absl::InvalidArgumentError("ModelOptions.dtype float16 needs a CUDA device; use float32 or bfloat16 on CPU");
+  }
+  return util::TorchCall("PlaceAndFreeze", [&]() {
+    model->to(device, dtype);
+    torch::NoGradGuard no_grad;
+    for (auto& item : model->named_parameters(/*recurse=*/true)) {
+      if (absl::StrContains(item.key(), "ln_") || item.key() == "logit_scale") {
+        item.value().set_data(item.value().to(torch::kFloat32));
+      }
+    }
+    model->eval();
+    for (auto& p : model->parameters(/*recurse=*/true)) p.requires_grad_(false);
+  });
+}
+
+}  // namespace
+
+struct ClipModelImpl::Parts {
+  VisionTransformer visual{nullptr};
+  Transformer transformer{nullptr};
+  torch::nn::Embedding token_embedding{nullptr};
+  Fp32LayerNorm ln_final{nullptr};
+  torch::Tensor positional_embedding;
+  torch::Tensor text_projection;
+  torch::Tensor logit_scale;
+};
+
+ClipModelImpl::ClipModelImpl(const ClipConfig& config)
+    : config_(config), parts_(std::make_shared<Parts>()) {
+  const ClipConfig& c = config_;
+  TORCH_CHECK(ValidateConfig(c).ok(), "invalid ClipConfig: ", ValidateConfig(c).ToString());
+  Parts& p = *parts_;
+  p.visual = register_module("visual", VisionTransformer(c));
+  p.transformer = register_module(
+      "transformer", Transformer(c.text_width, c.text_layers, c.text_heads, c.layer_norm_eps));
+  p.token_embedding =
+      register_module("token_embedding", torch::nn::Embedding(c.vocab_size, c.text_width));
+  p.positional_embedding =
+      register_parameter("positional_embedding", torch::zeros({c.context_length, c.text_width}));
+  p.ln_final = register_module("ln_final", Fp32LayerNorm(c.text_width, c.layer_norm_eps));
+  p.text_projection =
+      register_parameter("text_projection", torch::zeros({c.text_width, c.embed_dim}));
+  p.logit_scale = register_parameter("logit_scale", torch::full({}, std::log(1.0 / 0.07)));
+}
+
+torch::Tensor ClipModelImpl::EncodeImage(const torch::Tensor& images, const VisualPrompts* prompts) {
+  const ClipConfig& c = config_;
+  const int64_t r = c.image_resolution;
+  TORCH_CHECK(images.defined() && images.dim() == 4 && images.size(1) == 3 && images.size(2) == r &&
+                  images.size(3) == r && images.size(0) >= 1,
+              "EncodeImage: expected images [B>=1,3,", r, ",", r, "], got ",
+              images.defined() ? ShapeString(images.sizes()) : "an undefined tensor");
+  TORCH_CHECK(images.is_floating_point(), "EncodeImage: images must be floating point, got ",
+              images.scalar_type());
+  VisionTransformerImpl& v = *parts_->visual;
+  const int64_t w = c.vision_width;
+  const int64_t b = images.size(0);
+  const torch::Tensor& conv_w = v.conv1->weight;
+
+  torch::Tensor prompt_tensor;
+  int64_t depth = 0;
+  int64_t m = 0;
+  double alpha = 0.0;
+  if (prompts != nullptr) {
+    const torch::Tensor& pt = prompts->prompts;
+    TORCH_CHECK(pt.defined() && pt.dim() == 3, "EncodeImage: prompts must be [depth,m,", w, "], got ",
+                pt.defined() ? ShapeString(pt.sizes()) : "an undefined tensor");
+    depth = pt.size(0);
+    m = pt.size(1);
+    TORCH_CHECK(pt.size(2) == w, "EncodeImage: prompt width ", pt.size(2), " != vision_width ", w);
+    TORCH_CHECK(depth >= 1 && depth <= c.vision_layers, "EncodeImage: prompt depth ", depth,
+                " must be in [1, ", c.vision_layers, "]");
+    TORCH_CHECK(m >= 1, "EncodeImage: prompt length m must be >= 1");
+    TORCH_CHECK(pt.is_floating_point(), "EncodeImage: prompts must be floating point");
+    alpha = prompts->alpha;
+    TORCH_CHECK(std::isfinite(alpha), "EncodeImage: alpha must be finite");
+    // Cast inside the graph so gradients reach an fp32 master copy.
+    prompt_tensor = pt.to(conv_w.device(), conv_w.scalar_type());
+  }
+
+  torch::Tensor x = v.conv1(images.to(conv_w.device(), conv_w.scalar_type()));  // [B,W,g,g]
+  x = x.flatten(2).transpose(1, 2);                                              // [B,N,W]
+  torch::Tensor cls = v.class_embedding.to(x.scalar_type()).view({1, 1, w}).expand({b, 1, w});
+  x = torch::cat({cls, x}, 1) + v.positional_embedding.to(x.scalar_type());
+  x = v.ln_pre(x);
+
+  if (prompt_tensor.defined()) {
+    // [CLS, P_0, patches]: prompts enter after ln_pre, without positions.
+    torch::Tensor p0 = prompt_tensor[0].unsqueeze(0).expand({b, m, w});
+    x = torch::cat({x.narrow(1, 0, 1), p0, x.narrow(1, 1, x.size(1) - 1)}, 1);
+  }
+  auto& blocks = v.transformer->blocks;
+  for (int64_t l = 0; l < static_cast<int64_t>(blocks.size()); ++l) {
+    if (prompt_tensor.defined() && l >= 1 && l < depth) {
+      // Progressive rule, out of place so autograd sees both terms.
+      torch::Tensor slots = alpha * x.narrow(1, 1, m) + (1.0 - alpha) * prompt_tensor[l].unsqueeze(0);
+      x = torch::cat({x.narrow(1, 0, 1), slots, x.narrow(1, 1 + m, x.size(1) - 1 - m)}, 1);
+    }
+    x = blocks[l](x, /*causal=*/false);
+  }
+  torch::Tensor pooled = v.ln_post(x.select(1, 0));  // [B,W]
+  return at::matmul(pooled, v.proj).to(torch::kFloat32);
+}
+
+torch::Tensor ClipModelImpl::EncodeText(const torch::Tensor& tokens) {
+  const ClipConfig& c = config_;
+  TORCH_CHECK(tokens.defined() && tokens.dim() == 2 && tokens.size(0) >= 1 &&
+                  tokens.size(1) == c.context_length,
+              "EncodeText: expected tokens [N>=1,", c.context_length, "], got ",
+              tokens.defined() ? ShapeString(tokens.sizes()) : "an undefined tensor");
+  TORCH_CHECK(tokens.scalar_type() == torch::kLong || tokens.scalar_type() == torch::kInt,
+              "EncodeText: tokens must be int64 or int32, got ", tokens.scalar_type());
+  // An out-of-range id is a device-side assert on CUDA; refuse it here.
+  const int64_t lo = tokens.min().item<int64_t>();
+  const int64_t hi = tokens.max().item<int64_t>();
+  TORCH_CHECK_INDEX(lo >= 0 && hi < c.vocab_size, "EncodeText: token ids must be in [0, ",
+                    c.vocab_size, "), got range [", lo, ", ", hi, "]");
+  Parts& p = *parts_;
+  const torch::Tensor& emb = p.token_embedding->weight;
+  torch::Tensor t = tokens.to(emb.device(), torch::kLong);
+  torch::Tensor x = p.token_embedding(t) + p.positional_embedding.to(emb.scalar_type());
+  x = p.transformer(x, /*causal=*/true);
+  x = p.ln_final(x);
+  // The end token has the largest id in CLIP's vocabulary.
+  torch::Tensor eot = t.argmax(-1);
+  torch::Tensor rows = torch::arange(t.size(0), t.options());
+  torch::Tensor pooled = x.index({rows, eot});  // [N,W]
+  return at::matmul(pooled, p.text_projection).to(torch::kFloat32);
+}
+
+double ClipModelImpl::LogitScale() const {
+  return std::exp(parts_->logit_scale.detach().to(torch::kCPU, torch::kDouble).item<double>());
+}
+
+absl::Status ClipModelImpl::LoadWeights(const std::map<std::string, torch::Tensor>& weights) {
+  return util::TorchCall("ClipModel::LoadWeights", [&]() -> absl::Status {
+    auto params = named_parameters(/*recurse=*/true);
+    for (const auto& item : params) {
+      auto it = weights.find(item.key());
+      if (it == weights.end()) {
+        return absl::NotFoundError(absl::StrCat("missing weight ", item.key(), " (expected shape ",
+                                                ShapeString(item.value().sizes()), ")"));
+      }
+      if (!it->second.defined() || it->second.sizes() != item.value().sizes()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "weight ", item.key(), ": expected shape ", ShapeString(item.value().sizes()), ", found ",
+            it->second.defined() ? ShapeString(it->second.sizes()) : "undefined"));
+      }
+      if (!it->second.is_floating_point()) {
+        return absl::InvalidArgumentError(absl::StrCat("weight ", item.key(), ": expected a floating dtype, found ",
+                                                       c10::toString(it->second.scalar_type())));
+      }
+    }
+    for (const auto& [name, tensor] : weights) {
+      if (params.find(name) == nullptr) {
+        return absl::InvalidArgumentError(absl::StrCat("unexpected weight ", name, " for ", config_.DebugString()));
+      }
+    }
+    torch::NoGradGuard no_grad;
+    for (auto& item : params) {
+      item.value().copy_(weights.at(item.key()));
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<ClipModel> BuildClipModel(const LoadedCheckpoint& checkpoint,
+                                         const ModelOptions& options) {
+  RETURN_IF_ERROR(ValidateConfig(checkpoint.config));
+  ASSIGN_OR_RETURN(ClipModel model, util::TorchCall("BuildClipModel", [&]() {
+                     return ClipModel(checkpoint.config);
+                   }));
+  RETURN_IF_ERROR(model->LoadWeights(checkpoint.weights));
+  RETURN_IF_ERROR(PlaceAndFreeze(model, options));
+  return model;
+}
+
+absl::StatusOr<ClipModel> BuildRandomClipModel(const ClipConfig& config, const ModelOptions& options,
+                                               uint64_t seed) {
+  RETURN_IF_ERROR(ValidateConfig(config));
+  ASSIGN_OR_RETURN(ClipModel model, util::TorchCall("BuildRandomClipModel", [&]() {
+                     ClipModel m(config);
+                     RandomInit(*m, seed);
+                     return m;
+                   }));
+  RETURN_IF_ERROR(PlaceAndFreeze(model, options));
+  return model;
+}
+
+}  // namespace provp::clip
