@@ -1,0 +1,199 @@
+// What the server sees of the model: an inference and tuning engine over a
+// frozen CLIP backbone, in plain types and absl::Status (no LibTorch in this
+// header), so the server and its tests build and run against a fake.
+// The LibTorch implementation is torch_engine.h. Implementations are
+// thread-safe: encode calls may run concurrently with each other, with
+// prompt-set loads and with one RunTuning.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace provp::engine {
+
+// Decoded 8-bit RGB, row-major [height, width, 3].
+struct Image {
+  int height = 0;
+  int width = 0;
+  std::vector<uint8_t> rgb;
+};
+
+// Row-major float matrix [rows, dim]; rows are L2-normalised features.
+struct FeatureMatrix {
+  int64_t rows = 0;
+  int64_t dim = 0;
+  std::vector<float> data;
+
+  const float* row(int64_t i) const { return data.data() + i * dim; }
+  int64_t bytes() const { return static_cast<int64_t>(data.size() * sizeof(float)); }
+};
+
+struct ModelInfo {
+  // Fingerprint of the backbone weights (prompt sets record it).
+  std::string backbone;
+  // One-line description of the architecture.
+  std::string description;
+  // "cpu", "cuda:0", ...
+  std::string device;
+  int image_resolution = 0;
+  int embed_dim = 0;
+  // exp(logit_scale): logits = logit_scale * cosine.
+  double logit_scale = 100.0;
+};
+
+// What a prompt-set file says about itself.
+struct PromptSetMeta {
+  std::string backbone;
+  int num_prompts = 0;
+  int depth = 0;
+  double alpha = 0.0;
+  std::string variant;
+  // Classes it was trained on, and the dataset's novel classes.
+  std::vector<std::string> base_class_names;
+  std::vector<std::string> novel_class_names;
+  // Templates used in training (the default for classification).
+  std::vector<std::string> templates;
+  // Memory the prompts take when loaded.
+  int64_t memory_bytes = 0;
+};
+
+enum class Split { kTrain, kVal, kTest };
+
+// One dataset image as the server stores it.
+struct TuningItem {
+  std::string path;
+  int label = 0;  // index into TuningSpec::class_names
+  Split split = Split::kTrain;
+};
+
+struct TuningSpec {
+  std::string job_id;
+  // All classes; labels index this list.
+  std::vector<std::string> class_names;
+  // Indices of the novel classes (never trained on; evaluated separately).
+  std::vector<int> novel_classes;
+  std::vector<TuningItem> items;
+  // Reads and decodes one item (the server owns decoding and its limits).
+  std::function<absl::StatusOr<Image>(const TuningItem&)> load_image;
+  // Text templates with "{}"; empty = the default.
+  std::vector<std::string> templates;
+
+  // Hyperparameters; 0 / unset = the preset's value.
+  int shots = 0;
+  int num_prompts = 0;
+  int epochs = 0;
+  double learning_rate = 0.0;
+  int batch_size = 0;
+  int64_t seed = 1;
+  std::string variant;  // "provp_ref" (default), "provp", "vpt_deep", "vpt_shallow"
+  std::string preset;
+  std::optional<bool> use_feature_reformation;
+  std::optional<double> alpha;
+  std::optional<double> ref_lambda;
+  std::optional<double> weight_decay;
+
+  // Per-epoch checkpoint; resumed from when it exists and matches.
+  std::string checkpoint_path;
+  // Where the finished prompt set is written (atomically).
+  std::string output_path;
+};
+
+struct TuningProgress {
+  bool epoch_end = false;
+  int epoch = 0;  // 1-based epoch in progress / just finished
+  int total_epochs = 0;
+  int64_t step = 0;  // global, 1-based
+  int64_t total_steps = 0;
+  double learning_rate = 0.0;
+  double loss = 0.0;
+  double loss_xe = 0.0;
+  double loss_ref = 0.0;
+  double train_accuracy = 0.0;
+  double images_per_second = 0.0;
+  double eta_seconds = 0.0;
+};
+
+struct TuningCallbacks {
+  // Step and epoch-end reports (epoch ends come after the checkpoint is
+  // written).
+  std::function<void(const TuningProgress&)> on_progress;
+  // Free-text milestones ("resumed from epoch 3", "evaluating").
+  std::function<void(const std::string&)> on_message;
+  // Polled between steps; true stops the run with CANCELLED (the last
+  // epoch checkpoint stays for a later resume).
+  const std::atomic<bool>* stop = nullptr;
+};
+
+struct ClassAccuracy {
+  std::string class_name;
+  double accuracy = 0.0;
+  int64_t num_images = 0;
+  bool novel = false;
+};
+
+struct TuningEvaluation {
+  double base_accuracy = 0.0;
+  double novel_accuracy = 0.0;
+  double harmonic_mean = 0.0;
+  int64_t num_base_images = 0;
+  int64_t num_novel_images = 0;
+  double zero_shot_base_accuracy = 0.0;
+  double zero_shot_novel_accuracy = 0.0;
+  std::vector<ClassAccuracy> per_class;
+};
+
+struct TuningOutcome {
+  PromptSetMeta prompt_set;
+  TuningEvaluation evaluation;
+  // Epoch the run resumed from (0 = fresh start).
+  int resumed_from_epoch = 0;
+  int epochs_completed = 0;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+
+  virtual const ModelInfo& info() const = 0;
+
+  // Runs a few forwards so the first request does not pay for lazy
+  // initialisation. The server reports SERVING only after this succeeds.
+  virtual absl::Status Warmup() = 0;
+
+  // L2-normalised image features [N, D], with the visual prompts of a
+  // loaded prompt set (`prompt_set` = its id) or none ("" = zero-shot).
+  // FAILED_PRECONDITION for a prompt set that is not loaded.
+  virtual absl::StatusOr<FeatureMatrix> EncodeImages(const std::vector<const Image*>& images,
+                                                     const std::string& prompt_set) = 0;
+
+  // L2-normalised features of texts used verbatim.
+  virtual absl::StatusOr<FeatureMatrix> EncodeTexts(const std::vector<std::string>& texts) = 0;
+
+  // L2-normalised [C, D] class features: each class name filled into every
+  // template ("{}"), features averaged over templates and renormalised.
+  // Empty templates = the default ("a photo of a {}.").
+  virtual absl::StatusOr<FeatureMatrix> ClassTextFeatures(
+      const std::vector<std::string>& class_names, const std::vector<std::string>& templates) = 0;
+
+  // Reads a prompt-set file's metadata (validates it). FAILED_PRECONDITION
+  // when it was made for another backbone; INVALID_ARGUMENT when malformed.
+  virtual absl::StatusOr<PromptSetMeta> InspectPromptSet(const std::string& path) = 0;
+  // Loads a prompt-set file under `id` (replacing one already loaded).
+  virtual absl::StatusOr<PromptSetMeta> LoadPromptSet(const std::string& id,
+                                                      const std::string& path) = 0;
+  // Unloads; NOT_FOUND when not loaded.
+  virtual absl::Status UnloadPromptSet(const std::string& id) = 0;
+
+  // Trains a prompt set (blocking). CANCELLED when callbacks.stop was set.
+  virtual absl::StatusOr<TuningOutcome> RunTuning(const TuningSpec& spec,
+                                                  const TuningCallbacks& callbacks) = 0;
+};
+
+}  // namespace provp::engine
