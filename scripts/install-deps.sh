@@ -16,8 +16,12 @@ PACKAGES=(
   dataset-fashion-mnist
 )
 
+# PROVP_SKIP_PACKAGES="a b": leave these out (the GPU image brings its own
+# LibTorch and builds on Ubuntu, which lacks some Debian-only packages).
+skip=" ${PROVP_SKIP_PACKAGES:-} "
 missing=()
 for p in "${PACKAGES[@]}"; do
+  [[ "$skip" == *" $p "* ]] && continue
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${#missing[@]}" -eq 0 ]; then
