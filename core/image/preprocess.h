@@ -25,8 +25,10 @@ struct Normalization {
 
 // uint8 [H,W,3] (any device) -> float [3,size,size] normalised.
 // Shorter side resized to `size` (long side int(size * long / short), as
-// torchvision computes it) with antialiased bicubic, values clamped and
-// rounded to 8-bit levels like PIL's output, center crop with torchvision's
+// torchvision computes it) with antialiased bicubic in two passes,
+// horizontal then vertical, each clamped and rounded to 8-bit levels as PIL
+// does (matches the PIL reference to within one level), center crop with
+// torchvision's
 // rounding, /255, normalise. The work runs on the input's device. size must
 // be in [1, 4096]; inputs so thin that the resized image would exceed
 // max(H*W, 2^24) pixels are refused rather than allocated.
@@ -63,6 +65,9 @@ CropBox SampleCropBox(int64_t height, int64_t width, const AugmentOptions& optio
                       std::mt19937_64& rng);
 
 // One random view per image: uint8 [H,W,3] each -> float [N,3,size,size].
+// Crop, PIL-like resize to size x size (as PreprocessForEval), flip with
+// flip_probability, normalise. INVALID_ARGUMENT for bad images or options
+// or an empty batch.
 // Randomness comes only from `rng` (crop boxes and flips are drawn on the
 // host), so runs are reproducible for a seed on any device and the RNG state
 // can be checkpointed; the pixel work runs on `device`.
