@@ -13,6 +13,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -46,5 +47,14 @@ struct LoadedCheckpoint {
 
 // Detects the layout of `path` (file or directory) and loads it.
 absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& path);
+
+// Name -> shape of every weight ClipModel registers for `config` (OpenAI
+// key names). The loaders check files against it.
+std::map<std::string, std::vector<int64_t>> ExpectedWeightShapes(const ClipConfig& config);
+
+// The fingerprint LoadCheckpoint computes: FNV-1a 64 chained over the
+// sorted names, shapes and fp32 values, as 16 hex digits. Works for weights
+// from any source (e.g. a random model's named_parameters()).
+absl::StatusOr<std::string> WeightsFingerprint(const std::map<std::string, torch::Tensor>& weights);
 
 }  // namespace provp::clip

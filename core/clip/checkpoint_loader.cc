@@ -1,0 +1,489 @@
+// Checkpoint loaders for the four CLIP layouts. Each converts to OpenAI key
+// names, infers or reads the sizes, and checks the result against
+// ExpectedWeightShapes before anything else sees it. Torch parsers (jit
+// load, pickle) run inside TorchCall. Thread-safe (no shared state).
+#include "core/clip/checkpoint_loader.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+#include <sstream>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+#include <torch/csrc/jit/serialization/pickle.h>
+#include <torch/script.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "core/clip/safetensors.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
+#include "core/util/torch_status.h"
+
+namespace provp::clip {
+namespace {
+
+using Weights = std::map<std::string, torch::Tensor>;
+using Shapes = std::map<std::string, std::vector<int64_t>>;
+
+// Entries some OpenAI files carry next to the weights (build_model deletes
+// them; the TorchScript archives keep them as integer buffers).
+const std::set<std::string>& OpenAIIgnorable() {
+  static const auto* keys = new std::set<std::string>{"input_resolution", "context_length", "vocab_size"};
+  return *keys;
+}
+
+std::string ShapeString(const std::vector<int64_t>& shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ","), "]");
+}
+
+bool IsDirectory(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool IsFile(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::string JoinPath(const std::string& dir, const std::string& name) {
+  if (dir.empty() || dir.back() == '/') return dir + name;
+  return dir + "/" + name;
+}
+
+std::string ParentDir(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+void AddBlockShapes(Shapes& s, const std::string& prefix, int64_t width) {
+  s[prefix + "attn.in_proj_weight"] = {3 * width, width};
+  s[prefix + "attn.in_proj_bias"] = {3 * width};
+  s[prefix + "attn.out_proj.weight"] = {width, width};
+  s[prefix + "attn.out_proj.bias"] = {width};
+  s[prefix + "ln_1.weight"] = {width};
+  s[prefix + "ln_1.bias"] = {width};
+  s[prefix + "mlp.c_fc.weight"] = {4 * width, width};
+  s[prefix + "mlp.c_fc.bias"] = {4 * width};
+  s[prefix + "mlp.c_proj.weight"] = {width, 4 * width};
+  s[prefix + "mlp.c_proj.bias"] = {width};
+  s[prefix + "ln_2.weight"] = {width};
+  s[prefix + "ln_2.bias"] = {width};
+}
+
+// Checks names and shapes: every expected key present with its shape and a
+// floating dtype, nothing unknown except `ignorable` (which are dropped).
+absl::Status CheckWeights(const std::string& file, const Shapes& expected, Weights& weights,
+                          const std::set<std::string>& ignorable) {
+  for (const auto& [name, shape] : expected) {
+    auto it = weights.find(name);
+    if (it == weights.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(file, ": missing key ", name, " (expected shape ", ShapeString(shape), ")"));
+    }
+    std::vector<int64_t> found = it->second.sizes().vec();
+    if (found != shape) {
+      return absl::InvalidArgumentError(absl::StrCat(file, ": key ", name, ": expected shape ",
+                                                     ShapeString(shape), ", found ", ShapeString(found)));
+    }
+    if (!it->second.is_floating_point()) {
+      return absl::InvalidArgumentError(absl::StrCat(file, ": key ", name, ": expected a floating dtype, found ",
+                                                     c10::toString(it->second.scalar_type())));
+    }
+  }
+  for (auto it = weights.begin(); it != weights.end();) {
+    if (expected.count(it->first) != 0) {
+      ++it;
+    } else if (ignorable.count(it->first) != 0) {
+      it = weights.erase(it);
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(file, ": unexpected key ", it->first));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Number of `<prefix>N.` blocks (max N + 1), from the key names.
+absl::StatusOr<int64_t> CountBlocks(const std::string& file, const Weights& weights, const std::string& prefix) {
+  int64_t count = 0;
+  for (const auto& [name, tensor] : weights) {
+    if (!absl::StartsWith(name, prefix)) continue;
+    std::string rest = name.substr(prefix.size());
+    std::string index = rest.substr(0, rest.find('.'));
+    int64_t n = 0;
+    if (!absl::SimpleAtoi(index, &n) || n < 0 || n >= 1024) {
+      return absl::InvalidArgumentError(absl::StrCat(file, ": key ", name, " has a bad block index"));
+    }
+    count = std::max(count, n + 1);
+  }
+  return count;
+}
+
+absl::StatusOr<torch::Tensor> Need(const std::string& file, const Weights& w, const std::string& key,
+                                   int64_t rank) {
+  auto it = w.find(key);
+  if (it == w.end()) return absl::InvalidArgumentError(absl::StrCat(file, ": missing key ", key));
+  if (it->second.dim() != rank) {
+    return absl::InvalidArgumentError(absl::StrCat(file, ": key ", key, ": expected ", rank,
+                                                   " dimensions, found shape ",
+                                                   ShapeString(it->second.sizes().vec())));
+  }
+  return it->second;
+}
+
+// Sizes from an OpenAI state dict, the way OpenAI's build_model does it.
+absl::StatusOr<ClipConfig> InferOpenAIConfig(const std::string& file, const Weights& w) {
+  ClipConfig c;
+  ASSIGN_OR_RETURN(torch::Tensor conv, Need(file, w, "visual.conv1.weight", 4));
+  ASSIGN_OR_RETURN(torch::Tensor vpos, Need(file, w, "visual.positional_embedding", 2));
+  ASSIGN_OR_RETURN(torch::Tensor tproj, Need(file, w, "text_projection", 2));
+  ASSIGN_OR_RETURN(torch::Tensor tpos, Need(file, w, "positional_embedding", 2));
+  ASSIGN_OR_RETURN(torch::Tensor tok, Need(file, w, "token_embedding.weight", 2));
+  ASSIGN_OR_RETURN(torch::Tensor lnf, Need(file, w, "ln_final.weight", 1));
+  c.vision_width = conv.size(0);
+  c.vision_patch_size = conv.size(3);
+  int64_t grid = 0;
+  while ((grid + 1) * (grid + 1) + 1 <= vpos.size(0)) ++grid;
+  if (grid * grid + 1 != vpos.size(0)) {
+    return absl::InvalidArgumentError(absl::StrCat(file, ": key visual.positional_embedding has ", vpos.size(0),
+                                                   " rows, not a square grid plus one"));
+  }
+  c.image_resolution = grid * c.vision_patch_size;
+  ASSIGN_OR_RETURN(c.vision_layers, CountBlocks(file, w, "visual.transformer.resblocks."));
+  c.vision_heads = std::max<int64_t>(1, c.vision_width / 64);
+  c.embed_dim = tproj.size(1);
+  c.context_length = tpos.size(0);
+  c.vocab_size = tok.size(0);
+  c.text_width = lnf.size(0);
+  ASSIGN_OR_RETURN(c.text_layers, CountBlocks(file, w, "transformer.resblocks."));
+  c.text_heads = std::max<int64_t>(1, c.text_width / 64);
+  if (absl::Status s = ValidateConfig(c); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(file, ": sizes inferred from the weights: ", s.message()));
+  }
+  return c;
+}
+
+absl::StatusOr<Weights> ReadTorchSaveDict(const std::string& path, const std::string& bytes) {
+  return util::TorchCall(absl::StrCat(path, ": torch.save archive"), [&]() -> absl::StatusOr<Weights> {
+    std::vector<char> data(bytes.begin(), bytes.end());
+    c10::IValue value = torch::jit::pickle_load(data);
+    if (!value.isGenericDict()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": torch.save archive does not hold a dict (found ",
+                                                     value.tagKind(), ")"));
+    }
+    c10::Dict<c10::IValue, c10::IValue> dict = value.toGenericDict();
+    // open_clip training checkpoints wrap the weights in {"state_dict": ...}.
+    if (dict.size() >= 1 && dict.contains(c10::IValue("state_dict")) && dict.at(c10::IValue("state_dict")).isGenericDict()) {
+      dict = dict.at(c10::IValue("state_dict")).toGenericDict();
+    }
+    Weights out;
+    for (const auto& item : dict) {
+      if (!item.key().isString()) {
+        return absl::InvalidArgumentError(absl::StrCat(path, ": dict key of kind ", item.key().tagKind(),
+                                                       " is not a string"));
+      }
+      const std::string name = item.key().toStringRef();
+      if (OpenAIIgnorable().count(name) != 0) continue;
+      if (!item.value().isTensor()) {
+        return absl::InvalidArgumentError(absl::StrCat(path, ": key ", name, " holds a ", item.value().tagKind(),
+                                                       ", not a tensor"));
+      }
+      out[name] = item.value().toTensor().detach().contiguous();
+    }
+    return out;
+  });
+}
+
+absl::StatusOr<Weights> ReadTorchScript(const std::string& path, const std::string& bytes) {
+  return util::TorchCall(absl::StrCat(path, ": TorchScript archive"), [&]() -> absl::StatusOr<Weights> {
+    std::istringstream in(bytes);
+    torch::jit::Module module = torch::jit::load(in, torch::kCPU);
+    Weights out;
+    for (const auto& item : module.named_parameters(/*recurse=*/true)) {
+      out[item.name] = item.value.detach().contiguous();
+    }
+    for (const auto& item : module.named_buffers(/*recurse=*/true)) {
+      if (OpenAIIgnorable().count(item.name) != 0) continue;
+      out[item.name] = item.value.detach().contiguous();
+    }
+    return out;
+  });
+}
+
+// ---- Hugging Face ---------------------------------------------------------
+
+absl::StatusOr<int64_t> JsonInt(const std::string& file, const nlohmann::json& obj, const std::string& section,
+                                const char* key, int64_t fallback) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return fallback;
+  if (!it->is_number_integer()) {
+    return absl::InvalidArgumentError(absl::StrCat(file, ": ", section, key, " is not an integer"));
+  }
+  return it->get<int64_t>();
+}
+
+absl::StatusOr<ClipConfig> ReadHfConfig(const std::string& file, int64_t* text_mlp, int64_t* vision_mlp) {
+  ASSIGN_OR_RETURN(std::string text, util::ReadFile(file, uint64_t{1} << 20));
+  nlohmann::json root = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded() || !root.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(file, ": not a JSON object"));
+  }
+  static const nlohmann::json kEmpty = nlohmann::json::object();
+  auto section = [&](const char* name) -> absl::StatusOr<const nlohmann::json*> {
+    auto it = root.find(name);
+    if (it == root.end() || it->is_null()) return &kEmpty;
+    if (!it->is_object()) return absl::InvalidArgumentError(absl::StrCat(file, ": ", name, " is not an object"));
+    return &*it;
+  };
+  ASSIGN_OR_RETURN(const nlohmann::json* tc, section("text_config"));
+  ASSIGN_OR_RETURN(const nlohmann::json* vc, section("vision_config"));
+  for (const auto& [sec, obj] : {std::pair<const char*, const nlohmann::json*>{"text_config", tc}, {"vision_config", vc}}) {
+    auto act = obj->find("hidden_act");
+    if (act != obj->end() && !(act->is_string() && act->get<std::string>() == "quick_gelu")) {
+      return absl::InvalidArgumentError(absl::StrCat(file, ": ", sec, ".hidden_act is ", act->dump(),
+                                                     "; only quick_gelu (OpenAI CLIP) is supported"));
+    }
+  }
+  // Defaults are transformers' CLIPConfig defaults: save_pretrained omits them.
+  ClipConfig c;
+  ASSIGN_OR_RETURN(c.embed_dim, JsonInt(file, root, "", "projection_dim", 512));
+  ASSIGN_OR_RETURN(c.text_width, JsonInt(file, *tc, "text_config.", "hidden_size", 512));
+  ASSIGN_OR_RETURN(*text_mlp, JsonInt(file, *tc, "text_config.", "intermediate_size", 2048));
+  ASSIGN_OR_RETURN(c.text_layers, JsonInt(file, *tc, "text_config.", "num_hidden_layers", 12));
+  ASSIGN_OR_RETURN(c.text_heads, JsonInt(file, *tc, "text_config.", "num_attention_heads", 8));
+  ASSIGN_OR_RETURN(c.context_length, JsonInt(file, *tc, "text_config.", "max_position_embeddings", 77));
+  ASSIGN_OR_RETURN(c.vocab_size, JsonInt(file, *tc, "text_config.", "vocab_size", 49408));
+  ASSIGN_OR_RETURN(c.vision_width, JsonInt(file, *vc, "vision_config.", "hidden_size", 768));
+  ASSIGN_OR_RETURN(*vision_mlp, JsonInt(file, *vc, "vision_config.", "intermediate_size", 3072));
+  ASSIGN_OR_RETURN(c.vision_layers, JsonInt(file, *vc, "vision_config.", "num_hidden_layers", 12));
+  ASSIGN_OR_RETURN(c.vision_heads, JsonInt(file, *vc, "vision_config.", "num_attention_heads", 12));
+  ASSIGN_OR_RETURN(c.image_resolution, JsonInt(file, *vc, "vision_config.", "image_size", 224));
+  ASSIGN_OR_RETURN(c.vision_patch_size, JsonInt(file, *vc, "vision_config.", "patch_size", 32));
+  auto eps = vc->find("layer_norm_eps");
+  if (eps != vc->end() && eps->is_number()) c.layer_norm_eps = eps->get<double>();
+  if (absl::Status s = ValidateConfig(c); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(file, ": ", s.message()));
+  }
+  if (*text_mlp != 4 * c.text_width || *vision_mlp != 4 * c.vision_width) {
+    return absl::InvalidArgumentError(absl::StrCat(file, ": intermediate_size must be 4 x hidden_size (text ",
+                                                   *text_mlp, " vs ", c.text_width, ", vision ", *vision_mlp,
+                                                   " vs ", c.vision_width, ")"));
+  }
+  return c;
+}
+
+Shapes HfShapes(const ClipConfig& c) {
+  Shapes s;
+  const int64_t vw = c.vision_width;
+  const int64_t tw = c.text_width;
+  s["vision_model.embeddings.class_embedding"] = {vw};
+  s["vision_model.embeddings.patch_embedding.weight"] = {vw, 3, c.vision_patch_size, c.vision_patch_size};
+  s["vision_model.embeddings.position_embedding.weight"] = {c.num_patches() + 1, vw};
+  s["vision_model.pre_layrnorm.weight"] = {vw};
+  s["vision_model.pre_layrnorm.bias"] = {vw};
+  s["vision_model.post_layernorm.weight"] = {vw};
+  s["vision_model.post_layernorm.bias"] = {vw};
+  s["visual_projection.weight"] = {c.embed_dim, vw};
+  s["text_model.embeddings.token_embedding.weight"] = {c.vocab_size, tw};
+  s["text_model.embeddings.position_embedding.weight"] = {c.context_length, tw};
+  s["text_model.final_layer_norm.weight"] = {tw};
+  s["text_model.final_layer_norm.bias"] = {tw};
+  s["text_projection.weight"] = {c.embed_dim, tw};
+  s["logit_scale"] = {};
+  auto layers = [&](const std::string& tower, int64_t n, int64_t w) {
+    for (int64_t i = 0; i < n; ++i) {
+      const std::string p = absl::StrCat(tower, ".encoder.layers.", i, ".");
+      for (const char* proj : {"q_proj", "k_proj", "v_proj", "out_proj"}) {
+        s[absl::StrCat(p, "self_attn.", proj, ".weight")] = {w, w};
+        s[absl::StrCat(p, "self_attn.", proj, ".bias")] = {w};
+      }
+      for (const char* ln : {"layer_norm1", "layer_norm2"}) {
+        s[absl::StrCat(p, ln, ".weight")] = {w};
+        s[absl::StrCat(p, ln, ".bias")] = {w};
+      }
+      s[p + "mlp.fc1.weight"] = {4 * w, w};
+      s[p + "mlp.fc1.bias"] = {4 * w};
+      s[p + "mlp.fc2.weight"] = {w, 4 * w};
+      s[p + "mlp.fc2.bias"] = {w};
+    }
+  };
+  layers("vision_model", c.vision_layers, vw);
+  layers("text_model", c.text_layers, tw);
+  return s;
+}
+
+absl::StatusOr<LoadedCheckpoint> LoadHf(const std::string& dir) {
+  const std::string config_path = JoinPath(dir, "config.json");
+  const std::string weights_path = JoinPath(dir, "model.safetensors");
+  if (!IsFile(config_path)) {
+    return absl::NotFoundError(absl::StrCat(dir, ": Hugging Face directory without config.json"));
+  }
+  if (!IsFile(weights_path)) {
+    return absl::NotFoundError(absl::StrCat(dir, ": Hugging Face directory without model.safetensors"));
+  }
+  int64_t text_mlp = 0;
+  int64_t vision_mlp = 0;
+  ASSIGN_OR_RETURN(ClipConfig config, ReadHfConfig(config_path, &text_mlp, &vision_mlp));
+  ASSIGN_OR_RETURN(SafetensorsContents file, ReadSafetensors(weights_path));
+  Weights& hf = file.tensors;
+  RETURN_IF_ERROR(CheckWeights(weights_path, HfShapes(config), hf,
+                               {"text_model.embeddings.position_ids", "vision_model.embeddings.position_ids"}));
+  LoadedCheckpoint ck;
+  ck.layout = CheckpointLayout::kHuggingFaceDirectory;
+  ck.config = config;
+  RETURN_IF_ERROR(util::TorchCall(absl::StrCat(weights_path, ": convert to OpenAI names"), [&]() {
+    Weights& w = ck.weights;
+    auto take = [&](const std::string& to, const std::string& from) { w[to] = hf.at(from); };
+    take("visual.class_embedding", "vision_model.embeddings.class_embedding");
+    take("visual.conv1.weight", "vision_model.embeddings.patch_embedding.weight");
+    take("visual.positional_embedding", "vision_model.embeddings.position_embedding.weight");
+    take("visual.ln_pre.weight", "vision_model.pre_layrnorm.weight");
+    take("visual.ln_pre.bias", "vision_model.pre_layrnorm.bias");
+    take("visual.ln_post.weight", "vision_model.post_layernorm.weight");
+    take("visual.ln_post.bias", "vision_model.post_layernorm.bias");
+    w["visual.proj"] = hf.at("visual_projection.weight").t().contiguous();
+    take("token_embedding.weight", "text_model.embeddings.token_embedding.weight");
+    take("positional_embedding", "text_model.embeddings.position_embedding.weight");
+    take("ln_final.weight", "text_model.final_layer_norm.weight");
+    take("ln_final.bias", "text_model.final_layer_norm.bias");
+    w["text_projection"] = hf.at("text_projection.weight").t().contiguous();
+    take("logit_scale", "logit_scale");
+    auto blocks = [&](const std::string& from_tower, const std::string& to_prefix, int64_t n) {
+      for (int64_t i = 0; i < n; ++i) {
+        const std::string f = absl::StrCat(from_tower, ".encoder.layers.", i, ".");
+        const std::string t = absl::StrCat(to_prefix, i, ".");
+        for (const char* kind : {"weight", "bias"}) {
+          w[absl::StrCat(t, "attn.in_proj_", kind)] =
+              torch::cat({hf.at(absl::StrCat(f, "self_attn.q_proj.", kind)),
+                          hf.at(absl::StrCat(f, "self_attn.k_proj.", kind)),
+                          hf.at(absl::StrCat(f, "self_attn.v_proj.", kind))},
+                         0);
+          take(absl::StrCat(t, "attn.out_proj.", kind), absl::StrCat(f, "self_attn.out_proj.", kind));
+          take(absl::StrCat(t, "ln_1.", kind), absl::StrCat(f, "layer_norm1.", kind));
+          take(absl::StrCat(t, "ln_2.", kind), absl::StrCat(f, "layer_norm2.", kind));
+          take(absl::StrCat(t, "mlp.c_fc.", kind), absl::StrCat(f, "mlp.fc1.", kind));
+          take(absl::StrCat(t, "mlp.c_proj.", kind), absl::StrCat(f, "mlp.fc2.", kind));
+        }
+      }
+    };
+    blocks("vision_model", "visual.transformer.resblocks.", config.vision_layers);
+    blocks("text_model", "transformer.resblocks.", config.text_layers);
+  }));
+  return ck;
+}
+
+std::string TokenizerDirFor(const std::string& dir) {
+  if (IsFile(JoinPath(dir, "vocab.json")) && IsFile(JoinPath(dir, "merges.txt"))) return dir;
+  return "";
+}
+
+}  // namespace
+
+const char* CheckpointLayoutName(CheckpointLayout layout) {
+  switch (layout) {
+    case CheckpointLayout::kOpenAISafetensors:
+      return "openai-safetensors";
+    case CheckpointLayout::kTorchSaveStateDict:
+      return "torch-save-state-dict";
+    case CheckpointLayout::kTorchScriptArchive:
+      return "torchscript-archive";
+    case CheckpointLayout::kHuggingFaceDirectory:
+      return "huggingface-directory";
+  }
+  return "unknown";
+}
+
+Shapes ExpectedWeightShapes(const ClipConfig& c) {
+  Shapes s;
+  const int64_t vw = c.vision_width;
+  const int64_t tw = c.text_width;
+  s["visual.conv1.weight"] = {vw, 3, c.vision_patch_size, c.vision_patch_size};
+  s["visual.class_embedding"] = {vw};
+  s["visual.positional_embedding"] = {c.num_patches() + 1, vw};
+  s["visual.ln_pre.weight"] = {vw};
+  s["visual.ln_pre.bias"] = {vw};
+  s["visual.ln_post.weight"] = {vw};
+  s["visual.ln_post.bias"] = {vw};
+  s["visual.proj"] = {vw, c.embed_dim};
+  for (int64_t i = 0; i < c.vision_layers; ++i) {
+    AddBlockShapes(s, absl::StrCat("visual.transformer.resblocks.", i, "."), vw);
+  }
+  s["token_embedding.weight"] = {c.vocab_size, tw};
+  s["positional_embedding"] = {c.context_length, tw};
+  s["ln_final.weight"] = {tw};
+  s["ln_final.bias"] = {tw};
+  s["text_projection"] = {tw, c.embed_dim};
+  s["logit_scale"] = {};
+  for (int64_t i = 0; i < c.text_layers; ++i) {
+    AddBlockShapes(s, absl::StrCat("transformer.resblocks.", i, "."), tw);
+  }
+  return s;
+}
+
+absl::StatusOr<std::string> WeightsFingerprint(const Weights& weights) {
+  return util::TorchCall("WeightsFingerprint", [&]() {
+    uint64_t h = util::Fnv1a64(nullptr, 0);
+    for (const auto& [name, tensor] : weights) {
+      h = util::Fnv1a64(name.data(), name.size(), h);
+      const int64_t rank = tensor.dim();
+      h = util::Fnv1a64(&rank, sizeof(rank), h);
+      for (int64_t d : tensor.sizes()) h = util::Fnv1a64(&d, sizeof(d), h);
+      torch::Tensor f = tensor.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+      h = util::Fnv1a64(f.data_ptr(), static_cast<size_t>(f.numel()) * sizeof(float), h);
+    }
+    char hex[17];
+    std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
+    return std::string(hex);
+  });
+}
+
+absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& path) {
+  LoadedCheckpoint ck;
+  if (IsDirectory(path)) {
+    ASSIGN_OR_RETURN(ck, LoadHf(path));
+    ck.tokenizer_dir = TokenizerDirFor(path);
+  } else {
+    if (!IsFile(path)) return absl::NotFoundError(absl::StrCat(path, ": no such checkpoint file or directory"));
+    ASSIGN_OR_RETURN(std::string bytes, util::ReadFile(path));
+    Weights weights;
+    if (bytes.size() >= 4 && bytes.compare(0, 4, "PK\x03\x04") == 0) {
+      // Both torch.save and TorchScript write zip archives; only TorchScript
+      // has compiled code and a constants table.
+      const bool script = bytes.find("/constants.pkl") != std::string::npos ||
+                          bytes.find("/code/__torch__") != std::string::npos;
+      if (script) {
+        ck.layout = CheckpointLayout::kTorchScriptArchive;
+        ASSIGN_OR_RETURN(weights, ReadTorchScript(path, bytes));
+      } else {
+        ck.layout = CheckpointLayout::kTorchSaveStateDict;
+        ASSIGN_OR_RETURN(weights, ReadTorchSaveDict(path, bytes));
+      }
+    } else if (bytes.size() >= 9 && bytes[8] == '{') {
+      ck.layout = CheckpointLayout::kOpenAISafetensors;
+      ASSIGN_OR_RETURN(SafetensorsContents file, ParseSafetensors(bytes, path));
+      weights = std::move(file.tensors);
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": not a recognised checkpoint (expected safetensors, a torch.save zip or a TorchScript zip)"));
+    }
+    bytes.clear();
+    bytes.shrink_to_fit();
+    ASSIGN_OR_RETURN(ck.config, InferOpenAIConfig(path, weights));
+    RETURN_IF_ERROR(CheckWeights(path, ExpectedWeightShapes(ck.config), weights, OpenAIIgnorable()));
+    ck.weights = std::move(weights);
+    ck.tokenizer_dir = TokenizerDirFor(ParentDir(path));
+  }
+  ASSIGN_OR_RETURN(ck.fingerprint, WeightsFingerprint(ck.weights));
+  return ck;
+}
+
+}  // namespace provp::clip
