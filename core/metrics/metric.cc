@@ -27,14 +27,14 @@ void Counter::Increment(double delta) {
 void Gauge::Increment(double delta) { AtomicAdd(value_, delta); }
 
 void Gauge::SetCallback(std::function<double()> fn) {
-  absl::MutexLock lock(&callback_mu_);
+  std::lock_guard<std::mutex> lock(callback_mu_);
   has_callback_.store(static_cast<bool>(fn), std::memory_order_release);
   callback_ = std::move(fn);
 }
 
 double Gauge::Value() const {
   if (has_callback_.load(std::memory_order_acquire)) {
-    absl::MutexLock lock(&callback_mu_);
+    std::lock_guard<std::mutex> lock(callback_mu_);
     if (callback_) {
       // A scrape must never take the process down because a probe of some
       // other subsystem failed; NaN tells the operator the value is unknown.

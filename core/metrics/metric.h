@@ -9,11 +9,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include "absl/synchronization/mutex.h"
 
 namespace provp::metrics {
 
@@ -80,8 +79,8 @@ class Gauge {
  private:
   std::atomic<double> value_{0.0};
   std::atomic<bool> has_callback_{false};
-  mutable absl::Mutex callback_mu_;
-  std::function<double()> callback_ ABSL_GUARDED_BY(callback_mu_);
+  mutable std::mutex callback_mu_;
+  std::function<double()> callback_;  // guarded by callback_mu_
 };
 
 // Distribution with fixed bucket upper bounds (Prometheus `le` semantics: a

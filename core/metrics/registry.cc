@@ -213,7 +213,7 @@ absl::StatusOr<Family<Counter>*> Registry::AddCounter(absl::string_view name,
                                                       absl::string_view help,
                                                       std::vector<std::string> label_names,
                                                       FamilyOptions options) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::shared_mutex> lock(mu_);
   if (absl::Status s = CheckNewLocked(name, help, MetricType::kCounter, label_names, options);
       !s.ok()) {
     return s;
@@ -229,7 +229,7 @@ absl::StatusOr<Family<Counter>*> Registry::AddCounter(absl::string_view name,
 absl::StatusOr<Family<Gauge>*> Registry::AddGauge(absl::string_view name, absl::string_view help,
                                                   std::vector<std::string> label_names,
                                                   FamilyOptions options) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::shared_mutex> lock(mu_);
   if (absl::Status s = CheckNewLocked(name, help, MetricType::kGauge, label_names, options);
       !s.ok()) {
     return s;
@@ -252,7 +252,7 @@ absl::StatusOr<Family<Histogram>*> Registry::AddHistogram(absl::string_view name
     return absl::InvalidArgumentError(
         absl::StrCat("histogram '", name, "': ", bounds.status().message()));
   }
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::shared_mutex> lock(mu_);
   if (absl::Status s = CheckNewLocked(name, help, MetricType::kHistogram, label_names, options);
       !s.ok()) {
     return s;
@@ -272,7 +272,7 @@ std::vector<FamilySnapshot> Registry::Collect() const {
   // blocking registration.
   std::vector<const FamilyBase*> families;
   {
-    absl::ReaderMutexLock lock(&mu_);
+    std::shared_lock<std::shared_mutex> lock(mu_);
     families.reserve(families_.size());
     for (const auto& [name, family] : families_) families.push_back(family.get());
   }
@@ -283,7 +283,7 @@ std::vector<FamilySnapshot> Registry::Collect() const {
 }
 
 std::vector<std::string> Registry::FamilyNames() const {
-  absl::ReaderMutexLock lock(&mu_);
+  std::shared_lock<std::shared_mutex> lock(mu_);
   std::vector<std::string> names;
   names.reserve(families_.size());
   for (const auto& [name, family] : families_) names.push_back(name);

@@ -17,6 +17,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,7 +26,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "core/metrics/metric.h"
 
 namespace provp::metrics {
@@ -92,7 +93,10 @@ class FamilyBase {
   const FamilyOptions options_;
   std::vector<bool> fold_mask_;  // per label: folds at the cap
   std::atomic<uint64_t> folded_{0};
-  mutable absl::Mutex mu_;
+  // Guards the derived class's metric map. A std::shared_mutex (not
+  // absl::Mutex) so ThreadSanitizer, which cannot see inside the distro's
+  // uninstrumented Abseil, checks this locking too.
+  mutable std::shared_mutex mu_;
 };
 
 namespace internal {
@@ -122,18 +126,16 @@ class Family final : public FamilyBase {
   T& WithLabels(const std::vector<std::string>& values) {
     std::vector<std::string> key = NormalizeValues(values);
     {
-      absl::ReaderMutexLock lock(&mu_);
+      std::shared_lock<std::shared_mutex> lock(mu_);
       auto it = metrics_.find(key);
       if (it != metrics_.end()) return *it->second;
     }
-    absl::MutexLock lock(&mu_);
+    std::unique_lock<std::shared_mutex> lock(mu_);
     auto it = metrics_.find(key);
     if (it != metrics_.end()) return *it->second;
     key = AdmitKeyLocked(
         std::move(key),
-        [this](const std::vector<std::string>& k) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-          return metrics_.count(k) > 0;
-        },
+        [this](const std::vector<std::string>& k) { return metrics_.count(k) > 0; },
         metrics_.size());
     std::unique_ptr<T>& slot = metrics_[key];
     if (!slot) slot = factory_();
@@ -144,7 +146,7 @@ class Family final : public FamilyBase {
   T& Get() { return WithLabels({}); }
 
   size_t size() const override {
-    absl::ReaderMutexLock lock(&mu_);
+    std::shared_lock<std::shared_mutex> lock(mu_);
     return metrics_.size();
   }
 
@@ -153,7 +155,7 @@ class Family final : public FamilyBase {
     snapshot.name = name_;
     snapshot.help = help_;
     snapshot.type = type_;
-    absl::ReaderMutexLock lock(&mu_);
+    std::shared_lock<std::shared_mutex> lock(mu_);
     snapshot.metrics.reserve(metrics_.size());
     for (const auto& [values, metric] : metrics_) {
       MetricSnapshot m;
@@ -168,7 +170,7 @@ class Family final : public FamilyBase {
   const Factory factory_;
   // std::map keeps exposition order deterministic; unique_ptr keeps the
   // references handed out stable across inserts.
-  std::map<std::vector<std::string>, std::unique_ptr<T>> metrics_ ABSL_GUARDED_BY(mu_);
+  std::map<std::vector<std::string>, std::unique_ptr<T>> metrics_;  // guarded by mu_
 };
 
 // Owns families. Names follow Prometheus rules ([a-zA-Z_:][a-zA-Z0-9_:]*);
@@ -202,14 +204,14 @@ class Registry {
  private:
   absl::Status CheckNewLocked(absl::string_view name, absl::string_view help, MetricType type,
                               const std::vector<std::string>& label_names,
-                              const FamilyOptions& options) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void InsertLocked(std::unique_ptr<FamilyBase> family) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                              const FamilyOptions& options) const;  // mu_ held
+  void InsertLocked(std::unique_ptr<FamilyBase> family);              // mu_ held
 
-  mutable absl::Mutex mu_;
-  std::map<std::string, std::unique_ptr<FamilyBase>> families_ ABSL_GUARDED_BY(mu_);
-  // Every sample name any family emits (histogram x -> x_bucket, x_sum, x_count).
-  std::map<std::string, std::string> series_owner_ ABSL_GUARDED_BY(mu_);
+  mutable std::shared_mutex mu_;
+  std::map<std::string, std::unique_ptr<FamilyBase>> families_;  // guarded by mu_
+  // Every sample name any family emits (histogram x -> x_bucket, x_sum,
+  // x_count), mapped to the family that emits it. Guarded by mu_.
+  std::map<std::string, std::string> series_owner_;
 };
 
 }  // namespace provp::metrics
