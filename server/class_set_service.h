@@ -1,0 +1,28 @@
+// provp.v1.ClassSetService: stored class lists (+ templates) that Classify
+// refers to by name. Create/Delete need admin, Get/List any key.
+// Thread-safe (state lives in the store).
+#pragma once
+
+#include "provp/v1/class_set.grpc.pb.h"
+#include "server/rpc.h"
+
+namespace provp::server {
+
+class ClassSetServiceImpl final : public v1::ClassSetService::Service {
+ public:
+  explicit ClassSetServiceImpl(ServerEnv* env) : env_(env) {}
+
+  grpc::Status CreateClassSet(grpc::ServerContext* ctx, const v1::CreateClassSetRequest* req,
+                              v1::ClassSet* resp) override;
+  grpc::Status GetClassSet(grpc::ServerContext* ctx, const v1::GetClassSetRequest* req,
+                           v1::ClassSet* resp) override;
+  grpc::Status ListClassSets(grpc::ServerContext* ctx, const v1::ListClassSetsRequest* req,
+                             v1::ListClassSetsResponse* resp) override;
+  grpc::Status DeleteClassSet(grpc::ServerContext* ctx, const v1::DeleteClassSetRequest* req,
+                              v1::DeleteClassSetResponse* resp) override;
+
+ private:
+  ServerEnv* env_;
+};
+
+}  // namespace provp::server

@@ -1,0 +1,280 @@
+// Implementation of server.h.
+#include "server/server.h"
+
+#include <filesystem>
+#include <mutex>
+#include <system_error>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "core/metrics/exposer.h"
+#include "core/metrics/registry.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
+#include "server/class_set_service.h"
+#include "server/classification_service.h"
+#include "server/dataset_service.h"
+#include "server/jobs.h"
+#include "server/prompt_set_service.h"
+#include "server/prompt_sets.h"
+#include "server/tuning_service.h"
+
+namespace provp::server {
+
+namespace fs = std::filesystem;
+
+struct Server::Impl {
+  ServerEnv env;
+  std::unique_ptr<engine::Engine> engine;
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<Logger> logger;
+  std::unique_ptr<ApiKeys> keys;
+  metrics::Registry registry;
+  std::unique_ptr<ServerMetrics> metrics;
+  std::unique_ptr<metrics::Exposer> exposer;
+  std::unique_ptr<Batcher> batcher;
+  std::unique_ptr<TextFeatureCache> text_cache;
+  std::unique_ptr<PromptSetManager> prompt_sets;
+  std::unique_ptr<JobManager> jobs;
+  std::unique_ptr<ClassificationServiceImpl> classification;
+  std::unique_ptr<ClassSetServiceImpl> class_sets;
+  std::unique_ptr<DatasetServiceImpl> datasets;
+  std::unique_ptr<PromptSetServiceImpl> prompt_set_service;
+  std::unique_ptr<TuningServiceImpl> tuning;
+  std::unique_ptr<grpc::Server> grpc_server;
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  int port = 0;
+  std::atomic<bool> ready{false};
+  std::mutex shutdown_mu;
+  bool shut_down = false;
+
+  void SetHealth(bool serving) {
+    ready = serving;
+    if (!grpc_server) return;
+    auto* health = grpc_server->GetHealthCheckService();
+    if (!health) return;
+    for (const char* svc : {"", "provp.v1.ClassificationService", "provp.v1.TuningService",
+                            "provp.v1.DatasetService", "provp.v1.PromptSetService",
+                            "provp.v1.ClassSetService"}) {
+      health->SetServingStatus(svc, serving);
+    }
+  }
+};
+
+Server::Server() : impl_(std::make_unique<Impl>()) {}
+
+Server::~Server() { Shutdown(); }
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
+                                                       std::unique_ptr<engine::Engine> engine) {
+  std::unique_ptr<Server> server(new Server());
+  Impl& m = *server->impl_;
+  m.logger = std::make_unique<Logger>(options.log_json ? LogFormat::kJson : LogFormat::kText);
+  std::error_code ec;
+  fs::create_directories(options.data_dir, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--data-dir ", options.data_dir, ": ", ec.message()));
+  }
+  fs::create_directories(fs::path(options.data_dir) / "datasets", ec);
+  fs::create_directories(fs::path(options.data_dir) / "jobs", ec);
+  ASSIGN_OR_RETURN(m.store, store::OpenSqliteStore(options.data_dir + "/state.db"));
+  if (options.api_keys_file.empty()) {
+    m.keys = ApiKeys::Disabled();
+  } else {
+    ASSIGN_OR_RETURN(m.keys, ApiKeys::Load(options.api_keys_file));
+  }
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key must be given together");
+  }
+  if (!options.tls_cert_file.empty()) {
+    grpc::SslServerCredentialsOptions ssl(
+        options.tls_client_ca_file.empty()
+            ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+            : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+    ASSIGN_OR_RETURN(pair.cert_chain, util::ReadFile(options.tls_cert_file, 1 << 20));
+    ASSIGN_OR_RETURN(pair.private_key, util::ReadFile(options.tls_key_file, 1 << 20));
+    ssl.pem_key_cert_pairs.push_back(pair);
+    if (!options.tls_client_ca_file.empty()) {
+      ASSIGN_OR_RETURN(ssl.pem_root_certs, util::ReadFile(options.tls_client_ca_file, 1 << 20));
+    }
+    m.credentials = grpc::SslServerCredentials(ssl);
+  } else {
+    if (!options.tls_client_ca_file.empty()) {
+      return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
+    }
+    m.credentials = grpc::InsecureServerCredentials();
+  }
+  if (options.limits.max_images_per_request <= 0 || options.batching.max_batch_size <= 0 ||
+      options.limits.max_message_bytes <= 0 || options.batching.max_queue_images <= 0) {
+    return absl::InvalidArgumentError("limits and batch sizes must be positive");
+  }
+  ASSIGN_OR_RETURN(m.metrics, ServerMetrics::Create(&m.registry));
+  m.engine = std::move(engine);
+  m.metrics->build_info
+      ->WithLabels({PROVP_VERSION, PROVP_LIBTORCH_VERSION, m.engine->info().device,
+                    m.engine->info().backbone.substr(0, 16)})
+      .Set(1);
+  ServerMetrics* sm = m.metrics.get();
+  BatcherHooks hooks;
+  hooks.on_execution = [sm](int n) {
+    sm->batch_size->Observe(n);
+    sm->inferences->Increment(n);
+    sm->executions->Increment();
+  };
+  hooks.on_dequeue = [sm](const std::string& ps, double seconds) {
+    sm->queue_duration->WithLabels({ps.empty() ? "zero_shot" : ps}).Observe(seconds);
+  };
+  hooks.on_reject = [sm](const std::string& reason) {
+    sm->rejected->WithLabels({reason}).Increment();
+  };
+  hooks.on_queue_depth = [sm](int n) { sm->queue_depth->Set(n); };
+  m.batcher = std::make_unique<Batcher>(m.engine.get(), options.batching, hooks);
+  m.text_cache = std::make_unique<TextFeatureCache>(options.text_cache_bytes);
+
+  m.env.options = options;
+  m.env.engine = m.engine.get();
+  m.env.store = m.store.get();
+  m.env.logger = m.logger.get();
+  m.env.keys = m.keys.get();
+  m.env.metrics = m.metrics.get();
+  m.env.batcher = m.batcher.get();
+  m.env.text_cache = m.text_cache.get();
+  m.prompt_sets = std::make_unique<PromptSetManager>(&m.env);
+  m.env.prompt_sets = m.prompt_sets.get();
+  m.jobs = std::make_unique<JobManager>(&m.env);
+  m.env.jobs = m.jobs.get();
+  m.classification = std::make_unique<ClassificationServiceImpl>(&m.env);
+  m.class_sets = std::make_unique<ClassSetServiceImpl>(&m.env);
+  m.datasets = std::make_unique<DatasetServiceImpl>(&m.env);
+  m.prompt_set_service = std::make_unique<PromptSetServiceImpl>(&m.env);
+  m.tuning = std::make_unique<TuningServiceImpl>(&m.env);
+  return server;
+}
+
+absl::Status Server::Start() {
+  Impl& m = *impl_;
+  const ServerOptions& o = m.env.options;
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(o.listen_address, m.credentials, &m.port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(o.limits.max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(o.limits.max_message_bytes));
+  // Long Watch streams: let clients ping (>= 10 s apart) even without calls,
+  // so proxies and clients do not see GOAWAY too_many_pings.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60000);
+  grpc::ResourceQuota quota("provp");
+  quota.SetMaxThreads(std::max(4, o.max_rpc_threads));
+  builder.SetResourceQuota(quota);
+  builder.RegisterService(m.classification.get());
+  builder.RegisterService(m.class_sets.get());
+  builder.RegisterService(m.datasets.get());
+  builder.RegisterService(m.prompt_set_service.get());
+  builder.RegisterService(m.tuning.get());
+  m.grpc_server = builder.BuildAndStart();
+  if (!m.grpc_server || m.port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", o.listen_address));
+  }
+  m.SetHealth(false);
+  if (o.metrics_port >= 0) {
+    metrics::ExposerOptions eo;
+    eo.bind_address = o.metrics_bind_address;
+    eo.port = o.metrics_port;
+    Impl* impl = &m;
+    eo.ready = [impl] { return impl->ready.load(); };
+    ASSIGN_OR_RETURN(m.exposer, metrics::Exposer::Create(&m.registry, eo));
+  }
+  m.logger->Info("listening", {{"port", absl::StrCat(m.port)},
+                               {"metrics_port", absl::StrCat(metrics_port())}});
+  absl::Time warm_start = absl::Now();
+  absl::Status warm = m.engine->Warmup();
+  if (!warm.ok()) {
+    m.logger->Error("engine warm-up failed; staying NOT_SERVING", {{"error", warm.ToString()}});
+    return warm;
+  }
+  m.logger->Info("engine warmed",
+                 {{"seconds", absl::StrCat(absl::ToDoubleSeconds(absl::Now() - warm_start))}});
+  m.prompt_sets->Recover();
+  m.jobs->Start();
+  // The port file is written last, so a test that sees it can rely on
+  // SERVING.
+  m.SetHealth(true);
+  if (!o.port_file.empty()) {
+    RETURN_IF_ERROR(util::WriteFileAtomic(o.port_file, absl::StrCat(m.port, "\n")));
+  }
+  m.logger->Info("serving");
+  return absl::OkStatus();
+}
+
+void Server::Wait() {
+  if (impl_->grpc_server) impl_->grpc_server->Wait();
+}
+
+void Server::Shutdown() {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.shutdown_mu);
+  if (m.shut_down) return;
+  m.shut_down = true;
+  if (m.logger) m.logger->Info("shutting down: draining");
+  m.env.draining = true;
+  m.SetHealth(false);
+  if (m.jobs) m.jobs->Stop();
+  if (m.grpc_server) {
+    auto deadline = std::chrono::system_clock::now() +
+                    std::chrono::milliseconds(
+                        static_cast<int64_t>(m.env.options.shutdown_grace_seconds * 1000));
+    m.grpc_server->Shutdown(deadline);
+  }
+  m.batcher.reset();
+  m.exposer.reset();
+  if (m.logger) m.logger->Info("stopped");
+}
+
+int Server::port() const { return impl_->port; }
+
+int Server::metrics_port() const { return impl_->exposer ? impl_->exposer->port() : -1; }
+
+std::string Server::ConfigSummary() const {
+  const ServerOptions& o = impl_->env.options;
+  const Limits& l = o.limits;
+  const engine::ModelInfo& info = impl_->engine->info();
+  std::vector<std::string> lines = {
+      absl::StrCat("listen_address=", o.listen_address),
+      absl::StrCat("metrics_port=", o.metrics_port),
+      absl::StrCat("data_dir=", o.data_dir),
+      absl::StrCat("dataset_roots=", absl::StrJoin(o.dataset_roots, ",")),
+      absl::StrCat("api_keys=", o.api_keys_file.empty()
+                                    ? std::string("OFF (no authentication)")
+                                    : absl::StrCat(o.api_keys_file, " (", impl_->keys->size(),
+                                                   " keys)")),
+      absl::StrCat("tls=", o.tls_cert_file.empty() ? "off" : "on",
+                   o.tls_client_ca_file.empty() ? "" : " (mTLS)"),
+      absl::StrCat("backbone=", info.backbone, " (", info.description, ") device=", info.device),
+      absl::StrCat("max_message_bytes=", l.max_message_bytes,
+                   " max_images_per_request=", l.max_images_per_request,
+                   " max_pixels_per_image=", l.max_pixels_per_image),
+      absl::StrCat("max_classes_per_request=", l.max_classes_per_request,
+                   " max_name_length=", l.max_name_length, " max_datasets=", l.max_datasets,
+                   " max_jobs=", l.max_jobs, " max_queued_jobs=", l.max_queued_jobs,
+                   " max_upload_bytes=", l.max_upload_bytes),
+      absl::StrCat("batching: max_batch_size=", o.batching.max_batch_size,
+                   " max_queue_delay_us=", o.batching.max_queue_delay_us,
+                   " max_queue_images=", o.batching.max_queue_images,
+                   " workers=", o.batching.num_workers),
+      absl::StrCat("text_cache_bytes=", o.text_cache_bytes,
+                   " auto_load_prompt_sets=", o.auto_load_prompt_sets ? "true" : "false",
+                   " log_format=", o.log_json ? "json" : "text")};
+  return absl::StrJoin(lines, "\n");
+}
+
+}  // namespace provp::server

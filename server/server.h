@@ -1,0 +1,47 @@
+// The provp gRPC server: wires the store, engine, batcher, caches, job
+// runner and services together, adds grpc.health.v1 (SERVING only once the
+// engine is warmed; NOT_SERVING while draining) and server reflection, and
+// owns the optional /metrics endpoint. Lifecycle: Create -> Start -> Wait
+// (or Shutdown from another thread, e.g. the signal handler).
+// Thread-safe: Shutdown may be called from any thread, once or more.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/engine/engine.h"
+#include "server/server_options.h"
+
+namespace provp::server {
+
+class Server {
+ public:
+  // Opens (creates) the data dir and database, reads keys and TLS files.
+  // Errors name the offending file or option.
+  static absl::StatusOr<std::unique_ptr<Server>> Create(ServerOptions options,
+                                                        std::unique_ptr<engine::Engine> engine);
+  ~Server();
+
+  // Binds the port, warms the engine, reloads prompt sets, recovers jobs and
+  // reports SERVING. Writes options.port_file once the port is bound.
+  absl::Status Start();
+  // Blocks until Shutdown has completed.
+  void Wait();
+  // Drain: NOT_SERVING, refuse new work, stop the running job at a step
+  // boundary (it resumes from its last epoch checkpoint on the next start),
+  // finish in-flight RPCs (up to the grace period), stop.
+  void Shutdown();
+
+  int port() const;
+  int metrics_port() const;
+  // One line per option, secrets omitted, for the start-up log.
+  std::string ConfigSummary() const;
+
+ private:
+  Server();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace provp::server

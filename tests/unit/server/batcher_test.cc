@@ -1,0 +1,138 @@
+// Dynamic batching: concurrent requests share executions, results go back
+// to the right request, expired work never reaches the engine, and a full
+// queue is RESOURCE_EXHAUSTED.
+#include "server/batcher.h"
+
+#include <thread>
+
+#include "core/engine/fake_engine.h"
+#include "gtest/gtest.h"
+#include "server/errors.h"
+#include "server/text_cache.h"
+#include "tests/testing/status_matchers.h"
+
+namespace provp::server {
+namespace {
+
+using ::provp::testing::StatusIs;
+
+engine::Image Solid(uint8_t r, uint8_t g, uint8_t b) {
+  engine::Image img{4, 4, {}};
+  for (int i = 0; i < 16; ++i) img.rgb.insert(img.rgb.end(), {r, g, b});
+  return img;
+}
+
+TEST(BatcherTest, ConcurrentRequestsShareExecutionsAndGetTheirOwnRows) {
+  engine::FakeEngineOptions fo;
+  fo.encode_milliseconds = 20;
+  engine::FakeEngine eng(fo);
+  BatchingOptions bo;
+  bo.max_batch_size = 64;
+  bo.max_queue_delay_us = 20000;
+  Batcher batcher(&eng, bo);
+  const int kClients = 8;
+  std::vector<engine::Image> images;
+  for (int i = 0; i < kClients; ++i) images.push_back(Solid(i % 2 ? 255 : 0, i % 2 ? 0 : 255, 0));
+  std::vector<absl::StatusOr<BatchResult>> results(kClients, absl::UnknownError(""));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kClients; ++i) {
+    threads.emplace_back([&, i] {
+      results[i] = batcher.Encode("", {&images[i]}, absl::InfiniteFuture(), nullptr);
+    });
+  }
+  for (auto& t : threads) t.join();
+  auto expected = eng.EncodeImages({&images[0], &images[1]}, "");
+  ASSERT_OK(expected);
+  int max_batch = 0;
+  for (int i = 0; i < kClients; ++i) {
+    ASSERT_OK(results[i]);
+    ASSERT_EQ(results[i]->features.rows, 1);
+    // Odd clients sent red, even green: rows must match their own image.
+    EXPECT_FLOAT_EQ(results[i]->features.data[0], expected->row(i % 2)[0]);
+    max_batch = std::max(max_batch, results[i]->batch_size);
+  }
+  EXPECT_GT(max_batch, 1);
+  EXPECT_LT(eng.encode_calls(), 1 + kClients);  // +1: the call computing `expected`
+}
+
+TEST(BatcherTest, ExpiredDeadlineIsDroppedBeforeTheEngine) {
+  engine::FakeEngine eng;
+  Batcher batcher(&eng, BatchingOptions{});
+  engine::Image img = Solid(1, 2, 3);
+  auto r = batcher.Encode("", {&img}, absl::Now() - absl::Seconds(1), nullptr);
+  EXPECT_THAT(r, StatusIs(absl::StatusCode::kDeadlineExceeded));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(eng.encode_calls(), 0);
+}
+
+TEST(BatcherTest, FullQueueIsResourceExhausted) {
+  engine::FakeEngineOptions fo;
+  fo.encode_milliseconds = 200;
+  engine::FakeEngine eng(fo);
+  BatchingOptions bo;
+  bo.max_batch_size = 1;
+  bo.max_queue_images = 2;
+  bo.max_queue_delay_us = 0;
+  Batcher batcher(&eng, bo);
+  engine::Image img = Solid(1, 2, 3);
+  std::vector<std::thread> threads;
+  std::atomic<int> exhausted{0};
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&] {
+      auto r = batcher.Encode("", {&img}, absl::InfiniteFuture(), nullptr);
+      if (r.status().code() == absl::StatusCode::kResourceExhausted) {
+        EXPECT_EQ(ReasonOf(r.status()), "QUEUE_FULL");
+        ++exhausted;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_GT(exhausted.load(), 0);
+}
+
+TEST(BatcherTest, EngineErrorsReachEveryRequestOfTheBatch) {
+  engine::FakeEngineOptions fo;
+  fo.fail_encode = true;
+  engine::FakeEngine eng(fo);
+  Batcher batcher(&eng, BatchingOptions{});
+  engine::Image img = Solid(1, 2, 3);
+  EXPECT_THAT(batcher.Encode("", {&img}, absl::InfiniteFuture(), nullptr),
+              StatusIs(absl::StatusCode::kInternal));
+  EXPECT_THAT(batcher.Encode("missing", {&img}, absl::InfiniteFuture(), nullptr),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+TEST(TextFeatureCacheTest, HitsMissesAndEviction) {
+  TextFeatureCache cache(/*capacity_bytes=*/2000);
+  int computed = 0;
+  auto make = [&] {
+    ++computed;
+    engine::FeatureMatrix m;
+    m.rows = 2;
+    m.dim = 100;
+    m.data.assign(200, 1.0f);  // 800 bytes
+    return absl::StatusOr<engine::FeatureMatrix>(m);
+  };
+  std::string a = TextFeatureCache::Key("bb", {"t"}, {"cat", "dog"});
+  std::string b = TextFeatureCache::Key("bb", {"t"}, {"catdog"});
+  EXPECT_NE(a, b);
+  EXPECT_NE(a, TextFeatureCache::Key("other", {"t"}, {"cat", "dog"}));
+  ASSERT_OK(cache.GetOrCompute(a, make));
+  ASSERT_OK(cache.GetOrCompute(a, make));
+  EXPECT_EQ(computed, 1);
+  EXPECT_EQ(cache.hits(), 1);
+  EXPECT_EQ(cache.misses(), 1);
+  ASSERT_OK(cache.GetOrCompute(b, make));
+  ASSERT_OK(cache.GetOrCompute(TextFeatureCache::Key("bb", {}, {"x"}), make));
+  EXPECT_LE(cache.bytes(), 2000);
+  EXPECT_EQ(cache.entries(), 2);  // `a` was evicted
+  ASSERT_OK(cache.GetOrCompute(a, make));
+  EXPECT_EQ(computed, 4);
+  auto failing = cache.GetOrCompute("k", [] {
+    return absl::StatusOr<engine::FeatureMatrix>(absl::InvalidArgumentError("bad"));
+  });
+  EXPECT_THAT(failing, StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace provp::server
