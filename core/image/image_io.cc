@@ -48,6 +48,10 @@ absl::Status Invalid(absl::string_view what) {
 struct Probe {
   ImageInfo info;
   size_t jpeg_scan_offset = 0;
+  // Uncompressed BMP: pixel data offset and bits per pixel, for the
+  // truncation check (OpenCV fills missing rows silently). 0 = unknown.
+  uint64_t bmp_data_offset = 0;
+  uint32_t bmp_bits_per_pixel = 0;
 };
 
 absl::StatusOr<Probe> ProbePng(const unsigned char* b, size_t n) {
@@ -140,15 +144,25 @@ absl::StatusOr<Probe> ProbeBmp(const unsigned char* b, size_t n) {
   p.info.format = ImageFormat::kBmp;
   const uint32_t info_size = Le32(b + 14);
   if (info_size == 12) {  // OS/2 BITMAPCOREHEADER: unsigned 16-bit sizes
-    if (n < 22) return Invalid("BMP header is truncated");
+    if (n < 26) return Invalid("BMP header is truncated");
     p.info.width = Le16(b + 18);
     p.info.height = Le16(b + 20);
+    p.bmp_bits_per_pixel = Le16(b + 24);
+    p.bmp_data_offset = Le32(b + 10);
   } else if (info_size >= 16 && info_size <= 1024) {
     if (n < 26) return Invalid("BMP header is truncated");
     const int64_t w = static_cast<int32_t>(Le32(b + 18));
     const int64_t h = static_cast<int32_t>(Le32(b + 22));
     p.info.width = w;
     p.info.height = h < 0 ? -h : h;  // negative height = top-down rows
+    // BI_RGB (0) and BI_BITFIELDS (3) store rows uncompressed.
+    if (info_size >= 40 && n >= 34) {
+      const uint32_t compression = Le32(b + 30);
+      if (compression == 0 || compression == 3) {
+        p.bmp_bits_per_pixel = Le16(b + 28);
+        p.bmp_data_offset = Le32(b + 10);
+      }
+    }
   } else {
     return Invalid(absl::StrCat("BMP: unsupported info header size ", info_size));
   }
@@ -292,6 +306,19 @@ absl::StatusOr<RgbImage> DecodeImage(absl::string_view bytes, const DecodeOption
     // grey; PIL (the reference) refuses such files, and so do we.
     if (bytes.find("\xFF\xD9", probe.jpeg_scan_offset) == absl::string_view::npos) {
       return Invalid("JPEG data is truncated (no end-of-image marker)");
+    }
+  }
+  if (info.format == ImageFormat::kBmp && probe.bmp_bits_per_pixel > 0 &&
+      probe.bmp_bits_per_pixel <= 32) {
+    // Rows are padded to 4 bytes. Sizes are below 2^31 and bpp <= 32, so the
+    // stride fits; the product is checked by division.
+    const uint64_t stride = (uint64_t(info.width) * probe.bmp_bits_per_pixel + 31) / 32 * 4;
+    const uint64_t available =
+        bytes.size() > probe.bmp_data_offset ? bytes.size() - probe.bmp_data_offset : 0;
+    if (available / stride < uint64_t(info.height)) {
+      return Invalid(absl::StrCat("BMP data is truncated (", bytes.size(), " bytes for ",
+                                  info.width, "x", info.height, " at ", probe.bmp_bits_per_pixel,
+                                  " bits per pixel)"));
     }
   }
   cv::Mat decoded;

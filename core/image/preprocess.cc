@@ -202,13 +202,13 @@ absl::StatusOr<torch::Tensor> AugmentBatch(const std::vector<torch::Tensor>& rgb
   const std::string what = "AugmentBatch";
   RETURN_IF_ERROR(ValidateSize(options.size, what));
   RETURN_IF_ERROR(ValidateNorm(options.norm, what));
-  const bool finite = std::isfinite(options.scale_min) && std::isfinite(options.scale_max) &&
-                      std::isfinite(options.ratio_min) && std::isfinite(options.ratio_max);
-  if (!finite || !(options.scale_min > 0) || options.scale_min > options.scale_max) {
+  const bool scale_finite = std::isfinite(options.scale_min) && std::isfinite(options.scale_max);
+  const bool ratio_finite = std::isfinite(options.ratio_min) && std::isfinite(options.ratio_max);
+  if (!scale_finite || !(options.scale_min > 0) || options.scale_min > options.scale_max) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": scale range must satisfy 0 < min <= max, got [",
                                                    options.scale_min, ", ", options.scale_max, "]"));
   }
-  if (!finite || !(options.ratio_min > 0) || options.ratio_min > options.ratio_max) {
+  if (!ratio_finite || !(options.ratio_min > 0) || options.ratio_min > options.ratio_max) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": ratio range must satisfy 0 < min <= max, got [",
                                                    options.ratio_min, ", ", options.ratio_max, "]"));
   }
