@@ -108,18 +108,18 @@ TEST(TokenizerTest, InvalidUtf8IsAnError) {
 }
 
 TEST(TokenizerTest, LongWordsStayFast) {
-  // One 200 kB "word": CLIP's per-round merge loop is quadratic here; the
+  // One 100 kB "word": CLIP's per-round merge loop is quadratic here; the
   // heap-based merge must finish quickly and give a full decomposition.
   std::string word;
   std::mt19937 rng(7);
-  for (int i = 0; i < 200000; ++i) word.push_back(static_cast<char>('a' + rng() % 26));
+  for (int i = 0; i < 100000; ++i) word.push_back(static_cast<char>('a' + rng() % 26));
   const auto start = std::chrono::steady_clock::now();
   auto ids = Clip().Encode(word);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSERT_OK(ids);
-  EXPECT_GT(ids->size(), 10000u);
-  EXPECT_LT(ids->size(), 200000u);
+  EXPECT_GT(ids->size(), 5000u);
+  EXPECT_LT(ids->size(), 100000u);
   EXPECT_LT(seconds, 20.0);
 }
 
