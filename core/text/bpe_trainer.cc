@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 #include <system_error>
+#include <tuple>
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
