@@ -1,0 +1,30 @@
+// The tensor container of checkpoints and prompt-set files: safetensors via
+// core/clip/safetensors.h (which validates untrusted files), with this
+// library's dtype policy on top - tensors are written as fp32 (int64 kept)
+// and fp16/bf16 read back widened to fp32. Thread-safe (no shared state).
+#pragma once
+
+#include <map>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace provp::train {
+
+struct TensorFile {
+  std::map<std::string, torch::Tensor> tensors;  // CPU, contiguous
+  std::map<std::string, std::string> metadata;
+};
+
+// Writes the tensors (any device; floating types stored as fp32, int64 as
+// is) atomically.
+absl::Status WriteTensorFile(const std::string& path, const TensorFile& file);
+
+// NOT_FOUND when absent; INVALID_ARGUMENT naming file and tensor for a
+// malformed file. fp16/bf16/fp64 tensors come back as fp32.
+absl::StatusOr<TensorFile> ReadTensorFile(const std::string& path);
+
+}  // namespace provp::train
