@@ -1,0 +1,211 @@
+// provp_clip_bench: image- and text-encoder throughput of the LibTorch CLIP
+// for a checkpoint or a named size with random weights, over several batch
+// sizes, optionally with ProVP prompts in every vision layer. Runs under
+// InferenceMode with warmup; prints one table. Plain argv parsing so it
+// builds in the torch-only (GPU host) configuration.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <torch/cuda.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "core/clip/checkpoint_loader.h"
+#include "core/clip/clip_model.h"
+#include "core/util/torch_status.h"
+
+namespace {
+
+struct Args {
+  std::string model;
+  std::string size = "tiny";
+  std::vector<int64_t> batches = {1, 8, 32};
+  std::string device = "cpu";
+  std::string dtype = "fp32";
+  int64_t prompts = 0;
+  double alpha = 0.01;
+  int warmup = 2;
+  int iters = 5;
+  int threads = 0;
+  bool image = true;
+  bool text = true;
+};
+
+void Usage() {
+  std::fprintf(stderr,
+               "usage: provp_clip_bench [--model PATH | --size tiny|vit-b16] [--batch 1,8,32]\n"
+               "       [--device cpu|cuda[:N]] [--dtype fp32|bf16|fp16] [--prompts M] [--alpha A]\n"
+               "       [--warmup N] [--iters N] [--threads N] [--image-only | --text-only]\n");
+}
+
+bool ParseInt(const char* s, int64_t* out) { return absl::SimpleAtoi(s, out); }
+
+bool ParseArgs(int argc, char** argv, Args* a) {
+  for (int i = 1; i < argc; ++i) {
+    std::string k = argv[i];
+    auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
+    const char* v = nullptr;
+    int64_t n = 0;
+    if (k == "--image-only") {
+      a->text = false;
+    } else if (k == "--text-only") {
+      a->image = false;
+    } else if (k == "-h" || k == "--help") {
+      return false;
+    } else if ((v = next()) == nullptr) {
+      std::fprintf(stderr, "missing value for %s\n", k.c_str());
+      return false;
+    } else if (k == "--model") {
+      a->model = v;
+    } else if (k == "--size") {
+      a->size = v;
+    } else if (k == "--device") {
+      a->device = v;
+    } else if (k == "--dtype") {
+      a->dtype = v;
+    } else if (k == "--alpha") {
+      if (!absl::SimpleAtod(v, &a->alpha)) return false;
+    } else if (k == "--batch") {
+      a->batches.clear();
+      for (absl::string_view part : absl::StrSplit(v, ',', absl::SkipEmpty())) {
+        if (!absl::SimpleAtoi(part, &n) || n < 1 || n > 4096) return false;
+        a->batches.push_back(n);
+      }
+      if (a->batches.empty()) return false;
+    } else if (k == "--prompts" && ParseInt(v, &n) && n >= 0 && n <= 1024) {
+      a->prompts = n;
+    } else if (k == "--warmup" && ParseInt(v, &n) && n >= 0 && n <= 1000) {
+      a->warmup = static_cast<int>(n);
+    } else if (k == "--iters" && ParseInt(v, &n) && n >= 1 && n <= 100000) {
+      a->iters = static_cast<int>(n);
+    } else if (k == "--threads" && ParseInt(v, &n) && n >= 1 && n <= 1024) {
+      a->threads = static_cast<int>(n);
+    } else {
+      std::fprintf(stderr, "bad argument %s %s\n", k.c_str(), v);
+      return false;
+    }
+  }
+  return true;
+}
+
+void Sync(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
+// Seconds per call of fn, after warmup.
+template <typename Fn>
+double Time(const torch::Device& device, int warmup, int iters, Fn&& fn) {
+  for (int i = 0; i < warmup; ++i) fn();
+  Sync(device);
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < iters; ++i) fn();
+  Sync(device);
+  std::chrono::duration<double> d = std::chrono::steady_clock::now() - start;
+  return d.count() / iters;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace provp::clip;
+  Args args;
+  if (!ParseArgs(argc, argv, &args)) {
+    Usage();
+    return 2;
+  }
+  if (args.threads > 0) at::set_num_threads(args.threads);
+  ModelOptions options;
+  options.device = args.device;
+  if (args.dtype == "fp32") {
+    options.dtype = torch::kFloat32;
+  } else if (args.dtype == "bf16") {
+    options.dtype = torch::kBFloat16;
+  } else if (args.dtype == "fp16") {
+    options.dtype = torch::kFloat16;
+  } else {
+    std::fprintf(stderr, "unknown --dtype %s\n", args.dtype.c_str());
+    return 2;
+  }
+
+  absl::StatusOr<ClipModel> model;
+  std::string source;
+  if (!args.model.empty()) {
+    auto ck = LoadCheckpoint(args.model);
+    if (!ck.ok()) {
+      std::fprintf(stderr, "%s\n", ck.status().ToString().c_str());
+      return 1;
+    }
+    model = BuildClipModel(*ck, options);
+    source = args.model;
+  } else if (args.size == "tiny" || args.size == "vit-b16") {
+    model = BuildRandomClipModel(args.size == "tiny" ? TinyConfig() : ViTB16Config(), options, 0);
+    source = args.size + " (random weights)";
+  } else {
+    std::fprintf(stderr, "unknown --size %s (tiny, vit-b16)\n", args.size.c_str());
+    return 2;
+  }
+  if (!model.ok()) {
+    std::fprintf(stderr, "%s\n", model.status().ToString().c_str());
+    return 1;
+  }
+  ClipModel m = *model;
+  const ClipConfig& c = m->config();
+  const torch::Device device(args.device);
+
+  std::printf("model: %s\nconfig: %s\ndevice: %s  dtype: %s  torch %s  threads: %d\n", source.c_str(),
+              c.DebugString().c_str(), args.device.c_str(), args.dtype.c_str(), TORCH_VERSION,
+              at::get_num_threads());
+  std::printf("prompts: %lld%s  warmup %d  iters %d\n\n", static_cast<long long>(args.prompts),
+              args.prompts > 0 ? " per layer, all layers" : " (plain CLIP)", args.warmup, args.iters);
+  std::printf("%-6s %6s %12s %14s\n", "tower", "batch", "ms/batch", "items/s");
+
+  VisualPrompts vp;
+  if (args.prompts > 0) {
+    vp.prompts = torch::rand({c.vision_layers, args.prompts, c.vision_width}) * 0.13 - 0.065;
+    vp.alpha = args.alpha;
+  }
+  c10::InferenceMode inference;
+  for (int64_t b : args.batches) {
+    if (args.image) {
+      auto images = provp::util::TorchCall("images", [&] {
+        return torch::randn({b, 3, c.image_resolution, c.image_resolution}).to(device);
+      });
+      if (!images.ok()) {
+        std::fprintf(stderr, "%s\n", images.status().ToString().c_str());
+        return 1;
+      }
+      auto secs = provp::util::TorchCall("image", [&] {
+        return Time(device, args.warmup, args.iters,
+                    [&] { m->EncodeImage(*images, args.prompts > 0 ? &vp : nullptr); });
+      });
+      if (!secs.ok()) {
+        std::fprintf(stderr, "image batch %lld: %s\n", static_cast<long long>(b), secs.status().ToString().c_str());
+        return 1;
+      }
+      std::printf("%-6s %6lld %12.2f %14.1f\n", "image", static_cast<long long>(b), *secs * 1e3, b / *secs);
+    }
+    if (args.text) {
+      // Start token, 14 words, end token: a typical class prompt length.
+      torch::Tensor tokens = torch::zeros({b, c.context_length}, torch::kLong);
+      const int64_t len = std::min<int64_t>(16, c.context_length);
+      tokens.narrow(1, 0, len).random_(1, std::min<int64_t>(c.vocab_size - 2, 40000));
+      tokens.select(1, 0).fill_(std::min<int64_t>(49406, c.vocab_size - 2));
+      tokens.select(1, len - 1).fill_(c.vocab_size - 1);
+      tokens = tokens.to(device);
+      auto secs = provp::util::TorchCall("text", [&] {
+        return Time(device, args.warmup, args.iters, [&] { m->EncodeText(tokens); });
+      });
+      if (!secs.ok()) {
+        std::fprintf(stderr, "text batch %lld: %s\n", static_cast<long long>(b), secs.status().ToString().c_str());
+        return 1;
+      }
+      std::printf("%-6s %6lld %12.2f %14.1f\n", "text", static_cast<long long>(b), *secs * 1e3, b / *secs);
+    }
+  }
+  return 0;
+}
