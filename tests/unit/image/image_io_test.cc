@@ -78,8 +78,9 @@ double MeanAbsDiff(const RgbImage& a, const RgbImage& b) {
 void AppendBe32(std::string& s, uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8) s.push_back(char((v >> shift) & 0xFF));
 }
+// Little-endian v in `bytes` bytes; bytes past the 4th are zero padding.
 void AppendLe(std::string& s, uint32_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) s.push_back(char((v >> (8 * i)) & 0xFF));
+  for (int i = 0; i < bytes; ++i) s.push_back(i < 4 ? char((v >> (8 * i)) & 0xFF) : '\0');
 }
 
 // A PNG chunk with a correct CRC, so only the size can make it invalid.
