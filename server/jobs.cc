@@ -219,6 +219,13 @@ absl::StatusOr<v1::TuningJob> JobManager::Create(const v1::CreateTuningJobReques
                      d);
   }
   std::lock_guard<std::mutex> lock(job_mu_);
+  if (env_->store->Get(store::Kind::kJob, id).ok()) {
+    ErrorDetail d;
+    d.resource_type = kType;
+    d.resource_name = "tuningJobs/" + id;
+    return MakeError(absl::StatusCode::kAlreadyExists, "ALREADY_EXISTS",
+                     absl::StrCat("tuningJobs/", id, " already exists"), d);
+  }
   ASSIGN_OR_RETURN(int64_t total, env_->store->Count(store::Kind::kJob, {}));
   if (total >= limits.max_jobs) {
     return ResourceExhausted("TOO_MANY_JOBS", "max_jobs",
