@@ -290,9 +290,17 @@ absl::StatusOr<json> RunProtocol(const RunOptions& o) {
       fso.seed = seed;
       fso.error_if_fewer = o.strict_shots;
       ASSIGN_OR_RETURN(data::FewShotResult sampled, data::SampleFewShot(dataset, fso));
-      if (!sampled.short_classes.empty()) {
+      // Short val classes are routine (val takes min(K, 4)); they stay in
+      // the JSON but only short training classes are worth a console line.
+      std::vector<data::ShortClass> short_train;
+      for (const data::ShortClass& s : sampled.short_classes) {
+        if (s.split == data::Split::kTrain) short_train.push_back(s);
+      }
+      if (!short_train.empty()) {
+        std::string text = data::DescribeShortClasses(short_train);
+        if (!text.empty() && text.back() == '\n') text.pop_back();
         Log(o, absl::StrCat("seed ", seed, ": classes with fewer images than shots (all kept):\n",
-                            data::DescribeShortClasses(sampled.short_classes)));
+                            text));
       }
       short_classes = ShortClassesJson(sampled.short_classes);
       few = std::move(sampled.dataset);
