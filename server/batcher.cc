@@ -154,7 +154,7 @@ void Batcher::WorkerLoop() {
     lock.unlock();
     for (auto& d : dropped) {
       bool expired = d->deadline <= now;
-      if (hooks_.on_reject) hooks_.on_reject(expired ? "deadline" : "cancelled");
+      if (expired && hooks_.on_reject) hooks_.on_reject("deadline");
       d->Finish(expired ? MakeError(absl::StatusCode::kDeadlineExceeded, "DEADLINE_EXCEEDED",
                                     "deadline exceeded while queued; dropped before inference")
                         : MakeError(absl::StatusCode::kCancelled, "CANCELLED",

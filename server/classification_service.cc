@@ -114,7 +114,15 @@ grpc::Status ClassificationServiceImpl::Classify(grpc::ServerContext* ctx,
                                                  const v1::ClassifyRequest* request,
                                                  v1::ClassifyResponse* response) {
   Rpc rpc(*env_, ctx, kService, "Classify", "unary", Scope::kClassify);
-  return Handle(rpc, [&] { return DoClassify(ctx, rpc.deadline(), *request, response); });
+  return Handle(rpc, [&] {
+    absl::Status s = DoClassify(ctx, rpc.deadline(), *request, response);
+    if (env_->metrics && s.code() == absl::StatusCode::kInvalidArgument) {
+      env_->metrics->rejected
+          ->WithLabels({ReasonOf(s) == "TOO_MANY_IMAGES" ? "too_large" : "invalid"})
+          .Increment();
+    }
+    return s;
+  });
 }
 
 grpc::Status ClassificationServiceImpl::StreamClassify(

@@ -146,7 +146,13 @@ grpc::Status DatasetServiceImpl::UploadDataset(grpc::ServerContext* ctx,
                                                grpc::ServerReader<v1::UploadDatasetRequest>* reader,
                                                v1::Dataset* resp) {
   Rpc rpc(*env_, ctx, kService, "UploadDataset", "client_stream", Scope::kAdmin);
-  return Handle(rpc, [&] { return DoUpload(reader, resp); });
+  return Handle(rpc, [&] {
+    absl::Status s = DoUpload(reader, resp);
+    if (env_->metrics) {
+      env_->metrics->uploads->WithLabels({"dataset", s.ok() ? "ok" : "error"}).Increment();
+    }
+    return s;
+  });
 }
 
 absl::Status DatasetServiceImpl::DoUpload(grpc::ServerReader<v1::UploadDatasetRequest>* reader,

@@ -54,6 +54,29 @@ const char* CodeName(absl::StatusCode code) {
   }
 }
 
+const char* GoCodeName(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk: return "OK";
+    case absl::StatusCode::kCancelled: return "Canceled";
+    case absl::StatusCode::kUnknown: return "Unknown";
+    case absl::StatusCode::kInvalidArgument: return "InvalidArgument";
+    case absl::StatusCode::kDeadlineExceeded: return "DeadlineExceeded";
+    case absl::StatusCode::kNotFound: return "NotFound";
+    case absl::StatusCode::kAlreadyExists: return "AlreadyExists";
+    case absl::StatusCode::kPermissionDenied: return "PermissionDenied";
+    case absl::StatusCode::kResourceExhausted: return "ResourceExhausted";
+    case absl::StatusCode::kFailedPrecondition: return "FailedPrecondition";
+    case absl::StatusCode::kAborted: return "Aborted";
+    case absl::StatusCode::kOutOfRange: return "OutOfRange";
+    case absl::StatusCode::kUnimplemented: return "Unimplemented";
+    case absl::StatusCode::kInternal: return "Internal";
+    case absl::StatusCode::kUnavailable: return "Unavailable";
+    case absl::StatusCode::kDataLoss: return "DataLoss";
+    case absl::StatusCode::kUnauthenticated: return "Unauthenticated";
+    default: return "Unknown";
+  }
+}
+
 absl::Status MakeError(absl::StatusCode code, absl::string_view reason, absl::string_view message,
                        const ErrorDetail& d) {
   absl::Status s(code, message);

@@ -62,7 +62,10 @@ google::rpc::Status ToRpcStatus(const absl::Status& status);
 // plus the request id (the real message goes to the log).
 grpc::Status ToGrpcStatus(const absl::Status& status, absl::string_view request_id = "");
 
-// "OK", "INVALID_ARGUMENT", ... (gRPC code names for metrics and logs).
+// "OK", "INVALID_ARGUMENT", ... (gRPC code names for logs).
 const char* CodeName(absl::StatusCode code);
+// "OK", "InvalidArgument", "Canceled", ... (the Go spelling the
+// grpc-ecosystem interceptors use in grpc_code labels).
+const char* GoCodeName(absl::StatusCode code);
 
 }  // namespace provp::server

@@ -6,6 +6,7 @@
 #include <set>
 #include <system_error>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/data/loaders.h"
@@ -153,7 +154,18 @@ absl::StatusOr<int64_t> JobManager::EmitState(const v1::TuningJob& job,
   ev.set_message(message);
   if (job.state() == v1::TuningJob::FAILED) ev.set_level(v1::TuningJobEvent::ERROR);
   *ev.mutable_tuning_job() = job;
+  RefreshGauges();
   return Emit(job.name().substr(std::string("tuningJobs/").size()), ev);
+}
+
+void JobManager::RefreshGauges() {
+  if (!env_->metrics) return;
+  for (const char* state : {"QUEUED", "RUNNING", "CANCELLING"}) {
+    auto n = env_->store->Count(store::Kind::kJob, {state});
+    if (n.ok()) {
+      env_->metrics->tuning_jobs->WithLabels({absl::AsciiStrToLower(state)}).Set(*n);
+    }
+  }
 }
 
 void JobManager::WaitForEvents(const std::string& job_id, int64_t after_id,
@@ -265,7 +277,6 @@ absl::StatusOr<v1::TuningJob> JobManager::Create(const v1::CreateTuningJobReques
   }
   RETURN_IF_ERROR(s);
   (void)EmitState(job, "job created");
-  if (env_->metrics) env_->metrics->tuning_jobs->WithLabels({"QUEUED"}).Increment();
   runner_cv_.notify_all();
   return job;
 }
@@ -287,7 +298,6 @@ absl::StatusOr<v1::TuningJob> JobManager::Cancel(const std::string& id) {
     RETURN_IF_ERROR(SaveLocked(job));
     (void)EmitState(job, "cancelled while queued");
     if (env_->metrics) {
-      env_->metrics->tuning_jobs->WithLabels({"QUEUED"}).Decrement();
       env_->metrics->tuning_finished->WithLabels({"cancelled"}).Increment();
     }
     return job;
@@ -342,6 +352,7 @@ void JobManager::Recover() {
                          "written yet, so it restarts from epoch 0");
     (void)Emit(r.id, ev);
   }
+  RefreshGauges();
 }
 
 void JobManager::RunnerLoop() {
@@ -387,8 +398,6 @@ void JobManager::RunJob(const std::string& id) {
     stop_run_ = stopping_.load();
   }
   if (env_->metrics) {
-    env_->metrics->tuning_jobs->WithLabels({"QUEUED"}).Decrement();
-    env_->metrics->tuning_jobs->WithLabels({"RUNNING"}).Increment();
   }
   (void)EmitState(job, "training started");
   const absl::Time run_start = absl::Now();
@@ -535,6 +544,9 @@ void JobManager::RunJob(const std::string& id) {
       ps.set_display_name(job.display_name());
       ps.set_dataset(job.dataset());
       ps.set_source_tuning_job(job.name());
+      for (const auto& n : outcome->prompt_set.base_class_names) ps.add_base_class_names(n);
+      for (const auto& n : outcome->prompt_set.novel_class_names) ps.add_novel_class_names(n);
+      for (const auto& t : outcome->prompt_set.templates) ps.add_templates(t);
       const engine::TuningEvaluation& e = outcome->evaluation;
       v1::Evaluation* ev = ps.mutable_evaluation();
       ev->set_base_accuracy(e.base_accuracy);
@@ -579,7 +591,6 @@ void JobManager::RunJob(const std::string& id) {
     *job.mutable_error() = ToRpcStatus(WithReason(err, "TRAINING_FAILED"));
     return "failed";
   }();
-  if (env_->metrics) env_->metrics->tuning_jobs->WithLabels({"RUNNING"}).Decrement();
   if (final_label.empty()) {
     // Graceful shutdown: back to QUEUED; the next start resumes it.
     job.set_state(v1::TuningJob::QUEUED);
@@ -598,6 +609,11 @@ void JobManager::RunJob(const std::string& id) {
   (void)EmitState(job, absl::StrCat("job ", final_label));
   if (env_->metrics) {
     env_->metrics->tuning_finished->WithLabels({final_label}).Increment();
+    if (final_label == "failed") {
+      env_->metrics->tuning_failures
+          ->WithLabels({GoCodeName(static_cast<absl::StatusCode>(job.error().code()))})
+          .Increment();
+    }
     env_->metrics->tuning_job_duration->Observe(absl::ToDoubleSeconds(absl::Now() - run_start));
     env_->metrics->tuning_progress->Set(0);
   }

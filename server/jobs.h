@@ -48,6 +48,8 @@ class JobManager {
   absl::StatusOr<int64_t> Emit(const std::string& job_id, v1::TuningJobEvent event);
   absl::StatusOr<int64_t> EmitState(const v1::TuningJob& job, const std::string& message);
   void Recover();
+  // Sets provp_tuning_jobs{state} from the store.
+  void RefreshGauges();
   void RunnerLoop();
   void RunJob(const std::string& id);
   std::string JobDir(const std::string& id) const;

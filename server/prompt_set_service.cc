@@ -98,6 +98,17 @@ grpc::Status PromptSetServiceImpl::ImportPromptSet(
     v1::PromptSet* resp) {
   Rpc rpc(*env_, ctx, kService, "ImportPromptSet", "client_stream", Scope::kAdmin);
   return Handle(rpc, [&]() -> absl::Status {
+    absl::Status s = DoImport(reader, resp);
+    if (env_->metrics) {
+      env_->metrics->uploads->WithLabels({"prompt_set", s.ok() ? "ok" : "error"}).Increment();
+    }
+    return s;
+  });
+}
+
+absl::Status PromptSetServiceImpl::DoImport(grpc::ServerReader<v1::ImportPromptSetRequest>* reader,
+                                            v1::PromptSet* resp) {
+  {
     const Limits& limits = env_->options.limits;
     v1::ImportPromptSetRequest msg;
     if (!reader->Read(&msg) || !msg.has_metadata()) {
@@ -156,7 +167,7 @@ grpc::Status PromptSetServiceImpl::ImportPromptSet(
     for (const auto& [k, v] : meta.labels()) (*ps.mutable_labels())[k] = v;
     ASSIGN_OR_RETURN(*resp, env_->prompt_sets->Register(ps, meta.prompt_set_id(), meta.load()));
     return absl::OkStatus();
-  });
+  }
 }
 
 grpc::Status PromptSetServiceImpl::ExportPromptSet(

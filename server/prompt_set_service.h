@@ -29,6 +29,8 @@ class PromptSetServiceImpl final : public v1::PromptSetService::Service {
                                grpc::ServerWriter<v1::ExportPromptSetResponse>* writer) override;
 
  private:
+  absl::Status DoImport(grpc::ServerReader<v1::ImportPromptSetRequest>* reader,
+                        v1::PromptSet* resp);
   ServerEnv* env_;
 };
 

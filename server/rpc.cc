@@ -53,7 +53,9 @@ absl::Time Rpc::deadline() const {
 grpc::Status Rpc::Finish(const absl::Status& status, const LogFields& extra) {
   double seconds = absl::ToDoubleSeconds(absl::Now() - start_);
   const char* code = CodeName(status.code());
-  if (env_.metrics) env_.metrics->RpcHandled(service_, method_, type_, code, seconds);
+  if (env_.metrics) {
+    env_.metrics->RpcHandled(service_, method_, type_, GoCodeName(status.code()), seconds);
+  }
   LogFields fields = {{"request_id", request_id_},
                       {"method", absl::StrCat(service_, "/", method_)},
                       {"code", code},

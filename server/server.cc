@@ -119,10 +119,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
   ASSIGN_OR_RETURN(m.metrics, ServerMetrics::Create(&m.registry));
   m.engine = std::move(engine);
   m.metrics->build_info
-      ->WithLabels({PROVP_VERSION, PROVP_LIBTORCH_VERSION, m.engine->info().device,
+      ->WithLabels({PROVP_VERSION, PROVP_LIBTORCH_VERSION,
+                    m.engine->info().device.rfind("cuda", 0) == 0 ? "cuda" : "none",
                     m.engine->info().backbone.substr(0, 16)})
       .Set(1);
   ServerMetrics* sm = m.metrics.get();
+  // LibTorch CPU builds have no device memory to report; the series exist
+  // (at 0) so dashboards and alerts find them.
+  for (auto* family : {sm->gpu_allocated, sm->gpu_reserved, sm->gpu_total}) {
+    family->WithLabels({"0"}).Set(0);
+  }
+  for (const char* state : {"queued", "running", "cancelling"}) {
+    sm->tuning_jobs->WithLabels({state}).Set(0);
+  }
   BatcherHooks hooks;
   hooks.on_execution = [sm](int n) {
     sm->batch_size->Observe(n);

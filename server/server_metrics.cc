@@ -89,11 +89,17 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(metrics::Re
                                               "Time to load a prompt set.", {},
                                               Exp(0.001, 4, 8)));
   m->prompt_set_load_seconds = &pld->Get();
+  ASSIGN_OR_RETURN(m->uploads, r->AddCounter("provp_uploads_total",
+                                             "Dataset uploads and prompt-set imports by result.",
+                                             {"kind", "result"}));
   ASSIGN_OR_RETURN(m->tuning_jobs,
                    r->AddGauge("provp_tuning_jobs", "Tuning jobs by state.", {"state"}));
   ASSIGN_OR_RETURN(m->tuning_finished,
                    r->AddCounter("provp_tuning_jobs_finished_total",
                                  "Tuning jobs that ended, by final state.", {"state"}));
+  ASSIGN_OR_RETURN(m->tuning_failures,
+                   r->AddCounter("provp_tuning_job_failures_total",
+                                 "Failed tuning jobs by the error's gRPC code.", {"reason"}));
   const std::vector<double> job_buckets = {60, 300, 900, 1800, 3600, 7200, 14400, 28800};
   ASSIGN_OR_RETURN(auto* jd, r->AddHistogram("provp_tuning_job_duration_seconds",
                                              "Tuning job run time.", {}, job_buckets));
@@ -111,12 +117,15 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(metrics::Re
   ASSIGN_OR_RETURN(auto* tl, r->AddGauge("provp_tuning_current_train_loss",
                                          "Latest training loss of the running tuning job."));
   m->tuning_loss = &tl->Get();
-  ASSIGN_OR_RETURN(auto* ga, r->AddGauge("provp_gpu_memory_allocated_bytes",
-                                         "GPU memory allocated by LibTorch (0 on CPU)."));
-  m->gpu_allocated = &ga->Get();
-  ASSIGN_OR_RETURN(auto* gr, r->AddGauge("provp_gpu_memory_reserved_bytes",
-                                         "GPU memory reserved by LibTorch (0 on CPU)."));
-  m->gpu_reserved = &gr->Get();
+  ASSIGN_OR_RETURN(m->gpu_allocated,
+                   r->AddGauge("provp_gpu_memory_allocated_bytes",
+                               "GPU memory allocated by LibTorch (0 on CPU).", {"gpu"}));
+  ASSIGN_OR_RETURN(m->gpu_reserved,
+                   r->AddGauge("provp_gpu_memory_reserved_bytes",
+                               "GPU memory reserved by LibTorch's caching allocator (0 on CPU).",
+                               {"gpu"}));
+  ASSIGN_OR_RETURN(m->gpu_total, r->AddGauge("provp_gpu_memory_total_bytes",
+                                             "Total memory of the GPU (0 on CPU).", {"gpu"}));
   ASSIGN_OR_RETURN(m->build_info,
                    r->AddGauge("provp_build_info", "Build and backbone information (value 1).",
                                {"version", "libtorch", "cuda", "backbone"}));

@@ -33,17 +33,20 @@ struct ServerMetrics {
   metrics::Gauge* cache_bytes = nullptr;
   metrics::Gauge* prompt_sets_loaded = nullptr;
   metrics::Histogram* prompt_set_load_seconds = nullptr;
+  metrics::Family<metrics::Counter>* uploads = nullptr;
   // Tuning.
   metrics::Family<metrics::Gauge>* tuning_jobs = nullptr;
   metrics::Family<metrics::Counter>* tuning_finished = nullptr;
+  metrics::Family<metrics::Counter>* tuning_failures = nullptr;
   metrics::Histogram* tuning_job_duration = nullptr;
   metrics::Histogram* tuning_queue_wait = nullptr;
   metrics::Histogram* tuning_epoch_duration = nullptr;
   metrics::Gauge* tuning_progress = nullptr;
   metrics::Gauge* tuning_loss = nullptr;
   // Process / device.
-  metrics::Gauge* gpu_allocated = nullptr;
-  metrics::Gauge* gpu_reserved = nullptr;
+  metrics::Family<metrics::Gauge>* gpu_allocated = nullptr;
+  metrics::Family<metrics::Gauge>* gpu_reserved = nullptr;
+  metrics::Family<metrics::Gauge>* gpu_total = nullptr;
   metrics::Family<metrics::Gauge>* build_info = nullptr;
 
   // Registers every family on `registry` (which must outlive the result).
