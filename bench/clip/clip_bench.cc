@@ -113,6 +113,8 @@ double Time(const torch::Device& device, int warmup, int iters, Fn&& fn) {
 
 int main(int argc, char** argv) {
   using namespace provp::clip;
+  // Line-buffered so a long run shows each row as it completes.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   Args args;
   if (!ParseArgs(argc, argv, &args)) {
     Usage();
