@@ -1,7 +1,6 @@
 // Per-dataset text templates; see templates.h.
 #include "core/data/templates.h"
 
-#include <algorithm>
 #include <utility>
 
 namespace provp::data {
@@ -28,16 +27,6 @@ std::string TemplateForDataset(const std::string& dataset_name) {
     if (dataset_name == name) return text;
   }
   return "a photo of a {}.";
-}
-
-std::string FillTemplate(const std::string& text_template, const std::string& class_name) {
-  std::string name = class_name;
-  std::replace(name.begin(), name.end(), '_', ' ');
-  const size_t pos = text_template.find("{}");
-  if (pos == std::string::npos) return text_template + " " + name;
-  std::string out = text_template;
-  out.replace(pos, 2, name);
-  return out;
 }
 
 }  // namespace provp::data

@@ -18,12 +18,5 @@ TEST(TemplatesTest, PerDatasetTemplates) {
   EXPECT_EQ(TemplateForDataset("oxfordpets"), "a photo of a {}.");  // names are exact
 }
 
-TEST(TemplatesTest, FillReplacesUnderscores) {
-  EXPECT_EQ(FillTemplate("a photo of a person doing {}.", "Apply_Eye_Makeup"),
-            "a photo of a person doing Apply Eye Makeup.");
-  EXPECT_EQ(FillTemplate("{} texture", "banded"), "banded texture");
-  EXPECT_EQ(FillTemplate("no slot", "x_y"), "no slot x y");
-}
-
 }  // namespace
 }  // namespace provp::data
