@@ -116,7 +116,7 @@ ID=$(echo "$DATASET" | tr 'A-Z' 'a-z')
 
 step "Tuning ProVP-Ref prompts on the base classes ($SHOTS shots)"
 JOB_ID="$ID-ref-$(date +%H%M%S)"
-TUNE_ARGS=(--dataset "$ID" --shots "$SHOTS" --preset base2new --id "$JOB_ID" --output-prompt-set "$JOB_ID")
+TUNE_ARGS=(--dataset "$ID" --shots "$SHOTS" --preset base_to_novel --id "$JOB_ID" --output-prompt-set "$JOB_ID")
 [ -n "$EPOCHS" ] && TUNE_ARGS+=(--epochs "$EPOCHS")
 "$PROVP" tune "${TUNE_ARGS[@]}"
 

@@ -200,7 +200,7 @@ void AddTuneCommand(CLI::App& app, Cli& cli) {
   cmd->add_option("--batch-size", f->batch_size, "Images per step");
   cmd->add_option("--seed", f->seed, "Seed for sampling, augmentation and init");
   cmd->add_option("--variant", f->variant, "provp_ref (default), provp, vpt_deep, vpt_shallow");
-  cmd->add_option("--preset", f->preset, "Named recipe, e.g. base2new or fewshot");
+  cmd->add_option("--preset", f->preset, "Named recipe: few_shot_{1,2,4,8,16}, few_shot_{1,2,4}_no_ref, base_to_novel, imagenet");
   cmd->add_flag("--no-ref", f->no_ref, "Train without the Ref loss");
   cmd->add_option("--id", f->id, "Job id (default: generated)");
   cmd->add_option("--output-prompt-set", f->output, "Id of the resulting prompt set");
