@@ -5,6 +5,12 @@
 // and reasons, dataset upload validation, tuning jobs (watch, concurrent
 // classification, cancel, queue limit, idempotency), prompt-set
 // export/import, and a graceful restart that resumes a job.
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include <grpcpp/grpcpp.h>
@@ -56,6 +62,8 @@ class ServerTest : public ::testing::Test {
     o.batching.max_queue_delay_us = 1000;
     o.watch_heartbeat_seconds = 0.5;
     o.shutdown_grace_seconds = 2;
+    o.metrics_port = 0;
+    o.metrics_bind_address = "127.0.0.1";
     return o;
   }
 
@@ -228,6 +236,55 @@ TEST_F(ServerTest, HealthReportsServingPerService) {
     ASSERT_TRUE(health->Check(&ctx, req, &resp).ok()) << svc;
     EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING) << svc;
   }
+}
+
+// GET over a plain socket (the metrics endpoint speaks HTTP/1.1).
+std::string HttpGet(int port, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return "";
+  }
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+  (void)!write(fd, req.data(), req.size());
+  std::string out;
+  char buf[65536];
+  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) out.append(buf, n);
+  close(fd);
+  return out;
+}
+
+TEST_F(ServerTest, MetricsEndpointListsEveryDeployFamily) {
+  auto ctx = Ctx(kClient);
+  v1::ClassifyResponse resp;
+  ASSERT_TRUE(classify_->Classify(ctx.get(), ColourRequest({"red", "blue"}), &resp).ok());
+  ASSERT_GT(server_->metrics_port(), 0);
+  std::string body = HttpGet(server_->metrics_port(), "/metrics");
+  ASSERT_NE(body.find("200 OK"), std::string::npos) << body.substr(0, 200);
+  std::ifstream list(std::string(PROVP_SOURCE_DIR) + "/deploy/metrics.txt");
+  if (!list) GTEST_SKIP() << "deploy/metrics.txt not present";
+  std::string line;
+  int families = 0;
+  while (std::getline(list, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::string name = line.substr(0, line.find_first_of(" \t"));
+    ++families;
+    EXPECT_NE(body.find("# TYPE " + name + " "), std::string::npos) << name;
+  }
+  EXPECT_GT(families, 20);
+  bool handled = false;
+  std::istringstream lines(body);
+  while (std::getline(lines, line)) {
+    handled |= line.rfind("grpc_server_handled_total{", 0) == 0 &&
+               line.find("grpc_method=\"Classify\"") != std::string::npos &&
+               line.find("grpc_code=\"OK\"") != std::string::npos;
+  }
+  EXPECT_TRUE(handled);
+  EXPECT_NE(HttpGet(server_->metrics_port(), "/readyz").find("200"), std::string::npos);
 }
 
 TEST_F(ServerTest, RawImagesAndAllScores) {
