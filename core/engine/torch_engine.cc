@@ -1,0 +1,434 @@
+// Implementation of torch_engine.h. Every torch call runs inside TorchCall,
+// so c10 exceptions become Status values and never reach the server.
+#include "core/engine/torch_engine.h"
+
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include "absl/strings/str_cat.h"
+#include "core/clip/checkpoint_loader.h"
+#include "core/clip/clip_model.h"
+#include "core/clip/zero_shot.h"
+#include "core/data/dataset.h"
+#include "core/data/few_shot.h"
+#include "core/image/preprocess.h"
+#include "core/provp/provp_options.h"
+#include "core/text/tokenizer.h"
+#include "core/train/evaluation.h"
+#include "core/train/prompt_set.h"
+#include "core/train/train_config.h"
+#include "core/train/trainer.h"
+#include "core/util/status_macros.h"
+#include "core/util/torch_status.h"
+
+namespace provp::engine {
+namespace {
+
+// A loaded prompt set; shared so an unload never frees prompts mid-forward.
+struct LoadedPromptSet {
+  clip::VisualPrompts prompts;
+  PromptSetMeta meta;
+};
+
+FeatureMatrix ToMatrix(const torch::Tensor& t) {
+  torch::Tensor c = t.to(torch::kCPU, torch::kFloat32).contiguous();
+  FeatureMatrix m;
+  m.rows = c.size(0);
+  m.dim = c.size(1);
+  m.data.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  return m;
+}
+
+torch::Tensor ToTensor(const Image& image) {
+  return torch::from_blob(const_cast<uint8_t*>(image.rgb.data()),
+                          {image.height, image.width, 3}, torch::kUInt8)
+      .clone();
+}
+
+PromptSetMeta MetaOf(const train::PromptSet& set) {
+  PromptSetMeta meta;
+  meta.backbone = set.info.backbone_fingerprint;
+  meta.num_prompts = static_cast<int>(set.info.model.num_prompts);
+  meta.depth = static_cast<int>(set.info.model.depth);
+  meta.alpha = set.info.model.alpha;
+  meta.variant = provp::VariantName(set.info.model.variant);
+  meta.base_class_names = set.info.class_names;
+  meta.templates = set.info.templates;
+  if (set.info.training_summary.is_object() &&
+      set.info.training_summary.contains("novel_class_names")) {
+    meta.novel_class_names =
+        set.info.training_summary["novel_class_names"].get<std::vector<std::string>>();
+  }
+  meta.memory_bytes = set.prompts.defined() ? set.prompts.numel() * 4 : 0;
+  return meta;
+}
+
+class TorchEngine : public Engine {
+ public:
+  TorchEngine(TorchEngineOptions options, clip::LoadedCheckpoint checkpoint, clip::ClipModel model,
+              std::shared_ptr<const text::Tokenizer> tokenizer)
+      : options_(std::move(options)),
+        config_(checkpoint.config),
+        model_(std::move(model)),
+        tokenizer_(std::move(tokenizer)) {
+    info_.backbone = checkpoint.fingerprint;
+    info_.description = config_.DebugString();
+    info_.device = options_.device;
+    info_.image_resolution = static_cast<int>(config_.image_resolution);
+    info_.embed_dim = static_cast<int>(config_.embed_dim);
+    info_.logit_scale = model_->LogitScale();
+  }
+
+  const ModelInfo& info() const override { return info_; }
+
+  absl::Status Warmup() override {
+    Image black{config_.image_resolution > 0 ? static_cast<int>(config_.image_resolution) : 32,
+                static_cast<int>(config_.image_resolution), {}};
+    black.rgb.assign(static_cast<size_t>(black.height) * black.width * 3, 0);
+    RETURN_IF_ERROR(EncodeImages({&black}, "").status());
+    RETURN_IF_ERROR(ClassTextFeatures({"cat", "dog"}, {}).status());
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<FeatureMatrix> EncodeImages(const std::vector<const Image*>& images,
+                                             const std::string& prompt_set) override {
+    std::shared_ptr<const LoadedPromptSet> ps;
+    if (!prompt_set.empty()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = loaded_.find(prompt_set);
+      if (it == loaded_.end()) {
+        return absl::FailedPreconditionError("prompt set " + prompt_set + " is not loaded");
+      }
+      ps = it->second;
+    }
+    return util::TorchCall("encode images", [&]() -> absl::StatusOr<FeatureMatrix> {
+      c10::InferenceMode guard;
+      std::vector<torch::Tensor> batch;
+      batch.reserve(images.size());
+      for (const Image* img : images) {
+        ASSIGN_OR_RETURN(torch::Tensor x,
+                         image::PreprocessForEval(ToTensor(*img), config_.image_resolution));
+        batch.push_back(x);
+      }
+      torch::Tensor x = torch::stack(batch).to(torch::Device(options_.device));
+      torch::Tensor f = model_->EncodeImage(x, ps ? &ps->prompts : nullptr).to(torch::kFloat32);
+      f = f / f.norm(2, -1, true);
+      return ToMatrix(f);
+    });
+  }
+
+  absl::StatusOr<FeatureMatrix> EncodeTexts(const std::vector<std::string>& texts) override {
+    std::vector<int64_t> ids;
+    for (const auto& t : texts) {
+      ASSIGN_OR_RETURN(auto row, tokenizer_->EncodeForContext(t, config_.context_length));
+      ids.insert(ids.end(), row.begin(), row.end());
+    }
+    return util::TorchCall("encode texts", [&]() -> absl::StatusOr<FeatureMatrix> {
+      c10::InferenceMode guard;
+      torch::Tensor tokens =
+          torch::tensor(ids, torch::kInt64)
+              .view({static_cast<int64_t>(texts.size()), config_.context_length})
+              .to(torch::Device(options_.device));
+      torch::Tensor f = model_->EncodeText(tokens).to(torch::kFloat32);
+      f = f / f.norm(2, -1, true);
+      return ToMatrix(f);
+    });
+  }
+
+  absl::StatusOr<FeatureMatrix> ClassTextFeatures(
+      const std::vector<std::string>& class_names,
+      const std::vector<std::string>& templates) override {
+    return util::TorchCall("class text features", [&]() -> absl::StatusOr<FeatureMatrix> {
+      ASSIGN_OR_RETURN(torch::Tensor f,
+                       clip::ClassTextFeatures(model_, *tokenizer_, class_names, templates));
+      return ToMatrix(f);
+    });
+  }
+
+  absl::StatusOr<PromptSetMeta> InspectPromptSet(const std::string& path) override {
+    return util::TorchCall("read prompt set", [&]() -> absl::StatusOr<PromptSetMeta> {
+      ASSIGN_OR_RETURN(train::PromptSet set, train::ReadPromptSet(path));
+      RETURN_IF_ERROR(train::CheckPromptSetMatches(set, config_, info_.backbone));
+      return MetaOf(set);
+    });
+  }
+
+  absl::StatusOr<PromptSetMeta> LoadPromptSet(const std::string& id,
+                                              const std::string& path) override {
+    return util::TorchCall("load prompt set", [&]() -> absl::StatusOr<PromptSetMeta> {
+      ASSIGN_OR_RETURN(train::PromptSet set,
+                       train::LoadPromptSet(path, config_, info_.backbone));
+      auto loaded = std::make_shared<LoadedPromptSet>();
+      loaded->meta = MetaOf(set);
+      if (set.prompts.defined()) {
+        loaded->prompts.prompts = set.prompts.to(torch::Device(options_.device));
+      }
+      loaded->prompts.alpha = set.info.model.alpha;
+      std::lock_guard<std::mutex> lock(mu_);
+      loaded_[id] = loaded;
+      return loaded->meta;
+    });
+  }
+
+  absl::Status UnloadPromptSet(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (loaded_.erase(id) == 0) return absl::NotFoundError(id + " is not loaded");
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<TuningOutcome> RunTuning(const TuningSpec& spec,
+                                          const TuningCallbacks& cb) override {
+    return util::TorchCall("tuning", [&]() { return RunTuningImpl(spec, cb); });
+  }
+
+ private:
+  absl::StatusOr<train::TrainConfig> ConfigFor(const TuningSpec& spec) {
+    train::TrainConfig config;
+    if (!spec.preset.empty()) {
+      ASSIGN_OR_RETURN(config, train::PresetConfig(spec.preset));
+    } else {
+      // Presets exist for 1/2/4/8/16 shots; other counts take the next
+      // lower recipe.
+      int shots = 1;
+      for (int s : {1, 2, 4, 8, 16}) {
+        if (spec.shots >= s) shots = s;
+      }
+      ASSIGN_OR_RETURN(config, train::PresetForShots(shots));
+    }
+    if (!spec.variant.empty()) {
+      ASSIGN_OR_RETURN(provp::Variant v, provp::VariantFromName(spec.variant));
+      int64_t m = config.model.num_prompts;
+      config.model = provp::DefaultOptionsFor(v);
+      config.model.num_prompts = m;
+    }
+    config.shots = spec.shots;
+    if (spec.num_prompts > 0) config.model.num_prompts = spec.num_prompts;
+    if (spec.epochs > 0) config.epochs = spec.epochs;
+    if (spec.learning_rate > 0) config.lr = spec.learning_rate;
+    if (spec.batch_size > 0) config.batch_size = spec.batch_size;
+    config.seed = static_cast<uint64_t>(spec.seed);
+    if (spec.alpha) config.model.alpha = *spec.alpha;
+    if (spec.ref_lambda) config.model.lambda_ref = *spec.ref_lambda;
+    if (spec.use_feature_reformation && !*spec.use_feature_reformation) {
+      config.model.lambda_ref = 0.0;
+    }
+    if (spec.weight_decay) config.weight_decay = *spec.weight_decay;
+    config.augment.size = config_.image_resolution;
+    RETURN_IF_ERROR(train::ValidateConfig(config));
+    return config;
+  }
+
+  absl::StatusOr<std::vector<torch::Tensor>> Decode(const TuningSpec& spec,
+                                                    const std::vector<data::Item>& items,
+                                                    data::Split split) {
+    std::vector<torch::Tensor> out;
+    out.reserve(items.size());
+    for (const auto& it : items) {
+      Split s = split == data::Split::kTrain ? Split::kTrain
+                : split == data::Split::kVal ? Split::kVal
+                                             : Split::kTest;
+      ASSIGN_OR_RETURN(Image img, spec.load_image(TuningItem{it.path, it.label, s}));
+      out.push_back(ToTensor(img));
+    }
+    return out;
+  }
+
+  // Accuracy of one class group (base or novel) on `items` (labels already
+  // group-local), with and without the prompts.
+  absl::Status EvaluateGroup(const TuningSpec& spec, const std::vector<std::string>& names,
+                             const std::vector<data::Item>& items,
+                             const std::vector<std::string>& templates,
+                             const clip::VisualPrompts* prompts, double* accuracy,
+                             double* zero_shot, std::vector<double>* per_class,
+                             std::vector<int64_t>* per_class_count) {
+    if (items.empty() || names.empty()) return absl::OkStatus();
+    ASSIGN_OR_RETURN(auto images, Decode(spec, items, data::Split::kTest));
+    std::vector<int64_t> labels;
+    for (const auto& it : items) labels.push_back(it.label);
+    ASSIGN_OR_RETURN(torch::Tensor text,
+                     clip::ClassTextFeatures(model_, *tokenizer_, names, templates));
+    ASSIGN_OR_RETURN(train::EvalResult r,
+                     train::EvaluateImages(model_, prompts, images, labels, text,
+                                           config_.image_resolution, options_.eval_batch_size));
+    ASSIGN_OR_RETURN(train::EvalResult z,
+                     train::EvaluateImages(model_, nullptr, images, labels, text,
+                                           config_.image_resolution, options_.eval_batch_size));
+    *accuracy = r.top1;
+    *zero_shot = z.top1;
+    *per_class = r.per_class_accuracy;
+    *per_class_count = r.per_class_count;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<TuningOutcome> RunTuningImpl(const TuningSpec& spec, const TuningCallbacks& cb) {
+    auto say = [&](const std::string& m) {
+      if (cb.on_message) cb.on_message(m);
+    };
+    // Split classes into base (trained) and novel (held out).
+    std::set<int> novel(spec.novel_classes.begin(), spec.novel_classes.end());
+    std::vector<int> group_index(spec.class_names.size(), -1);
+    std::vector<std::string> base_names, novel_names;
+    for (size_t c = 0; c < spec.class_names.size(); ++c) {
+      auto& v = novel.count(static_cast<int>(c)) ? novel_names : base_names;
+      group_index[c] = static_cast<int>(v.size());
+      v.push_back(spec.class_names[c]);
+    }
+    if (base_names.empty()) return absl::InvalidArgumentError("no base classes to train on");
+    data::Dataset base;
+    base.name = spec.job_id;
+    base.class_names = base_names;
+    std::vector<data::Item> novel_test, novel_train;
+    bool has_test = false;
+    for (const auto& it : spec.items) has_test |= it.split == Split::kTest;
+    for (const auto& it : spec.items) {
+      if (it.label < 0 || it.label >= static_cast<int>(spec.class_names.size())) {
+        return absl::InvalidArgumentError(absl::StrCat("label ", it.label, " out of range"));
+      }
+      data::Item item{it.path, group_index[it.label]};
+      bool is_novel = novel.count(it.label) > 0;
+      if (it.split == Split::kTest) {
+        (is_novel ? novel_test : base.test).push_back(item);
+      } else if (it.split == Split::kVal) {
+        if (!is_novel) base.val.push_back(item);
+      } else {
+        (is_novel ? novel_train : base.train).push_back(item);
+      }
+    }
+    data::FewShotOptions fso;
+    fso.shots = spec.shots;
+    fso.seed = spec.seed;
+    fso.sample_val = !base.val.empty();
+    ASSIGN_OR_RETURN(data::FewShotResult few, data::SampleFewShot(base, fso));
+    ASSIGN_OR_RETURN(train::TrainConfig config, ConfigFor(spec));
+    const std::vector<std::string> templates =
+        spec.templates.empty() ? std::vector<std::string>{clip::kDefaultTemplate} : spec.templates;
+    say(absl::StrCat("sampled ", few.dataset.train.size(), " training images (", spec.shots,
+                     " shots x ", base_names.size(), " base classes); ", config.epochs,
+                     " epochs, batch ", config.batch_size, ", lr ", config.lr));
+    train::TrainingSet data;
+    ASSIGN_OR_RETURN(data.images, Decode(spec, few.dataset.train, data::Split::kTrain));
+    for (const auto& it : few.dataset.train) data.labels.push_back(it.label);
+    ASSIGN_OR_RETURN(torch::Tensor text,
+                     clip::ClassTextFeatures(model_, *tokenizer_, base_names, templates));
+    if (std::filesystem::exists(spec.checkpoint_path)) {
+      say("found an epoch checkpoint; resuming from it");
+    }
+    train::TrainerOptions topts;
+    topts.config = config;
+    topts.checkpoint_path = spec.checkpoint_path;
+    topts.resume = true;
+    topts.backbone_fingerprint = info_.backbone;
+    topts.cancel = cb.stop;
+    topts.report_steps = true;
+    topts.on_progress = [&](const train::TrainProgress& p) {
+      if (cb.on_progress) {
+        TuningProgress q;
+        q.epoch_end = p.kind == train::TrainProgress::Kind::kEpoch;
+        q.epoch = static_cast<int>(p.epoch + 1);
+        q.total_epochs = static_cast<int>(p.epochs);
+        q.step = p.global_step;
+        q.total_steps = p.total_steps;
+        q.learning_rate = p.lr;
+        q.loss = p.loss;
+        q.loss_xe = p.ce;
+        q.loss_ref = p.ref;
+        q.train_accuracy = p.train_accuracy;
+        q.images_per_second = p.images_per_second;
+        q.eta_seconds = p.eta_seconds;
+        cb.on_progress(q);
+      }
+      return !(cb.stop && cb.stop->load());
+    };
+    ASSIGN_OR_RETURN(auto trainer, train::Trainer::Create(model_, topts));
+    ASSIGN_OR_RETURN(train::TrainResult result, trainer->Run(data, text));
+    TuningOutcome out;
+    out.resumed_from_epoch = static_cast<int>(result.resumed_from_epoch);
+    out.epochs_completed = static_cast<int>(result.epochs_completed);
+    if (result.resumed_from_epoch > 0) {
+      say(absl::StrCat("resumed from the checkpoint after epoch ", result.resumed_from_epoch));
+    }
+    // Evaluation: base among base, novel among novel (CoOp protocol), on
+    // the test split (the training pool when there is none).
+    say("evaluating");
+    const clip::VisualPrompts* prompts = trainer->model().visual_prompts();
+    TuningEvaluation& ev = out.evaluation;
+    std::vector<data::Item> base_eval = has_test ? base.test : base.train;
+    std::vector<data::Item> novel_eval = has_test ? novel_test : novel_train;
+    std::vector<double> base_pc, novel_pc;
+    std::vector<int64_t> base_n, novel_n;
+    RETURN_IF_ERROR(EvaluateGroup(spec, base_names, base_eval, templates, prompts,
+                                  &ev.base_accuracy, &ev.zero_shot_base_accuracy, &base_pc,
+                                  &base_n));
+    RETURN_IF_ERROR(EvaluateGroup(spec, novel_names, novel_eval, templates, prompts,
+                                  &ev.novel_accuracy, &ev.zero_shot_novel_accuracy, &novel_pc,
+                                  &novel_n));
+    ev.num_base_images = static_cast<int64_t>(base_eval.size());
+    ev.num_novel_images = static_cast<int64_t>(novel_eval.size());
+    ev.harmonic_mean = novel_names.empty() ? ev.base_accuracy
+                                           : train::HarmonicMean(ev.base_accuracy,
+                                                                 ev.novel_accuracy);
+    for (size_t c = 0; c < base_pc.size(); ++c) {
+      ev.per_class.push_back({base_names[c], base_pc[c], base_n[c], false});
+    }
+    for (size_t c = 0; c < novel_pc.size(); ++c) {
+      ev.per_class.push_back({novel_names[c], novel_pc[c], novel_n[c], true});
+    }
+    train::PromptSet set = train::PromptSetFromRun(trainer->model().options(), config, result,
+                                                   config_, info_.backbone, base_names,
+                                                   templates);
+    set.info.training_summary["novel_class_names"] = novel_names;
+    set.info.evaluation = {{"base_accuracy", ev.base_accuracy},
+                           {"novel_accuracy", ev.novel_accuracy},
+                           {"harmonic_mean", ev.harmonic_mean}};
+    RETURN_IF_ERROR(train::SavePromptSet(spec.output_path, set));
+    out.prompt_set = MetaOf(set);
+    return out;
+  }
+
+  const TorchEngineOptions options_;
+  const clip::ClipConfig config_;
+  clip::ClipModel model_;
+  std::shared_ptr<const text::Tokenizer> tokenizer_;
+  ModelInfo info_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<const LoadedPromptSet>> loaded_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Engine>> CreateTorchEngine(const TorchEngineOptions& options) {
+  if (options.num_threads > 0) torch::set_num_threads(options.num_threads);
+  ASSIGN_OR_RETURN(clip::LoadedCheckpoint checkpoint,
+                   util::TorchCall("load checkpoint",
+                                   [&] { return clip::LoadCheckpoint(options.model_path); }));
+  clip::ModelOptions mo;
+  mo.device = options.device;
+  mo.dtype = torch::kFloat32;
+  if (options.device.rfind("cuda", 0) == 0) {
+    if (!torch::cuda::is_available()) {
+      return absl::FailedPreconditionError("--device " + options.device +
+                                           " but CUDA is not available");
+    }
+    mo.dtype = torch::kBFloat16;
+  }
+  ASSIGN_OR_RETURN(clip::ClipModel model,
+                   util::TorchCall("build model",
+                                   [&] { return clip::BuildClipModel(checkpoint, mo); }));
+  std::string vocab = !options.vocab_path.empty() ? options.vocab_path : checkpoint.tokenizer_dir;
+  if (vocab.empty()) {
+    return absl::InvalidArgumentError(
+        "no tokenizer files next to " + options.model_path +
+        "; pass --vocab (bpe_simple_vocab_16e6.txt.gz or a vocab.json + merges.txt folder)");
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<text::Tokenizer> tokenizer, text::Tokenizer::FromPath(vocab));
+  std::shared_ptr<const text::Tokenizer> shared(std::move(tokenizer));
+  return std::unique_ptr<Engine>(
+      new TorchEngine(options, std::move(checkpoint), std::move(model), std::move(shared)));
+}
+
+}  // namespace provp::engine

@@ -1,0 +1,34 @@
+// The LibTorch Engine: a frozen CLIP (any checkpoint layout LoadCheckpoint
+// reads) with the CLIP tokenizer, serving zero-shot and ProVP-prompted
+// image features under InferenceMode, class text features, prompt-set
+// files (core/train/prompt_set.h) and ProVP-Ref tuning runs (core/train
+// Trainer, per-epoch checkpoints, resume) with base/novel evaluation.
+// Thread-safe: forwards run concurrently on the shared frozen model; the
+// prompt-set map is guarded; one RunTuning at a time (the server's runner).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/engine/engine.h"
+
+namespace provp::engine {
+
+struct TorchEngineOptions {
+  // CLIP weights: safetensors / torch.save / TorchScript / HF directory.
+  std::string model_path;
+  // BPE vocabulary (.txt.gz, or a directory with vocab.json + merges.txt).
+  // Empty: the tokenizer files next to the weights.
+  std::string vocab_path;
+  // "cpu", "cuda", "cuda:N".
+  std::string device = "cpu";
+  // LibTorch intra-op threads; 0 keeps the default.
+  int num_threads = 0;
+  // Images per forward in evaluation.
+  int64_t eval_batch_size = 64;
+};
+
+absl::StatusOr<std::unique_ptr<Engine>> CreateTorchEngine(const TorchEngineOptions& options);
+
+}  // namespace provp::engine
