@@ -13,7 +13,8 @@
 #include <utility>
 
 #include <nlohmann/json.hpp>
-#include <torch/csrc/jit/serialization/pickle.h>
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/import_read.h>
 #include <torch/script.h>
 
 #include "absl/strings/match.h"
@@ -174,8 +175,13 @@ absl::StatusOr<ClipConfig> InferOpenAIConfig(const std::string& file, const Weig
 
 absl::StatusOr<Weights> ReadTorchSaveDict(const std::string& path, const std::string& bytes) {
   return util::TorchCall(absl::StrCat(path, ": torch.save archive"), [&]() -> absl::StatusOr<Weights> {
-    std::vector<char> data(bytes.begin(), bytes.end());
-    c10::IValue value = torch::jit::pickle_load(data);
+    // What torch::jit::pickle_load does, but through a bounds-checked
+    // istream reader: 1.13's vector reader copies past the end of a
+    // truncated archive (found by ASan on truncated fixtures).
+    std::istringstream in(bytes);
+    caffe2::serialize::PyTorchStreamReader reader(&in);
+    c10::IValue value = torch::jit::readArchiveAndTensors("data", "", "", c10::nullopt, c10::nullopt,
+                                                          c10::nullopt, reader);
     if (!value.isGenericDict()) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": torch.save archive does not hold a dict (found ",
                                                      value.tagKind(), ")"));
