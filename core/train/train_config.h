@@ -48,7 +48,8 @@ struct TrainConfig {
   int64_t batch_size = 32;
   // Seeds the sampler/augmentation RNG and the prompt init.
   uint64_t seed = 1;
-  // Train-time augmentation; augment.size 0 = the model's input resolution.
+  // Train-time augmentation. augment.size is informational: the trainer
+  // crops to the model's input resolution, the only size its encoder takes.
   image::AugmentOptions augment;
   ModelSelection selection = ModelSelection::kLastEpoch;
 };

@@ -179,8 +179,10 @@ absl::StatusOr<TrainResult> Trainer::Run(const TrainingSet& data, const torch::T
   const int64_t batch = std::min(cfg.batch_size, n);
   const int64_t steps_per_epoch = StepsPerEpoch(n, cfg.batch_size);
   const int64_t total_steps = cfg.epochs * steps_per_epoch;
+  // The encoder takes exactly its own resolution, so the crop size follows
+  // the model whatever the config says.
   image::AugmentOptions augment = cfg.augment;
-  if (augment.size == 0) augment.size = clip_config.image_resolution;
+  augment.size = clip_config.image_resolution;
 
   std::vector<torch::Tensor> images;
   torch::Tensor labels_all, text;
