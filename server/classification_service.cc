@@ -331,7 +331,9 @@ grpc::Status ClassificationServiceImpl::EmbedImages(grpc::ServerContext* ctx,
       ASSIGN_OR_RETURN(auto ps, env_->prompt_sets->GetLoaded(ps_id));
       (void)ps;
     }
+    // Reserved up front: `valid` points into `decoded`.
     std::vector<absl::StatusOr<engine::Image>> decoded;
+    decoded.reserve(req->images_size());
     std::vector<const engine::Image*> valid;
     std::vector<int> index;
     for (int i = 0; i < req->images_size(); ++i) {

@@ -63,6 +63,7 @@ class ServerTest : public ::testing::Test {
     o.watch_heartbeat_seconds = 0.5;
     o.shutdown_grace_seconds = 2;
     o.metrics_port = 0;
+    o.dataset_roots = {dir_.path() + "/roots"};
     o.metrics_bind_address = "127.0.0.1";
     return o;
   }
@@ -285,6 +286,67 @@ TEST_F(ServerTest, MetricsEndpointListsEveryDeployFamily) {
   }
   EXPECT_TRUE(handled);
   EXPECT_NE(HttpGet(server_->metrics_port(), "/readyz").find("200"), std::string::npos);
+}
+
+TEST_F(ServerTest, EmbedImagesAndTexts) {
+  v1::EmbedImagesRequest ir;
+  *ir.add_images() = Png(250, 10, 10);
+  ir.add_images()->set_encoded("junk");
+  v1::EmbedImagesResponse iresp;
+  auto c1 = Ctx(kClient);
+  ASSERT_TRUE(classify_->EmbedImages(c1.get(), ir, &iresp).ok());
+  ASSERT_EQ(iresp.embeddings_size(), 2);
+  EXPECT_EQ(iresp.dimension(), 16);
+  double n = 0;
+  for (float v : iresp.embeddings(0).values()) n += v * v;
+  EXPECT_NEAR(n, 1.0, 1e-4);
+  EXPECT_EQ(ReasonOf(iresp.embeddings(1).error()), "IMAGE_DECODE_FAILED");
+  v1::EmbedTextsRequest tr;
+  tr.add_texts("a red thing");
+  tr.add_texts("a blue thing");
+  v1::EmbedTextsResponse tresp;
+  auto c2 = Ctx(kClient);
+  ASSERT_TRUE(classify_->EmbedTexts(c2.get(), tr, &tresp).ok());
+  ASSERT_EQ(tresp.embeddings_size(), 2);
+  EXPECT_NE(tresp.embeddings(0).values(0), tresp.embeddings(1).values(0));
+  auto c3 = Ctx(kClient);
+  EXPECT_EQ(classify_->EmbedTexts(c3.get(), {}, &tresp).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(ServerTest, RegisterServerSideClassFolders) {
+  const std::string root = dir_.path() + "/roots/shapes";
+  for (const char* cls : {"red", "green"}) {
+    ASSERT_EQ(system(("mkdir -p " + root + "/" + cls).c_str()), 0);
+    for (int i = 0; i < 3; ++i) {
+      std::ofstream(root + "/" + cls + "/" + std::to_string(i) + ".png", std::ios::binary)
+          << SolidPng(cls[0] == 'r' ? 240 : 10, cls[0] == 'g' ? 240 : 10, 10, 16, i);
+    }
+  }
+  v1::RegisterDatasetRequest req;
+  req.set_dataset_id("shapes");
+  req.set_path(root);
+  req.set_min_shots(2);
+  v1::Dataset ds;
+  auto c1 = Ctx(kAdmin);
+  grpc::Status s = datasets_->RegisterDataset(c1.get(), req, &ds);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(ds.class_names_size(), 2);
+  EXPECT_EQ(ds.stats().num_train_images(), 6);
+  EXPECT_EQ(ds.source(), v1::Dataset::DIRECTORY);
+  v1::TuningJob job;
+  ASSERT_TRUE(CreateJob("fromdir", "datasets/shapes", 2, &job).ok());
+  EXPECT_EQ(WaitFor("fromdir", v1::TuningJob::SUCCEEDED).state(), v1::TuningJob::SUCCEEDED);
+  req.set_dataset_id("outside");
+  req.set_path("/etc");
+  auto c2 = Ctx(kAdmin);
+  s = datasets_->RegisterDataset(c2.get(), req, &ds);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(ReasonOf(s), "PATH_NOT_ALLOWED");
+  req.set_path(dir_.path() + "/roots/../keys");
+  auto c3 = Ctx(kAdmin);
+  EXPECT_EQ(datasets_->RegisterDataset(c3.get(), req, &ds).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
 }
 
 TEST_F(ServerTest, RawImagesAndAllScores) {
