@@ -48,7 +48,32 @@ absl::StatusOr<DemoDataset> MakeDemoShapes(const DemoSizes& sizes) {
       for (int i = 0; i < split.per_class; ++i) {
         const SceneSpec spec = RandomScene(rng, label);
         split.out->push_back(
-            {RenderScene(spec, sizes.resolution, RenderStyle::kShifted, rng), label});
+            {RenderScene(spec, sizes.resolution, sizes.style, rng), label});
+      }
+    }
+  }
+  return d;
+}
+
+absl::StatusOr<DemoDataset> MakeDemoColors(const DemoSizes& sizes) {
+  RETURN_IF_ERROR(CheckSizes(sizes));
+  DemoDataset d;
+  d.name = kDemoColorsName;
+  for (const NamedColor& c : SceneColors()) d.class_names.emplace_back(c.name);
+  const int num_classes = static_cast<int>(d.class_names.size());
+  const RenderStyle style =
+      sizes.style == RenderStyle::kPretrain ? RenderStyle::kPretrain : RenderStyle::kShiftedPalette;
+  Random rng(sizes.seed ^ 0xc01045ULL);
+  for (auto [out, n] : {std::pair{&d.train, sizes.train_per_class},
+                        std::pair{&d.val, sizes.val_per_class},
+                        std::pair{&d.test, sizes.test_per_class}}) {
+    for (int label = 0; label < num_classes; ++label) {
+      for (int i = 0; i < n; ++i) {
+        SceneSpec spec = RandomScene(rng);
+        spec.color = label;
+        spec.texture = Texture::kSolid;
+        while (spec.background == label) spec.background = rng.Int(num_classes);
+        out->push_back({RenderScene(spec, sizes.resolution, style, rng), label});
       }
     }
   }
@@ -80,7 +105,7 @@ absl::StatusOr<DemoDataset> MakeDemoFashion(const FashionMnist& t10k, const Demo
       for (int i = 0; i < n; ++i) {
         const int k = by_class[label][next++];
         out->push_back({RenderFashion(t10k.image(k), t10k.rows, t10k.cols, sizes.resolution,
-                                      RenderStyle::kShifted, rng),
+                                      sizes.style, rng),
                         label});
       }
     }

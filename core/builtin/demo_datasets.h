@@ -19,11 +19,13 @@
 #include "absl/status/statusor.h"
 #include "core/builtin/fashion_mnist.h"
 #include "core/builtin/raster.h"
+#include "core/builtin/scenes.h"
 
 namespace provp::builtin {
 
 inline constexpr char kDemoShapesName[] = "DemoShapes";
 inline constexpr char kDemoFashionName[] = "DemoFashion";
+inline constexpr char kDemoColorsName[] = "DemoColors";
 
 struct LabeledRaster {
   Raster image;
@@ -45,9 +47,17 @@ struct DemoSizes {
   int test_per_class = 60;
   int resolution = 32;
   uint64_t seed = 7;
+  // kShifted for the demo datasets; kPretrain renders the same items in the
+  // pretraining style (to measure how much the domain shift costs).
+  RenderStyle style = RenderStyle::kShifted;
 };
 
 absl::StatusOr<DemoDataset> MakeDemoShapes(const DemoSizes& sizes);
+
+// DemoColors: scenes labelled by the object's colour (the 10 palette names),
+// in the kShiftedPalette style (any shape, greyish gradient backgrounds,
+// noise). sizes.style kPretrain renders them in the pretraining style.
+absl::StatusOr<DemoDataset> MakeDemoColors(const DemoSizes& sizes);
 
 // Items come from `t10k` (Fashion-MNIST's test file) in file order per class;
 // FAILED_PRECONDITION when a class has fewer items than the sizes ask for.

@@ -214,11 +214,12 @@ Raster RenderFashion(const uint8_t* pixels, int rows, int cols, int resolution, 
   double gradient_angle = 0;
   const bool shifted = style == RenderStyle::kShifted;
   if (shifted) {
-    const bool inverted = rng.Bernoulli(0.5);
-    fg = inverted ? RandomColor(rng, 0.05, 0.4) : RandomColor(rng, 0.55, 1.0);
-    bg_a = inverted ? RandomColor(rng, 0.7, 0.97) : RandomColor(rng, 0.02, 0.3);
-    bg_b = inverted ? RandomColor(rng, 0.7, 0.97) : RandomColor(rng, 0.02, 0.3);
-    noise_sigma = rng.Uniform(3, 10);
+    // A tinted garment on a dark, tinted gradient with sensor-like noise:
+    // the shapes stay as pretrained, the colours and texture do not.
+    fg = RandomColor(rng, 0.55, 1.0);
+    bg_a = RandomColor(rng, 0.02, 0.2);
+    bg_b = RandomColor(rng, 0.02, 0.2);
+    noise_sigma = rng.Uniform(4, 12);
     gradient_angle = rng.Uniform(0, 6.283185307179586);
   }
   const double ga = std::cos(gradient_angle);

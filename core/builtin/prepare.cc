@@ -27,7 +27,7 @@ namespace {
 // version for the vocabulary, captions, pretraining data or loop; the
 // dataset version for the demo datasets' rendering.
 constexpr int kModelVersion = 1;
-constexpr int kDatasetVersion = 1;
+constexpr int kDatasetVersion = 3;
 constexpr char kManifestName[] = "builtin.json";
 constexpr char kStampName[] = ".provp_builtin_stamp";
 
@@ -47,7 +47,7 @@ std::string ModelKey(const PrepareOptions& o) {
 std::string DatasetKey(const DemoSizes& s) {
   const std::string canon = absl::StrCat("v", kDatasetVersion, "|", s.train_per_class, "|",
                                          s.val_per_class, "|", s.test_per_class, "|", s.resolution,
-                                         "|", s.seed);
+                                         "|", s.seed, "|style", static_cast<int>(s.style));
   return Hex(util::Fnv1a64(canon.data(), canon.size()));
 }
 
@@ -168,6 +168,8 @@ absl::StatusOr<PrepareResult> PrepareBuiltin(const PrepareOptions& o) {
     datasets.push_back(std::move(shapes));
     ASSIGN_OR_RETURN(DemoDataset fashion, MakeDemoFashion(t10k, sizes));
     datasets.push_back(std::move(fashion));
+    ASSIGN_OR_RETURN(DemoDataset colors, MakeDemoColors(sizes));
+    datasets.push_back(std::move(colors));
   }
   result.datasets_reused = true;
   for (const DemoDataset& d : datasets) {
@@ -195,6 +197,12 @@ absl::StatusOr<PrepareResult> PrepareBuiltin(const PrepareOptions& o) {
     for (const auto& [name, acc] : manifest["zero_shot"].items()) {
       if (acc.is_number()) result.zero_shot_accuracy[name] = acc.get<double>();
     }
+    if (manifest.contains("zero_shot_pretrain_style") &&
+        manifest["zero_shot_pretrain_style"].is_object()) {
+      for (const auto& [name, acc] : manifest["zero_shot_pretrain_style"].items()) {
+        if (acc.is_number()) result.zero_shot_pretrain_style[name] = acc.get<double>();
+      }
+    }
     result.pretrain_seconds = manifest.value("pretrain_seconds", 0.0);
   } else {
     if (!model) {
@@ -213,10 +221,23 @@ absl::StatusOr<PrepareResult> PrepareBuiltin(const PrepareOptions& o) {
       ASSIGN_OR_RETURN(double acc, ZeroShotAccuracy(*model, *tokenizer, d.class_names, d.test));
       result.zero_shot_accuracy[d.name] = acc;
     }
+    DemoSizes in_domain = sizes;
+    in_domain.style = RenderStyle::kPretrain;
+    ASSIGN_OR_RETURN(DemoDataset shapes, MakeDemoShapes(in_domain));
+    ASSIGN_OR_RETURN(DemoDataset fashion, MakeDemoFashion(t10k, in_domain));
+    ASSIGN_OR_RETURN(DemoDataset colors, MakeDemoColors(in_domain));
+    for (const DemoDataset* d : {&shapes, &fashion, &colors}) {
+      ASSIGN_OR_RETURN(double acc, ZeroShotAccuracy(*model, *tokenizer, d->class_names, d->test));
+      result.zero_shot_pretrain_style[d->name] = acc;
+    }
   }
   for (const auto& [name, acc] : result.zero_shot_accuracy) {
-    Log(o, absl::StrFormat("zero-shot %s: %.1f%% (chance %.1f%%)", name, 100 * acc,
-                           name == kDemoShapesName ? 100.0 / kNumShapes : 10.0));
+    const auto in_domain = result.zero_shot_pretrain_style.find(name);
+    Log(o, absl::StrFormat("zero-shot %s: %.1f%% (chance %.1f%%; %.1f%% in the pretraining style)",
+                           name, 100 * acc, name == kDemoShapesName ? 100.0 / kNumShapes : 10.0,
+                           in_domain == result.zero_shot_pretrain_style.end()
+                               ? -1.0
+                               : 100 * in_domain->second));
   }
 
   nlohmann::json out = {
@@ -227,6 +248,7 @@ absl::StatusOr<PrepareResult> PrepareBuiltin(const PrepareOptions& o) {
       {"vocab_size", result.vocab_size},
       {"pretrain_seconds", result.pretrain_seconds},
       {"zero_shot", result.zero_shot_accuracy},
+      {"zero_shot_pretrain_style", result.zero_shot_pretrain_style},
   };
   if (!reuse) {
     out["pretrain"] = {{"steps", result.pretrain.steps},

@@ -50,6 +50,9 @@ struct PrepareResult {
   PretrainStats pretrain;
   // Zero-shot top-1 accuracy on each demo dataset's test split.
   std::map<std::string, double> zero_shot_accuracy;
+  // The same test items rendered in the pretraining style: the gap to
+  // zero_shot_accuracy is what the domain shift costs.
+  std::map<std::string, double> zero_shot_pretrain_style;
 };
 
 absl::StatusOr<PrepareResult> PrepareBuiltin(const PrepareOptions& options);

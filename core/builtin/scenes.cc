@@ -260,7 +260,7 @@ Raster RenderScene(const SceneSpec& spec, int resolution, RenderStyle style, Ran
   const int res = std::max(resolution, 8);
   const double scale = res / 32.0;  // texture periods are tuned at 32 px
   Raster out(res, res);
-  const bool shifted = style == RenderStyle::kShifted;
+  const bool shifted = style != RenderStyle::kPretrain;
 
   Color object = SceneColors()[spec.color % SceneColors().size()].rgb;
   Color bg_a = SceneColors()[spec.background % SceneColors().size()].rgb;
@@ -273,14 +273,24 @@ Raster RenderScene(const SceneSpec& spec, int resolution, RenderStyle style, Ran
   if (shifted) {
     // Off-palette colours with the background on the other side of mid-grey,
     // so the shape stays visible.
-    const bool dark_bg = rng.Bernoulli(0.5);
+    const bool palette = style == RenderStyle::kShiftedPalette;
+    // The palette style keeps the object's named colour (jittered), so the
+    // background goes to the other side of mid-grey and stays greyish.
+    const bool dark_bg = palette ? Luma(object) >= 110 : rng.Bernoulli(0.5);
+    const double bg_sat = palette ? 0.3 : 0.8;
     auto bg_value = [&] { return dark_bg ? rng.Uniform(0.08, 0.35) : rng.Uniform(0.7, 0.95); };
-    bg_a = FromHsv(rng.Uniform(), rng.Uniform(0.2, 0.8), bg_value());
-    bg_b = FromHsv(rng.Uniform(), rng.Uniform(0.2, 0.8), bg_value());
-    object = FromHsv(rng.Uniform(), rng.Uniform(0.45, 1.0),
-                     dark_bg ? rng.Uniform(0.65, 1.0) : rng.Uniform(0.15, 0.5));
-    outline = rng.Bernoulli(0.3);
-    noise_sigma = rng.Uniform(4, 14);
+    bg_a = FromHsv(rng.Uniform(), rng.Uniform(0.0, bg_sat), bg_value());
+    bg_b = FromHsv(rng.Uniform(), rng.Uniform(0.0, bg_sat), bg_value());
+    if (palette) {
+      object = {static_cast<float>(std::clamp(object.r + rng.Uniform(-20, 20), 0.0, 255.0)),
+                static_cast<float>(std::clamp(object.g + rng.Uniform(-20, 20), 0.0, 255.0)),
+                static_cast<float>(std::clamp(object.b + rng.Uniform(-20, 20), 0.0, 255.0))};
+    } else {
+      object = FromHsv(rng.Uniform(), rng.Uniform(0.45, 1.0),
+                       dark_bg ? rng.Uniform(0.65, 1.0) : rng.Uniform(0.15, 0.5));
+      outline = rng.Bernoulli(0.15);
+    }
+    noise_sigma = rng.Uniform(3, 8);
     period = rng.Uniform(3, 5.5) * scale;
     blotches = std::make_unique<ValueNoise>(4, rng);
     gradient_angle = rng.Uniform(0, 2 * kPi);
@@ -297,7 +307,7 @@ Raster RenderScene(const SceneSpec& spec, int resolution, RenderStyle style, Ran
       if (shifted) {
         const double t = std::clamp(0.5 + 0.5 * ((nx - 0.5) * ga + (ny - 0.5) * gb) * 2, 0.0, 1.0);
         bg = Mix(bg_a, bg_b, t);
-        const double blotch = (blotches->At(nx, ny) - 0.5) * 50;
+        const double blotch = (blotches->At(nx, ny) - 0.5) * 30;
         bg = {static_cast<float>(bg.r + blotch), static_cast<float>(bg.g + blotch),
               static_cast<float>(bg.b + blotch)};
       }

@@ -50,8 +50,10 @@ struct SceneSpec {
 
 // How a scene is drawn. kPretrain: palette colours on a flat background.
 // kShifted (the downstream domain): off-palette colours, gradient and blotchy
-// backgrounds, pixel noise, and some shapes drawn as outlines only.
-enum class RenderStyle { kPretrain, kShifted };
+// backgrounds, pixel noise, and one shape in seven drawn as an outline only.
+// kShiftedPalette (DemoColors): the shifted backgrounds and noise, but the
+// object keeps its palette colour (jittered) and is never an outline.
+enum class RenderStyle { kPretrain, kShifted, kShiftedPalette };
 
 // A random scene; with `shape` >= 0 the shape is fixed to it.
 SceneSpec RandomScene(Random& rng, int shape = -1);
