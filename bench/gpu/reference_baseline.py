@@ -90,6 +90,9 @@ def main():
     dev = "cuda"
     torch.manual_seed(0)
     student = ViT().to(dev).half().eval()
+    for mod in student.modules():  # as clip.model.convert_weights: LayerNorm stays fp32
+        if isinstance(mod, nn.LayerNorm):
+            mod.float()
     for p in student.parameters():
         p.requires_grad_(False)
     teacher = ViT().to(dev).float().eval()
