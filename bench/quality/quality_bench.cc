@@ -1,0 +1,591 @@
+// provp-quality-bench: does ProVP-Ref learn and generalise? On each demo
+// dataset written by `provp-builtin prepare`, runs the five variants
+// (zero_shot, vpt_shallow, vpt_deep, provp, provp_ref) in the two protocol
+// settings - few-shot (1/2/4/8/16 shots, all classes) and base-to-novel
+// (16 shots, train on the first ceil(n/2) classes, test base and novel) -
+// over several seeds, through the real loader, sampler, trainer and
+// evaluation. Writes results.json, quality_table.md (mean and std over
+// seeds) and PNG plots. Epochs are far below the paper's (see --help).
+// Single-threaded driver; torch uses its own intra-op threads.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <torch/torch.h>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "core/clip/checkpoint_loader.h"
+#include "core/clip/clip_model.h"
+#include "core/clip/zero_shot.h"
+#include "core/data/base_novel.h"
+#include "core/data/few_shot.h"
+#include "core/data/loaders.h"
+#include "core/data/templates.h"
+#include "core/image/image_io.h"
+#include "core/provp/provp_options.h"
+#include "core/text/tokenizer.h"
+#include "core/train/evaluation.h"
+#include "core/train/train_config.h"
+#include "core/train/trainer.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
+#include "core/util/torch_status.h"
+
+namespace provp::bench {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+constexpr char kUsage[] =
+    "usage: provp-quality-bench --data-dir DIR --out DIR [options]\n"
+    "  DIR is what `provp-builtin prepare --data-dir DIR` wrote.\n"
+    "options (defaults in brackets):\n"
+    "  --datasets A,B        [DemoFashion,DemoColors,DemoShapes]\n"
+    "  --variants A,B        [zero_shot,vpt_shallow,vpt_deep,provp,provp_ref]\n"
+    "  --seeds 1,2,3         [1,2,3]\n"
+    "  --shots 1,2,4,8,16    [1,2,4,8,16]\n"
+    "  --epochs-low N        epochs for 1/2/4 shots [20] (paper: 50/100/100)\n"
+    "  --epochs-high N       epochs for 8/16 shots [10] (paper: 200)\n"
+    "  --epochs-b2n N        epochs for base-to-novel [10] (paper: 100)\n"
+    "  --prompts N           prompt tokens per layer [8] (paper: 50 few-shot, 16 b2n)\n"
+    "  --lr X                SGD learning rate for every setting [the presets' 0.1]\n"
+    "  --no-b2n / --no-fewshot  skip a setting\n";
+
+struct Options {
+  std::string data_dir;
+  std::string out_dir;
+  std::vector<std::string> datasets = {"DemoFashion", "DemoColors", "DemoShapes"};
+  std::vector<std::string> variants = {"zero_shot", "vpt_shallow", "vpt_deep", "provp",
+                                       "provp_ref"};
+  std::vector<int64_t> seeds = {1, 2, 3};
+  std::vector<int64_t> shots = {1, 2, 4, 8, 16};
+  int64_t epochs_low = 20;
+  int64_t epochs_high = 10;
+  int64_t epochs_b2n = 10;
+  int64_t prompts = 8;
+  double lr = 0;  // 0: the preset's
+  bool fewshot = true;
+  bool b2n = true;
+};
+
+struct Split {
+  std::vector<torch::Tensor> images;  // uint8 [H,W,3]
+  std::vector<int64_t> labels;
+};
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+absl::StatusOr<torch::Tensor> Decode(const std::string& path) {
+  ASSIGN_OR_RETURN(image::RgbImage img, image::DecodeImageFile(path));
+  return util::TorchCall("decode " + path, [&] {
+    return torch::from_blob(img.pixels.data(), {img.height, img.width, 3}, torch::kUInt8).clone();
+  });
+}
+
+// Decodes every image of the dataset once; later splits reuse the tensors.
+class ImageCache {
+ public:
+  absl::StatusOr<Split> Get(const std::vector<data::Item>& items) {
+    Split s;
+    for (const data::Item& item : items) {
+      auto it = cache_.find(item.path);
+      if (it == cache_.end()) {
+        ASSIGN_OR_RETURN(torch::Tensor t, Decode(item.path));
+        it = cache_.emplace(item.path, t).first;
+      }
+      s.images.push_back(it->second);
+      s.labels.push_back(item.label);
+    }
+    return s;
+  }
+
+ private:
+  std::map<std::string, torch::Tensor> cache_;
+};
+
+struct Backbone {
+  clip::ClipModel model{nullptr};
+  std::unique_ptr<text::Tokenizer> tokenizer;
+  std::string fingerprint;
+  int64_t resolution = 0;
+};
+
+absl::StatusOr<Backbone> LoadBackbone(const std::string& data_dir) {
+  const std::string weights = data_dir + "/model/clip.safetensors";
+  ASSIGN_OR_RETURN(clip::LoadedCheckpoint ck, clip::LoadCheckpoint(weights));
+  Backbone b;
+  ASSIGN_OR_RETURN(b.model, clip::BuildClipModel(ck, clip::ModelOptions{}));
+  if (ck.tokenizer_dir.empty()) {
+    return absl::NotFoundError(absl::StrCat("no vocab.json/merges.txt next to ", weights));
+  }
+  ASSIGN_OR_RETURN(b.tokenizer, text::Tokenizer::FromPath(ck.tokenizer_dir));
+  b.fingerprint = ck.fingerprint;
+  b.resolution = ck.config.image_resolution;
+  return b;
+}
+
+absl::StatusOr<train::TrainConfig> MakeConfig(const Options& o, const std::string& variant,
+                                              int64_t shots, bool b2n, int64_t seed,
+                                              int64_t resolution) {
+  ASSIGN_OR_RETURN(train::TrainConfig c, b2n ? train::PresetConfig("base_to_novel")
+                                             : train::PresetForShots(shots));
+  json patch = {{"variant", variant},
+                {"num_prompts", o.prompts},
+                {"seed", seed},
+                {"shots", shots},
+                {"epochs", b2n ? o.epochs_b2n : (shots <= 4 ? o.epochs_low : o.epochs_high)}};
+  patch["augment"]["size"] = resolution;
+  if (o.lr > 0) patch["lr"] = o.lr;
+  return train::MergeConfigJson(c, patch);
+}
+
+// Trains one variant (or not, for zero_shot) and evaluates on each test set
+// with its own text features; returns top-1 percentages in order.
+absl::StatusOr<std::vector<double>> RunOne(Backbone& bb, const train::TrainConfig& config,
+                                           const Split& train_split, const torch::Tensor& train_text,
+                                           const std::vector<const train::EvalSet*>& tests,
+                                           const std::vector<torch::Tensor>& test_texts,
+                                           json& record) {
+  std::vector<double> out;
+  const bool zero_shot = config.model.variant == provp::Variant::kZeroShot;
+  std::unique_ptr<train::Trainer> trainer;
+  const clip::VisualPrompts* prompts = nullptr;
+  if (!zero_shot) {
+    train::TrainerOptions topt;
+    topt.config = config;
+    topt.backbone_fingerprint = bb.fingerprint;
+    topt.report_steps = false;
+    ASSIGN_OR_RETURN(trainer, train::Trainer::Create(bb.model, topt));
+    train::TrainingSet set;
+    set.images = train_split.images;
+    set.labels = train_split.labels;
+    ASSIGN_OR_RETURN(train::TrainResult r, trainer->Run(set, train_text));
+    record["train_seconds"] = r.seconds;
+    record["steps"] = r.steps;
+    record["final_loss"] = r.final_loss;
+    record["final_train_accuracy"] = r.final_train_accuracy;
+    prompts = trainer->model().visual_prompts();
+  }
+  for (size_t i = 0; i < tests.size(); ++i) {
+    ASSIGN_OR_RETURN(train::EvalResult e,
+                     train::Evaluate(bb.model, prompts, *tests[i], test_texts[i]));
+    out.push_back(100.0 * e.top1);
+  }
+  return out;
+}
+
+struct Stat {
+  double mean = 0;
+  double std = 0;
+};
+
+Stat MeanStd(const std::vector<double>& v) {
+  Stat s;
+  if (v.empty()) return s;
+  for (double x : v) s.mean += x;
+  s.mean /= v.size();
+  if (v.size() > 1) {
+    for (double x : v) s.std += (x - s.mean) * (x - s.mean);
+    s.std = std::sqrt(s.std / (v.size() - 1));  // sample std over seeds
+  }
+  return s;
+}
+
+std::string Cell(const std::vector<double>& v) {
+  const Stat s = MeanStd(v);
+  return absl::StrFormat("%.1f ± %.1f", s.mean, s.std);
+}
+
+// Results: dataset -> variant -> setting key ("1".."16", "base", "novel",
+// "hm") -> per-seed values.
+using Results = std::map<std::string, std::map<std::string, std::map<std::string, std::vector<double>>>>;
+
+const cv::Scalar kColors[] = {{128, 128, 128}, {40, 160, 40}, {200, 120, 0}, {30, 30, 220},
+                              {160, 30, 160}};
+
+// Accuracy vs shots, one line per variant (log2 x axis), error bars = std.
+void PlotFewShot(const std::string& path, const std::string& title, const Options& o,
+                 const std::map<std::string, std::map<std::string, std::vector<double>>>& by_variant) {
+  const int w = 720, h = 480, left = 70, right = 170, top = 50, bottom = 60;
+  cv::Mat img(h, w, CV_8UC3, cv::Scalar(255, 255, 255));
+  double lo = 100, hi = 0;
+  for (const auto& [v, m] : by_variant) {
+    for (int64_t k : o.shots) {
+      auto it = m.find(absl::StrCat(k));
+      if (it == m.end()) continue;
+      const Stat s = MeanStd(it->second);
+      lo = std::min(lo, s.mean - s.std);
+      hi = std::max(hi, s.mean + s.std);
+    }
+  }
+  lo = std::max(0.0, std::floor(lo / 10) * 10);
+  hi = std::min(100.0, std::ceil(hi / 10) * 10);
+  if (hi <= lo) hi = lo + 10;
+  const int pw = w - left - right, ph = h - top - bottom;
+  auto X = [&](size_t i) {
+    return left + static_cast<int>(pw * (o.shots.size() == 1 ? 0.5 : double(i) / (o.shots.size() - 1)));
+  };
+  auto Y = [&](double acc) { return top + static_cast<int>(ph * (1 - (acc - lo) / (hi - lo))); };
+  cv::rectangle(img, {left, top}, {left + pw, top + ph}, {0, 0, 0}, 1);
+  for (double t = lo; t <= hi + 1e-9; t += 10) {
+    cv::line(img, {left, Y(t)}, {left + pw, Y(t)}, {225, 225, 225}, 1);
+    cv::putText(img, absl::StrFormat("%.0f", t), {left - 40, Y(t) + 5}, cv::FONT_HERSHEY_SIMPLEX,
+                0.5, {0, 0, 0}, 1, cv::LINE_AA);
+  }
+  for (size_t i = 0; i < o.shots.size(); ++i) {
+    cv::putText(img, absl::StrCat(o.shots[i]), {X(i) - 6, top + ph + 22}, cv::FONT_HERSHEY_SIMPLEX,
+                0.5, {0, 0, 0}, 1, cv::LINE_AA);
+  }
+  cv::putText(img, "shots per class", {left + pw / 2 - 60, h - 15}, cv::FONT_HERSHEY_SIMPLEX, 0.5,
+              {0, 0, 0}, 1, cv::LINE_AA);
+  cv::putText(img, "top-1 %", {8, top - 15}, cv::FONT_HERSHEY_SIMPLEX, 0.5, {0, 0, 0}, 1,
+              cv::LINE_AA);
+  cv::putText(img, title, {left, 30}, cv::FONT_HERSHEY_SIMPLEX, 0.65, {0, 0, 0}, 1, cv::LINE_AA);
+  int vi = 0;
+  for (const std::string& v : o.variants) {
+    auto vit = by_variant.find(v);
+    if (vit == by_variant.end()) continue;
+    const cv::Scalar color = kColors[vi % 5];
+    std::vector<cv::Point> pts;
+    for (size_t i = 0; i < o.shots.size(); ++i) {
+      auto it = vit->second.find(absl::StrCat(o.shots[i]));
+      if (it == vit->second.end()) continue;
+      const Stat s = MeanStd(it->second);
+      pts.push_back({X(i), Y(s.mean)});
+      cv::line(img, {X(i), Y(s.mean - s.std)}, {X(i), Y(s.mean + s.std)}, color, 1);
+      cv::circle(img, pts.back(), 4, color, cv::FILLED, cv::LINE_AA);
+    }
+    for (size_t i = 1; i < pts.size(); ++i) cv::line(img, pts[i - 1], pts[i], color, 2, cv::LINE_AA);
+    const int ly = top + 20 + 24 * vi;
+    cv::line(img, {w - right + 12, ly - 5}, {w - right + 40, ly - 5}, color, 3);
+    cv::putText(img, v, {w - right + 46, ly}, cv::FONT_HERSHEY_SIMPLEX, 0.5, {0, 0, 0}, 1,
+                cv::LINE_AA);
+    ++vi;
+  }
+  cv::imwrite(path, img);
+}
+
+// Base / novel / HM bars per variant.
+void PlotB2n(const std::string& path, const std::string& title, const Options& o,
+             const std::map<std::string, std::map<std::string, std::vector<double>>>& by_variant) {
+  const int w = 720, h = 480, left = 60, top = 50, bottom = 70;
+  cv::Mat img(h, w, CV_8UC3, cv::Scalar(255, 255, 255));
+  const int pw = w - left - 20, ph = h - top - bottom;
+  auto Y = [&](double acc) { return top + static_cast<int>(ph * (1 - acc / 100.0)); };
+  cv::rectangle(img, {left, top}, {left + pw, top + ph}, {0, 0, 0}, 1);
+  for (int t = 0; t <= 100; t += 20) {
+    cv::line(img, {left, Y(t)}, {left + pw, Y(t)}, {225, 225, 225}, 1);
+    cv::putText(img, absl::StrCat(t), {left - 35, Y(t) + 5}, cv::FONT_HERSHEY_SIMPLEX, 0.5,
+                {0, 0, 0}, 1, cv::LINE_AA);
+  }
+  cv::putText(img, title, {left, 30}, cv::FONT_HERSHEY_SIMPLEX, 0.65, {0, 0, 0}, 1, cv::LINE_AA);
+  const char* keys[] = {"base", "novel", "hm"};
+  const cv::Scalar bar_colors[] = {{200, 120, 0}, {40, 160, 40}, {30, 30, 220}};
+  const int groups = static_cast<int>(o.variants.size());
+  const int gw = pw / std::max(1, groups);
+  for (int g = 0; g < groups; ++g) {
+    auto vit = by_variant.find(o.variants[g]);
+    const int gx = left + g * gw;
+    cv::putText(img, o.variants[g], {gx + 8, top + ph + 20}, cv::FONT_HERSHEY_SIMPLEX, 0.45,
+                {0, 0, 0}, 1, cv::LINE_AA);
+    if (vit == by_variant.end()) continue;
+    for (int k = 0; k < 3; ++k) {
+      auto it = vit->second.find(keys[k]);
+      if (it == vit->second.end()) continue;
+      const Stat s = MeanStd(it->second);
+      const int bw = gw / 4;
+      const int x0 = gx + bw / 2 + k * bw;
+      cv::rectangle(img, {x0, Y(s.mean)}, {x0 + bw - 4, Y(0)}, bar_colors[k], cv::FILLED);
+      cv::line(img, {x0 + bw / 2 - 2, Y(std::max(0.0, s.mean - s.std))},
+               {x0 + bw / 2 - 2, Y(std::min(100.0, s.mean + s.std))}, {0, 0, 0}, 1);
+    }
+  }
+  for (int k = 0; k < 3; ++k) {
+    const int lx = left + 10 + 110 * k;
+    cv::rectangle(img, {lx, h - 28}, {lx + 18, h - 14}, bar_colors[k], cv::FILLED);
+    cv::putText(img, k == 2 ? "HM" : keys[k], {lx + 24, h - 15}, cv::FONT_HERSHEY_SIMPLEX, 0.5,
+                {0, 0, 0}, 1, cv::LINE_AA);
+  }
+  cv::imwrite(path, img);
+}
+
+// By value: operator[] below may add empty entries.
+std::string Table(const Options& o, Results results) {
+  std::string md;
+  for (const std::string& ds : o.datasets) {
+    auto dit = results.find(ds);
+    if (dit == results.end()) continue;
+    if (o.fewshot) {
+      absl::StrAppend(&md, "### ", ds, ": few-shot top-1 accuracy (%), mean ± std over ",
+                      o.seeds.size(), " seeds\n\n| variant |");
+      for (int64_t k : o.shots) absl::StrAppend(&md, " ", k, " shot", k > 1 ? "s" : "", " |");
+      absl::StrAppend(&md, "\n|---|");
+      for (size_t i = 0; i < o.shots.size(); ++i) absl::StrAppend(&md, "---|");
+      md += "\n";
+      for (const std::string& v : o.variants) {
+        absl::StrAppend(&md, "| ", v, " |");
+        for (int64_t k : o.shots) {
+          auto it = dit->second[v].find(absl::StrCat(k));
+          absl::StrAppend(&md, " ", it == dit->second[v].end() ? "-" : Cell(it->second), " |");
+        }
+        md += "\n";
+      }
+      md += "\n";
+    }
+    if (o.b2n) {
+      absl::StrAppend(&md, "### ", ds,
+                      ": base-to-novel, 16 shots (%), mean ± std over seeds; HM of the "
+                      "seed-averaged base and novel\n\n| variant | base | novel | HM |\n|---|---|---|---|\n");
+      for (const std::string& v : o.variants) {
+        auto& m = dit->second[v];
+        if (!m.count("base")) continue;
+        const double hm = train::HarmonicMean(MeanStd(m["base"]).mean, MeanStd(m["novel"]).mean);
+        absl::StrAppend(&md, "| ", v, " | ", Cell(m["base"]), " | ", Cell(m["novel"]), " | ",
+                        absl::StrFormat("%.1f", hm), " |\n");
+      }
+      md += "\n";
+    }
+  }
+  return md;
+}
+
+absl::Status Run(const Options& o) {
+  std::error_code ec;
+  fs::create_directories(o.out_dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", o.out_dir, ": ", ec.message()));
+  ASSIGN_OR_RETURN(Backbone bb, LoadBackbone(o.data_dir));
+  const double t0 = Now();
+  Results results;
+  json runs = json::array();
+  for (const std::string& ds_name : o.datasets) {
+    const std::string root = absl::StrCat(o.data_dir, "/datasets/", ds_name);
+    ASSIGN_OR_RETURN(data::Dataset dataset, data::LoadCoopDataset(root, ds_name));
+    const std::vector<std::string> templates = {data::TemplateForDataset(ds_name)};
+    ImageCache cache;
+    ASSIGN_OR_RETURN(Split test, cache.Get(dataset.test));
+    ASSIGN_OR_RETURN(train::EvalSet test_set,
+                     train::MakeEvalSet(test.images, test.labels, bb.resolution));
+    ASSIGN_OR_RETURN(torch::Tensor all_text, clip::ClassTextFeatures(bb.model, *bb.tokenizer,
+                                                                     dataset.class_names, templates));
+    // Base/novel test sets and their text features (classes relabelled).
+    ASSIGN_OR_RETURN(data::Dataset base_ds, data::SubsampleClasses(dataset, data::ClassSubset::kBase));
+    ASSIGN_OR_RETURN(data::Dataset novel_ds,
+                     data::SubsampleClasses(dataset, data::ClassSubset::kNovel));
+    ASSIGN_OR_RETURN(Split base_test, cache.Get(base_ds.test));
+    ASSIGN_OR_RETURN(Split novel_test, cache.Get(novel_ds.test));
+    ASSIGN_OR_RETURN(train::EvalSet base_set,
+                     train::MakeEvalSet(base_test.images, base_test.labels, bb.resolution));
+    ASSIGN_OR_RETURN(train::EvalSet novel_set,
+                     train::MakeEvalSet(novel_test.images, novel_test.labels, bb.resolution));
+    ASSIGN_OR_RETURN(torch::Tensor base_text, clip::ClassTextFeatures(bb.model, *bb.tokenizer,
+                                                                      base_ds.class_names, templates));
+    ASSIGN_OR_RETURN(torch::Tensor novel_text, clip::ClassTextFeatures(
+                                                   bb.model, *bb.tokenizer, novel_ds.class_names,
+                                                   templates));
+    std::fprintf(stderr, "%s: %d classes, %zu train / %zu test images\n", ds_name.c_str(),
+                 dataset.num_classes(), dataset.train.size(), dataset.test.size());
+
+    struct Setting {
+      bool b2n;
+      int64_t shots;
+    };
+    std::vector<Setting> settings;
+    if (o.fewshot) {
+      for (int64_t k : o.shots) settings.push_back({false, k});
+    }
+    if (o.b2n) settings.push_back({true, 16});
+    for (const Setting& st : settings) {
+      for (int64_t seed : o.seeds) {
+        data::FewShotOptions fso;
+        fso.shots = static_cast<int>(st.shots);
+        fso.seed = seed;
+        fso.sample_val = false;
+        ASSIGN_OR_RETURN(data::FewShotResult few, data::SampleFewShot(dataset, fso));
+        data::Dataset train_ds = few.dataset;
+        if (st.b2n) {
+          ASSIGN_OR_RETURN(train_ds, data::SubsampleClasses(few.dataset, data::ClassSubset::kBase));
+        }
+        ASSIGN_OR_RETURN(Split train_split, cache.Get(train_ds.train));
+        for (const std::string& variant : o.variants) {
+          // Zero-shot does not depend on the seed or the shots: evaluate it
+          // once per setting kind and reuse the figure.
+          const bool zs = variant == "zero_shot";
+          std::string key = st.b2n ? "base" : absl::StrCat(st.shots);
+          auto& slot = results[ds_name][variant];
+          if (zs && !slot[key].empty()) {
+            slot[key].push_back(slot[key].front());
+            if (st.b2n) {
+              slot["novel"].push_back(slot["novel"].front());
+              slot["hm"].push_back(slot["hm"].front());
+            }
+            continue;
+          }
+          ASSIGN_OR_RETURN(train::TrainConfig config,
+                           MakeConfig(o, variant, st.shots, st.b2n, seed, bb.resolution));
+          json record = {{"dataset", ds_name},
+                         {"setting", st.b2n ? "base2novel" : "fewshot"},
+                         {"shots", st.shots},
+                         {"seed", seed},
+                         {"variant", variant},
+                         {"epochs", zs ? 0 : config.epochs},
+                         {"num_prompts", zs ? 0 : config.model.num_prompts},
+                         {"lr", zs ? 0.0 : config.lr}};
+          const double t = Now();
+          std::vector<double> acc;
+          if (st.b2n) {
+            ASSIGN_OR_RETURN(acc, RunOne(bb, config, train_split, base_text, {&base_set, &novel_set},
+                                         {base_text, novel_text}, record));
+            slot["base"].push_back(acc[0]);
+            slot["novel"].push_back(acc[1]);
+            slot["hm"].push_back(train::HarmonicMean(acc[0], acc[1]));
+            record["base"] = acc[0];
+            record["novel"] = acc[1];
+          } else {
+            ASSIGN_OR_RETURN(acc, RunOne(bb, config, train_split, all_text, {&test_set}, {all_text},
+                                         record));
+            slot[key].push_back(acc[0]);
+            record["accuracy"] = acc[0];
+          }
+          record["seconds"] = Now() - t;
+          runs.push_back(record);
+          std::fprintf(stderr, "[%6.0fs] %s %s shots=%lld seed=%lld %-11s %s\n", Now() - t0,
+                       ds_name.c_str(), st.b2n ? "b2n" : "few", static_cast<long long>(st.shots),
+                       static_cast<long long>(seed), variant.c_str(),
+                       st.b2n ? absl::StrFormat("base %.1f novel %.1f", acc[0], acc[1]).c_str()
+                              : absl::StrFormat("acc %.1f", acc[0]).c_str());
+        }
+      }
+    }
+    if (o.fewshot) {
+      PlotFewShot(absl::StrCat(o.out_dir, "/fewshot_", ds_name, ".png"),
+                  absl::StrCat(ds_name, ": few-shot top-1 (mean, bars = std)"), o, results[ds_name]);
+    }
+    if (o.b2n) {
+      PlotB2n(absl::StrCat(o.out_dir, "/base2novel_", ds_name, ".png"),
+              absl::StrCat(ds_name, ": base-to-novel, 16 shots"), o, results[ds_name]);
+    }
+    // Partial outputs after each dataset, so a long run can be inspected.
+    RETURN_IF_ERROR(util::WriteFileAtomic(o.out_dir + "/quality_table.md", Table(o, results)));
+    RETURN_IF_ERROR(util::WriteFileAtomic(
+        o.out_dir + "/results.json",
+        json({{"runs", runs}, {"seconds", Now() - t0}, {"backbone", bb.fingerprint}}).dump(1)));
+  }
+  std::fprintf(stderr, "total %.0f s\n", Now() - t0);
+  std::fputs(Table(o, results).c_str(), stdout);
+  return absl::OkStatus();
+}
+
+template <typename T>
+bool ParseList(const char* text, std::vector<T>& out) {
+  out.clear();
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    if constexpr (std::is_same_v<T, std::string>) {
+      out.emplace_back(part);
+    } else {
+      T v;
+      if (!absl::SimpleAtoi(part, &v) || v < 1 || v > 1000000) return false;
+      out.push_back(v);
+    }
+  }
+  return !out.empty();
+}
+
+}  // namespace
+}  // namespace provp::bench
+
+int main(int argc, char** argv) {
+  using provp::bench::Options;
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
+    auto need_int = [&](int64_t& out) {
+      if (!value || !absl::SimpleAtoi(value, &out) || out < 1 || out > 100000) {
+        std::fprintf(stderr, "%s needs a positive integer\n", flag.c_str());
+        std::exit(2);
+      }
+      ++i;
+    };
+    auto need_list = [&](auto& out) {
+      if (!value || !provp::bench::ParseList(value, out)) {
+        std::fprintf(stderr, "%s needs a comma-separated list\n", flag.c_str());
+        std::exit(2);
+      }
+      ++i;
+    };
+    if (flag == "--data-dir" && value) {
+      o.data_dir = value;
+      ++i;
+    } else if (flag == "--out" && value) {
+      o.out_dir = value;
+      ++i;
+    } else if (flag == "--datasets") {
+      need_list(o.datasets);
+    } else if (flag == "--variants") {
+      need_list(o.variants);
+    } else if (flag == "--seeds") {
+      need_list(o.seeds);
+    } else if (flag == "--shots") {
+      need_list(o.shots);
+    } else if (flag == "--epochs-low") {
+      need_int(o.epochs_low);
+    } else if (flag == "--epochs-high") {
+      need_int(o.epochs_high);
+    } else if (flag == "--epochs-b2n") {
+      need_int(o.epochs_b2n);
+    } else if (flag == "--prompts") {
+      need_int(o.prompts);
+    } else if (flag == "--lr") {
+      if (!value || !absl::SimpleAtod(value, &o.lr) || !(o.lr > 0 && o.lr <= 100)) {
+        std::fprintf(stderr, "--lr needs a number in (0, 100]\n");
+        return 2;
+      }
+      ++i;
+    } else if (flag == "--no-b2n") {
+      o.b2n = false;
+    } else if (flag == "--no-fewshot") {
+      o.fewshot = false;
+    } else if (flag == "--help" || flag == "-h") {
+      std::fputs(provp::bench::kUsage, stdout);
+      return 0;
+    } else {
+      std::fprintf(stderr, "unknown or incomplete option %s\n%s", flag.c_str(),
+                   provp::bench::kUsage);
+      return 2;
+    }
+  }
+  if (o.data_dir.empty() || o.out_dir.empty()) {
+    std::fputs(provp::bench::kUsage, stderr);
+    return 2;
+  }
+  for (const std::string& v : o.variants) {
+    if (!provp::provp::VariantFromName(v).ok()) {
+      std::fprintf(stderr, "unknown variant %s\n", v.c_str());
+      return 2;
+    }
+  }
+  const absl::Status s = provp::bench::Run(o);
+  if (!s.ok()) {
+    std::fprintf(stderr, "provp-quality-bench: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}
