@@ -9,7 +9,7 @@
 #      with the new prompt set, and a closing summary (zero-shot vs tuned).
 # The server's state stays in --data-dir (default ./data/demo) afterwards.
 #
-#   scripts/demo.sh [--model PATH] [--data-dir DIR] [--dataset DemoShapes|DemoFashion]
+#   scripts/demo.sh [--model PATH] [--data-dir DIR] [--dataset DemoFashion|DemoColors|DemoShapes]
 #                   [--shots 16] [--epochs N] [--keep-server]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +17,7 @@ ROOT=$PWD
 
 MODEL="${PROVP_MODEL:-}"
 DATA_DIR="${PROVP_DEMO_DIR:-$ROOT/data/demo}"
-DATASET=DemoShapes
+DATASET=DemoFashion
 SHOTS=16
 EPOCHS=""
 KEEP_SERVER=0
