@@ -8,9 +8,11 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "core/data/loaders.h"
 #include "core/image/image_io.h"
+#include "core/train/preset_names.h"
 #include "core/util/status_macros.h"
 #include "server/dataset_service.h"
 #include "server/prompt_sets.h"
@@ -60,6 +62,17 @@ absl::Status ValidateHyperparameters(const v1::Hyperparameters& hp, int64_t max_
                            "hyperparameters.variant must be provp_ref, provp, vpt_deep or "
                            "vpt_shallow",
                            "tuning_job.hyperparameters.variant");
+  }
+  // Checked here, not when the job runs: an unknown preset would otherwise
+  // be accepted and the job would fail minutes later.
+  if (!hp.preset().empty() && !train::IsPresetName(hp.preset())) {
+    std::vector<std::string> names(std::begin(train::kPresetNames),
+                                   std::end(train::kPresetNames));
+    return InvalidArgument("INVALID_HYPERPARAMETER",
+                           absl::StrCat("hyperparameters.preset '", hp.preset(),
+                                        "' is not a preset (expected one of: ",
+                                        absl::StrJoin(names, ", "), ")"),
+                           "tuning_job.hyperparameters.preset");
   }
   if (hp.has_alpha() && (!std::isfinite(hp.alpha()) || hp.alpha() < 0 || hp.alpha() > 1)) {
     return InvalidArgument("INVALID_HYPERPARAMETER", "hyperparameters.alpha must be in [0, 1]",

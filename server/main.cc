@@ -1,6 +1,7 @@
 // provp-server: flags and PROVP_* environment variables -> ServerOptions,
-// the engine (LibTorch CLIP, or the fake for RPC-layer tests), then serve
-// until SIGTERM/SIGINT, which drains gracefully and exits 0.
+// the LibTorch CLIP engine (the only engine this binary serves with; the
+// test fake is not linked), then serve until SIGTERM/SIGINT, which drains
+// gracefully and exits 0.
 #include <signal.h>
 
 #include <cstdio>
@@ -11,11 +12,8 @@
 #include <CLI/CLI.hpp>
 
 #include "absl/strings/str_split.h"
-#include "core/engine/fake_engine.h"
-#include "server/server.h"
-#ifdef PROVP_HAVE_TORCH_ENGINE
 #include "core/engine/torch_engine.h"
-#endif
+#include "server/server.h"
 
 namespace {
 
@@ -29,9 +27,7 @@ int Fail(const std::string& what) {
 int main(int argc, char** argv) {
   using provp::server::ServerOptions;
   ServerOptions o;
-  std::string engine_kind = "torch";
   std::string model_path, vocab_path, device = "cpu", dataset_roots, log_format = "text";
-  int fake_step_ms = 20;
   int torch_threads = 0;
 
   CLI::App app{"provp-server: ProVP-Ref prompt tuning and CLIP classification over gRPC"};
@@ -39,6 +35,9 @@ int main(int argc, char** argv) {
       ->envname("PROVP_LISTEN")->capture_default_str();
   app.add_option("--port-file", o.port_file, "write the bound gRPC port here once serving")
       ->envname("PROVP_PORT_FILE");
+  app.add_option("--metrics-port-file", o.metrics_port_file,
+                 "write the bound /metrics port here once it is bound (with --metrics-port >= 0)")
+      ->envname("PROVP_METRICS_PORT_FILE");
   app.add_option("--metrics-port", o.metrics_port, "HTTP /metrics port (-1 off, 0 any)")
       ->envname("PROVP_METRICS_PORT")->capture_default_str();
   app.add_option("--metrics-bind", o.metrics_bind_address, "HTTP bind address")
@@ -48,8 +47,6 @@ int main(int argc, char** argv) {
   app.add_option("--dataset-roots", dataset_roots,
                  "colon-separated folders RegisterDataset may read")
       ->envname("PROVP_DATASET_ROOTS");
-  app.add_option("--engine", engine_kind, "torch or fake")
-      ->envname("PROVP_ENGINE")->check(CLI::IsMember({"torch", "fake"}))->capture_default_str();
   app.add_option("--model", model_path, "CLIP weights (safetensors, .pt, TorchScript, HF dir)")
       ->envname("PROVP_MODEL");
   app.add_option("--vocab", vocab_path, "BPE vocabulary (.txt.gz or HF dir); default: next to the model")
@@ -58,8 +55,6 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--torch-threads", torch_threads, "intra-op threads (0 = LibTorch default)")
       ->envname("PROVP_TORCH_THREADS");
-  app.add_option("--fake-step-ms", fake_step_ms, "fake engine: milliseconds per training step")
-      ->envname("PROVP_FAKE_STEP_MS");
   app.add_option("--api-keys", o.api_keys_file, "API key file ('<admin|classify> <key> [name]')")
       ->envname("PROVP_API_KEYS");
   app.add_option("--tls-cert", o.tls_cert_file, "server certificate chain (PEM)")
@@ -117,27 +112,15 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  std::unique_ptr<provp::engine::Engine> engine;
-  if (engine_kind == "fake") {
-    provp::engine::FakeEngineOptions fo;
-    fo.step_milliseconds = fake_step_ms;
-    engine = std::make_unique<provp::engine::FakeEngine>(fo);
-  } else {
-#ifdef PROVP_HAVE_TORCH_ENGINE
-    if (model_path.empty()) return Fail("--model (or PROVP_MODEL) is required with --engine=torch");
-    provp::engine::TorchEngineOptions to;
-    to.model_path = model_path;
-    to.vocab_path = vocab_path;
-    to.device = device;
-    to.num_threads = torch_threads;
-    auto created = provp::engine::CreateTorchEngine(to);
-    if (!created.ok()) return Fail(created.status().ToString());
-    engine = std::move(*created);
-#else
-    return Fail("this build has no LibTorch engine; use --engine=fake");
-#endif
-  }
-  auto server = provp::server::Server::Create(o, std::move(engine));
+  if (model_path.empty()) return Fail("--model (or PROVP_MODEL) is required");
+  provp::engine::TorchEngineOptions to;
+  to.model_path = model_path;
+  to.vocab_path = vocab_path;
+  to.device = device;
+  to.num_threads = torch_threads;
+  auto engine = provp::engine::CreateTorchEngine(to);
+  if (!engine.ok()) return Fail(engine.status().ToString());
+  auto server = provp::server::Server::Create(o, std::move(*engine));
   if (!server.ok()) return Fail(server.status().ToString());
   std::fprintf(stderr, "provp-server %s configuration:\n%s\n", PROVP_VERSION,
                (*server)->ConfigSummary().c_str());

@@ -202,6 +202,12 @@ absl::Status Server::Start() {
     Impl* impl = &m;
     eo.ready = [impl] { return impl->ready.load(); };
     ASSIGN_OR_RETURN(m.exposer, metrics::Exposer::Create(&m.registry, eo));
+    // As soon as it is bound: scrapers (and /readyz pollers) may start
+    // before the engine has warmed up.
+    if (!o.metrics_port_file.empty()) {
+      RETURN_IF_ERROR(
+          util::WriteFileAtomic(o.metrics_port_file, absl::StrCat(m.exposer->port(), "\n")));
+    }
   }
   m.logger->Info("listening", {{"port", absl::StrCat(m.port)},
                                {"metrics_port", absl::StrCat(metrics_port())}});

@@ -24,7 +24,8 @@ class Server {
   ~Server();
 
   // Binds the port, warms the engine, reloads prompt sets, recovers jobs and
-  // reports SERVING. Writes options.port_file once the port is bound.
+  // reports SERVING. Writes options.metrics_port_file once the metrics port
+  // is bound (metrics on only) and options.port_file last, once SERVING.
   absl::Status Start();
   // Blocks until Shutdown has completed.
   void Wait();

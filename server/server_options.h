@@ -53,6 +53,9 @@ struct ServerOptions {
   // Metrics/health HTTP port (-1 = off, 0 = pick one).
   int metrics_port = -1;
   std::string metrics_bind_address = "0.0.0.0";
+  // When set (and metrics are on), the bound metrics port is written here
+  // (atomically) as soon as it is bound, like port_file.
+  std::string metrics_port_file;
   // State: SQLite database, datasets, prompt sets, checkpoints.
   std::string data_dir = "./provp-data";
   // Server-side folders RegisterDataset may read from (empty = none).

@@ -19,12 +19,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "core/engine/fake_engine.h"
 #include "core/image/image_io.h"
 #include "provp/v1/classification.grpc.pb.h"
 #include "server/server.h"
 #ifdef PROVP_HAVE_TORCH_ENGINE
 #include "core/engine/torch_engine.h"
+#endif
+#ifdef PROVP_HAVE_FAKE_ENGINE
+#include "tests/testing/fake_engine.h"
 #endif
 
 namespace {
@@ -36,7 +38,11 @@ absl::StatusOr<std::unique_ptr<provp::engine::Engine>> MakeEngine(const std::str
                                                                   const std::string& device,
                                                                   int threads) {
   if (model.empty()) {
+#ifdef PROVP_HAVE_FAKE_ENGINE
     return std::unique_ptr<provp::engine::Engine>(new provp::engine::FakeEngine());
+#else
+    return absl::InvalidArgumentError("--model is required (built without the test fake engine)");
+#endif
   }
 #ifdef PROVP_HAVE_TORCH_ENGINE
   provp::engine::TorchEngineOptions o;

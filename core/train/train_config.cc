@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/train/preset_names.h"
 #include "core/util/status_macros.h"
 
 namespace provp::train {
@@ -47,6 +48,17 @@ constexpr PresetSpec kPresets[] = {
     {"base_to_novel", "vit_b16_b2n_ep100", 16, 100, 1e-3, true, 16, 0.1},
     {"imagenet", "vit_b16_img", 16, 100, 5e-3, true, 50, 5.0},
 };
+
+// The torch-free list the server validates with must name exactly these.
+constexpr bool PresetTableMatchesNames() {
+  constexpr size_t n = sizeof(kPresets) / sizeof(kPresets[0]);
+  if (n != sizeof(kPresetNames) / sizeof(kPresetNames[0])) return false;
+  for (size_t i = 0; i < n; ++i) {
+    if (std::string_view(kPresets[i].name) != kPresetNames[i]) return false;
+  }
+  return true;
+}
+static_assert(PresetTableMatchesNames(), "kPresets and preset_names.h disagree");
 
 TrainConfig FromSpec(const PresetSpec& spec) {
   TrainConfig c;

@@ -40,7 +40,6 @@ def main():
     ap.add_argument("--server", required=True)
     ap.add_argument("--stubs", required=True)
     ap.add_argument("--shared", required=True)
-    ap.add_argument("--engine", default="torch")
     args = ap.parse_args()
     sys.path.insert(0, args.stubs)
     import grpc
@@ -53,12 +52,11 @@ def main():
     with open(os.path.join(tmp, "keys"), "w") as f:
         f.write(f"admin {key} python\n")
     port_file = os.path.join(tmp, "port")
-    cmd = [args.server, f"--engine={args.engine}", "--listen=127.0.0.1:0",
+    cmd = [args.server, "--listen=127.0.0.1:0",
            f"--port-file={port_file}", f"--data-dir={tmp}/data",
-           f"--api-keys={tmp}/keys", "--torch-threads=1"]
-    if args.engine == "torch":
-        cmd += [f"--model={args.shared}/fixtures/tiny/openai.safetensors",
-                f"--vocab={args.shared}/clip/bpe_simple_vocab_16e6.txt.gz"]
+           f"--api-keys={tmp}/keys", "--torch-threads=1",
+           f"--model={args.shared}/fixtures/tiny/openai.safetensors",
+           f"--vocab={args.shared}/clip/bpe_simple_vocab_16e6.txt.gz"]
     log = open(os.path.join(tmp, "server.log"), "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -134,7 +132,7 @@ def main():
             prompt_set="promptSets/pyjob", images=[common_pb2.Image(encoded=png(20, 20, 240))]),
             metadata=md, timeout=30)
         assert list(resp.class_names) == ["red", "green", "blue"], resp.class_names
-        print("python client e2e: OK (engine=%s, HM=%.3f)" % (args.engine,
+        print("python client e2e: OK (HM=%.3f)" % (
               job.result.evaluation.harmonic_mean))
     finally:
         if proc.poll() is None:

@@ -4,12 +4,14 @@
 // completion while clients classify, the resulting prompt set on base and
 // novel classes, SIGKILL mid-job with a restart that resumes the job with
 // its events intact, and SIGTERM draining to exit code 0.
-// Skips when the fixture or the torch engine is unavailable.
+// Skips when the fixture is unavailable (provp-server itself is built only
+// with the LibTorch engine).
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <thread>
 
@@ -103,16 +105,12 @@ class E2ETest : public ::testing::Test {
     model_ = provp::testing::SharedDir() + "/fixtures/tiny/openai.safetensors";
     vocab_ = provp::testing::SharedDir() + "/clip/bpe_simple_vocab_16e6.txt.gz";
     if (!Exists(model_) || !Exists(vocab_)) GTEST_SKIP() << "tiny CLIP fixture not found";
-#ifndef PROVP_E2E_HAVE_TORCH_ENGINE
-    GTEST_SKIP() << "provp-server was built without the LibTorch engine";
-#endif
     std::ofstream(dir_.path() + "/keys") << "admin " << kAdmin << "\n";
     Launch();
   }
 
   void Launch() {
     std::vector<std::string> args = {PROVP_SERVER_BINARY,
-                                     "--engine=torch",
                                      "--model=" + model_,
                                      "--vocab=" + vocab_,
                                      "--listen=127.0.0.1:0",
@@ -300,6 +298,23 @@ TEST_F(E2ETest, SigkillMidJobResumesAfterRestart) {
   auto c2 = Ctx(kAdmin);
   v1::ClassifyResponse resp;
   EXPECT_TRUE(classify_->Classify(c2.get(), Request({"red", "blue"}, "promptSets/crash"), &resp).ok());
+}
+
+// The product binary serves only with the LibTorch engine: the test fake
+// and its --engine flag are gone, so the flag is a usage error.
+TEST(ServerBinaryTest, HasNoEngineFlag) {
+  for (const char* arg : {"--engine=fake", "--fake-step-ms=5"}) {
+    std::string cmd = absl::StrCat(PROVP_SERVER_BINARY, " ", arg, " --listen=127.0.0.1:0 2>&1");
+    FILE* out = popen(cmd.c_str(), "r");
+    ASSERT_NE(out, nullptr);
+    std::string text;
+    char buf[512];
+    while (fgets(buf, sizeof(buf), out) != nullptr) text += buf;
+    int status = pclose(out);
+    ASSERT_TRUE(WIFEXITED(status)) << text;
+    EXPECT_NE(WEXITSTATUS(status), 0) << text;
+    EXPECT_NE(text.find(arg), std::string::npos) << text;
+  }
 }
 
 }  // namespace

@@ -10,13 +10,13 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <thread>
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
-#include "core/engine/fake_engine.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "provp/v1/class_set.grpc.pb.h"
@@ -26,6 +26,7 @@
 #include "provp/v1/tuning.grpc.pb.h"
 #include "server/server.h"
 #include "tests/integration/server_test_util.h"
+#include "tests/testing/fake_engine.h"
 #include "tests/testing/status_matchers.h"
 
 namespace provp::server {
@@ -696,6 +697,65 @@ TEST_F(ServerTest, TuneWatchAndServeThePromptSet) {
   s = iw2->Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(ReasonOf(s), "INVALID_PROMPT_SET_FILE");
+}
+
+// An unknown preset or variant is refused by CreateTuningJob itself (with
+// the field named), not accepted and then failed when the job runs.
+TEST_F(ServerTest, UnknownPresetOrVariantIsRejectedAtCreation) {
+  v1::Dataset ds;
+  ASSERT_TRUE(Upload("colours", &ds).ok());
+  struct Case {
+    const char* preset;
+    const char* variant;
+    const char* field;
+  };
+  const Case cases[] = {
+      {"few_shot_3", "", "tuning_job.hyperparameters.preset"},
+      {"FEW_SHOT_2", "", "tuning_job.hyperparameters.preset"},
+      {"few_shot_8_no_ref", "", "tuning_job.hyperparameters.preset"},
+      {"", "provp_reff", "tuning_job.hyperparameters.variant"},
+  };
+  for (size_t i = 0; i < std::size(cases); ++i) {
+    v1::CreateTuningJobRequest req;
+    req.set_tuning_job_id(absl::StrCat("bad-", i));
+    req.mutable_tuning_job()->set_dataset("datasets/colours");
+    auto* hp = req.mutable_tuning_job()->mutable_hyperparameters();
+    hp->set_shots(2);
+    hp->set_preset(cases[i].preset);
+    hp->set_variant(cases[i].variant);
+    v1::TuningJob job;
+    auto ctx = Ctx(kAdmin);
+    grpc::Status s = jobs_->CreateTuningJob(ctx.get(), req, &job);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << "case " << i;
+    EXPECT_EQ(ReasonOf(s), "INVALID_HYPERPARAMETER") << "case " << i;
+    EXPECT_EQ(FieldOf(s), cases[i].field) << "case " << i;
+    if (*cases[i].preset) {
+      EXPECT_THAT(s.error_message(), ::testing::HasSubstr(cases[i].preset)) << "case " << i;
+      EXPECT_THAT(s.error_message(), ::testing::HasSubstr("few_shot_16")) << "case " << i;
+    }
+    // Nothing was stored.
+    v1::GetTuningJobRequest get;
+    get.set_name(absl::StrCat("tuningJobs/bad-", i));
+    auto gctx = Ctx(kAdmin);
+    EXPECT_EQ(jobs_->GetTuningJob(gctx.get(), get, &job).error_code(),
+              grpc::StatusCode::NOT_FOUND)
+        << "case " << i;
+  }
+  // Every preset name the trainer knows is accepted.
+  for (const char* preset : {"few_shot_2", "few_shot_1_no_ref", "base_to_novel", "imagenet"}) {
+    v1::CreateTuningJobRequest req;
+    req.set_tuning_job_id(absl::StrCat("ok-", preset));
+    req.mutable_tuning_job()->set_dataset("datasets/colours");
+    req.mutable_tuning_job()->mutable_hyperparameters()->set_shots(2);
+    req.mutable_tuning_job()->mutable_hyperparameters()->set_epochs(1);
+    req.mutable_tuning_job()->mutable_hyperparameters()->set_preset(preset);
+    v1::TuningJob job;
+    auto ctx = Ctx(kAdmin);
+    grpc::Status s = jobs_->CreateTuningJob(ctx.get(), req, &job);
+    EXPECT_TRUE(s.ok()) << preset << ": " << s.error_message();
+    if (s.ok()) WaitFor(job.name().substr(std::string("tuningJobs/").size()),
+                        v1::TuningJob::SUCCEEDED);
+  }
 }
 
 TEST_F(ServerTest, CancelQueueLimitAndListFilter) {

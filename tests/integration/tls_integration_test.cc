@@ -8,11 +8,11 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "core/engine/fake_engine.h"
 #include "gtest/gtest.h"
 #include "provp/v1/classification.grpc.pb.h"
 #include "server/server.h"
 #include "tests/integration/server_test_util.h"
+#include "tests/testing/fake_engine.h"
 #include "tests/testing/status_matchers.h"
 
 namespace provp::server {

@@ -1,5 +1,5 @@
 // Implementation of fake_engine.h.
-#include "core/engine/fake_engine.h"
+#include "tests/testing/fake_engine.h"
 
 #include <chrono>
 #include <cmath>

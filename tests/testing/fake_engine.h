@@ -1,11 +1,12 @@
-// A deterministic, torch-free Engine for server tests, demos and load tests
-// of the RPC layer. Image features come from the mean colour, text features
-// from colour words in the text ("red", "green", "blue", ...; others hash to
-// a fixed random direction), so a red image is classified "red". Prompt sets
-// are small JSON files whose "bias" shifts image features; RunTuning sleeps
-// per step, writes per-epoch checkpoints (JSON) it resumes from, honours
-// the stop flag and evaluates the colour classifier on the dataset.
-// Thread-safe.
+// A deterministic, torch-free Engine for the server's tests and the RPC-layer
+// load generator; test-only, never linked into provp-server (an operator must
+// not be able to serve made-up results). Image features come from the mean
+// colour, text features from colour words in the text ("red", "green",
+// "blue", ...; others hash to a fixed random direction), so a red image is
+// classified "red". Prompt sets are small JSON files whose "bias" shifts
+// image features; RunTuning sleeps per step, writes per-epoch checkpoints
+// (JSON) it resumes from, honours the stop flag and evaluates the colour
+// classifier on the dataset. Thread-safe.
 #pragma once
 
 #include <map>

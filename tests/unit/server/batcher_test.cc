@@ -5,10 +5,10 @@
 
 #include <thread>
 
-#include "core/engine/fake_engine.h"
 #include "gtest/gtest.h"
 #include "server/errors.h"
 #include "server/text_cache.h"
+#include "tests/testing/fake_engine.h"
 #include "tests/testing/status_matchers.h"
 
 namespace provp::server {
