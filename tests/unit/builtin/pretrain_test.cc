@@ -55,22 +55,27 @@ class PretrainTest : public ::testing::Test {
 std::string* PretrainTest::dir_ = nullptr;
 
 TEST_F(PretrainTest, LossFallsAndModelEndsFrozen) {
+  // Fashion-MNIST classes are the quickest signal to learn; scenes alone
+  // need far more steps than a unit test has.
+  auto fashion = LoadFashionMnist(kDefaultFashionMnistDir, /*train=*/true, 3000);
+  if (!fashion.ok()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
   clip::ClipModel model = NewModel();
   PretrainOptions o;
-  o.steps = 60;
+  o.steps = 100;
   o.batch_size = 32;
   o.warmup_steps = 5;
   o.learning_rate = 2e-3;
-  o.log_every = 10;
+  o.fashion_fraction = 0.8;
+  o.log_every = 20;
   std::vector<double> losses;
   o.on_progress = [&](int64_t, double loss, double, double) { losses.push_back(loss); };
-  auto stats = Pretrain(model, *tokenizer_, FashionMnist{}, o);
+  auto stats = Pretrain(model, *tokenizer_, *fashion, o);
   ASSERT_TRUE(stats.ok()) << stats.status();
-  ASSERT_EQ(losses.size(), 6u);
+  ASSERT_EQ(losses.size(), 5u);
   // Chance level of a 32-way InfoNCE is log(32) = 3.47.
   EXPECT_GT(losses.front(), 3.0);
-  EXPECT_LT(losses.back(), losses.front() - 0.3);
-  EXPECT_EQ(stats->steps, 60);
+  EXPECT_LT(losses.back(), losses.front() - 0.2);
+  EXPECT_EQ(stats->steps, 100);
   for (const auto& p : model->parameters()) EXPECT_FALSE(p.requires_grad());
   EXPECT_FALSE(model->is_training());
 }
