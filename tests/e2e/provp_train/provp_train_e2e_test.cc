@@ -20,8 +20,13 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
+#include "core/clip/checkpoint_loader.h"
+#include "core/clip/clip_model.h"
+#include "core/clip/zero_shot.h"
 #include "core/data/accuracy.h"
 #include "core/image/image_io.h"
+#include "core/image/preprocess.h"
+#include "core/text/tokenizer.h"
 #include "core/train/prompt_set.h"
 #include "core/util/file_util.h"
 #include "tests/testing/status_matchers.h"
@@ -197,6 +202,38 @@ TEST_F(ProvpTrainE2eTest, BaseToNovelTwoSeeds) {
     EXPECT_EQ(set->prompts.sizes().vec(), (std::vector<int64_t>{2, 4, 128}));
     EXPECT_THAT(set->info.class_names, ElementsAre("red_circle", "green_square"));
     EXPECT_THAT(set->info.templates, ElementsAre("a photo of a {}."));
+
+    // The classification API uses the written prompt set: novel class names,
+    // a novel-class test image, prompted vs zero-shot scores.
+    absl::StatusOr<clip::LoadedCheckpoint> ckpt = clip::LoadCheckpoint(model_);
+    ASSERT_THAT(ckpt, IsOk());
+    absl::StatusOr<train::PromptSet> loaded =
+        train::LoadPromptSet(r["prompt_set"], ckpt->config, ckpt->fingerprint);
+    ASSERT_THAT(loaded, IsOk());
+    absl::StatusOr<clip::ClipModel> model = clip::BuildClipModel(*ckpt, {});
+    ASSERT_THAT(model, IsOk());
+    auto tok = text::Tokenizer::FromPath(vocab_);
+    ASSERT_THAT(tok, IsOk());
+    clip::ZeroShotClassifier classifier(*model, std::shared_ptr<const text::Tokenizer>(std::move(*tok)));
+    absl::StatusOr<image::RgbImage> img =
+        image::DecodeImageFile(root_ + "/images/blue_triangle/test0.png");
+    ASSERT_THAT(img, IsOk());
+    torch::Tensor hwc =
+        torch::from_blob(img->pixels.data(), {img->height, img->width, 3}, torch::kUInt8);
+    absl::StatusOr<torch::Tensor> pre = image::PreprocessForEval(hwc, ckpt->config.image_resolution);
+    ASSERT_THAT(pre, IsOk());
+    clip::VisualPrompts prompts;
+    prompts.prompts = loaded->prompts;
+    prompts.alpha = loaded->info.model.alpha;
+    const std::vector<std::string> novel_names = {"blue_triangle", "yellow_bar"};
+    auto prompted = classifier.Classify(pre->unsqueeze(0), novel_names, loaded->info.templates, 2, &prompts);
+    auto zero_shot = classifier.Classify(pre->unsqueeze(0), novel_names, loaded->info.templates, 2);
+    ASSERT_THAT(prompted, IsOk());
+    ASSERT_THAT(zero_shot, IsOk());
+    ASSERT_EQ((*prompted)[0].size(), 2u);
+    EXPECT_NEAR((*prompted)[0][0].probability + (*prompted)[0][1].probability, 1.0, 1e-5);
+    // The prompts are in the forward: the scores differ from zero-shot's.
+    EXPECT_NE((*prompted)[0][0].logit, (*zero_shot)[0][0].logit);
   }
   EXPECT_TRUE(fs::exists(out + "/prompts_seed1.safetensors"));
   EXPECT_TRUE(fs::exists(out + "/prompts_seed2.safetensors"));
