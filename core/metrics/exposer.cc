@@ -5,6 +5,8 @@
 
 #include <arpa/inet.h>
 #include <civetweb.h>
+#include <dlfcn.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -20,6 +22,23 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "core/metrics/text_format.h"
+
+// Debian's libcivetweb.so.1 creates its worker threads with a hard-coded
+// 100 KiB stack. In a process that also loads LibTorch and OpenBLAS, their
+// thread-local storage (~100 KiB per thread) is carved out of that stack, so
+// glibc refuses to create the thread ("Cannot create first worker thread").
+// This definition interposes the libc function for the whole process and
+// raises requests below 1 MiB to 1 MiB; larger requests pass unchanged. It
+// lives here, beside the only caller that needs it, so every binary that
+// serves metrics gets it.
+extern "C" int pthread_attr_setstacksize(pthread_attr_t* attr, size_t stack_size) {
+  using SetStackSize = int (*)(pthread_attr_t*, size_t);
+  static const SetStackSize real =
+      reinterpret_cast<SetStackSize>(dlsym(RTLD_NEXT, "pthread_attr_setstacksize"));
+  constexpr size_t kMinimumStack = size_t{1} << 20;
+  if (real == nullptr) return 0;  // Keep the default stack (8 MiB) if lookup fails.
+  return real(attr, stack_size < kMinimumStack ? kMinimumStack : stack_size);
+}
 
 namespace provp::metrics {
 namespace {
