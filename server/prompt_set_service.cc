@@ -23,18 +23,10 @@ grpc::Status PromptSetServiceImpl::ListPromptSets(grpc::ServerContext* ctx,
                                                   v1::ListPromptSetsResponse* resp) {
   Rpc rpc(*env_, ctx, kService, "ListPromptSets", "unary", Scope::kClassify);
   return Handle(rpc, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(int64_t offset, ParsePageToken(req->page_token()));
-    int64_t size = ClampPageSize(req->page_size(), 50);
-    store::ListOptions o;
-    o.offset = offset;
-    o.limit = size + 1;
-    ASSIGN_OR_RETURN(auto records, env_->store->List(store::Kind::kPromptSet, o));
-    for (size_t i = 0; i < records.size() && static_cast<int64_t>(i) < size; ++i) {
-      resp->add_prompt_sets()->ParseFromString(records[i].data);
-    }
-    if (static_cast<int64_t>(records.size()) > size) {
-      resp->set_next_page_token(absl::StrCat(offset + size));
-    }
+    ASSIGN_OR_RETURN(RecordPage page, ListRecordPage(*env_->store, store::Kind::kPromptSet,
+                                                     req->page_size(), req->page_token()));
+    for (const std::string& data : page.records) resp->add_prompt_sets()->ParseFromString(data);
+    resp->set_next_page_token(page.next_page_token);
     return absl::OkStatus();
   });
 }

@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "core/util/status_macros.h"
 
 namespace provp::server {
 
@@ -164,6 +165,22 @@ absl::StatusOr<int64_t> ParsePageToken(absl::string_view token) {
 int64_t ClampPageSize(int32_t page_size, int64_t default_size) {
   if (page_size <= 0) return default_size;
   return page_size > 1000 ? 1000 : page_size;
+}
+
+absl::StatusOr<RecordPage> ListRecordPage(store::Store& store, store::Kind kind, int32_t page_size,
+                                          absl::string_view page_token, int64_t default_size) {
+  ASSIGN_OR_RETURN(int64_t offset, ParsePageToken(page_token));
+  const int64_t size = ClampPageSize(page_size, default_size);
+  store::ListOptions o;
+  o.offset = offset;
+  o.limit = size + 1;  // One more than asked tells whether a next page exists.
+  ASSIGN_OR_RETURN(auto records, store.List(kind, o));
+  RecordPage page;
+  for (size_t i = 0; i < records.size() && static_cast<int64_t>(i) < size; ++i) {
+    page.records.push_back(std::move(records[i].data));
+  }
+  if (static_cast<int64_t>(records.size()) > size) page.next_page_token = absl::StrCat(offset + size);
+  return page;
 }
 
 void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <google/protobuf/timestamp.pb.h>
 #include <grpcpp/grpcpp.h>
@@ -106,6 +107,15 @@ absl::Status ValidateTemplates(const std::vector<std::string>& templates, const 
 // Page tokens are decimal offsets.
 absl::StatusOr<int64_t> ParsePageToken(absl::string_view token);
 int64_t ClampPageSize(int32_t page_size, int64_t default_size);
+
+// One page of stored records of `kind` (serialized messages, newest order as
+// the store lists them) and the token of the next page ("" at the end).
+struct RecordPage {
+  std::vector<std::string> records;
+  std::string next_page_token;
+};
+absl::StatusOr<RecordPage> ListRecordPage(store::Store& store, store::Kind kind, int32_t page_size,
+                                          absl::string_view page_token, int64_t default_size = 50);
 
 void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out);
 int64_t NowMicros();
