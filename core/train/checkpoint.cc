@@ -39,13 +39,8 @@ absl::Status SaveTrainCheckpoint(const std::string& path, const TrainCheckpoint&
 
 absl::StatusOr<TrainCheckpoint> LoadTrainCheckpoint(const std::string& path) {
   ASSIGN_OR_RETURN(TensorFile file, ReadTensorFile(path));
-  auto it = file.metadata.find(kMetadataKey);
-  if (it == file.metadata.end()) return Bad(path, absl::StrCat("no '", kMetadataKey, "' metadata"));
-  const nlohmann::json meta = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
-  if (meta.is_discarded() || !meta.is_object()) return Bad(path, "metadata is not a JSON object");
-  if (meta.value("format_version", 0) != kFormatVersion) {
-    return Bad(path, absl::StrCat("unsupported format_version (expected ", kFormatVersion, ")"));
-  }
+  ASSIGN_OR_RETURN(const nlohmann::json meta,
+                   ReadVersionedMetadata(file, kMetadataKey, kFormatVersion, "checkpoint", path));
   TrainCheckpoint ck;
   auto get_int = [&](const char* key, int64_t* out) -> absl::Status {
     auto f = meta.find(key);

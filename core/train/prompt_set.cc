@@ -64,13 +64,8 @@ absl::Status SavePromptSet(const std::string& path, const PromptSet& set) {
 
 absl::StatusOr<PromptSet> ReadPromptSet(const std::string& path) {
   ASSIGN_OR_RETURN(TensorFile file, ReadTensorFile(path));
-  auto it = file.metadata.find(kMetadataKey);
-  if (it == file.metadata.end()) return Bad(path, absl::StrCat("no '", kMetadataKey, "' metadata"));
-  const nlohmann::json meta = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
-  if (meta.is_discarded() || !meta.is_object()) return Bad(path, "metadata is not a JSON object");
-  if (meta.value("format_version", 0) != kFormatVersion) {
-    return Bad(path, absl::StrCat("unsupported format_version (expected ", kFormatVersion, ")"));
-  }
+  ASSIGN_OR_RETURN(const nlohmann::json meta,
+                   ReadVersionedMetadata(file, kMetadataKey, kFormatVersion, "prompt set", path));
   PromptSet set;
   PromptSetInfo& info = set.info;
   auto model = meta.find("model");

@@ -39,4 +39,20 @@ absl::StatusOr<TensorFile> ReadTensorFile(const std::string& path) {
   return out;
 }
 
+absl::StatusOr<nlohmann::json> ReadVersionedMetadata(const TensorFile& file, const std::string& key,
+                                                     int version, const std::string& kind,
+                                                     const std::string& path) {
+  auto bad = [&](const std::string& what) {
+    return absl::InvalidArgumentError(absl::StrCat(kind, " ", path, ": ", what));
+  };
+  auto it = file.metadata.find(key);
+  if (it == file.metadata.end()) return bad(absl::StrCat("no '", key, "' metadata"));
+  nlohmann::json meta = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+  if (meta.is_discarded() || !meta.is_object()) return bad("metadata is not a JSON object");
+  if (meta.value("format_version", 0) != version) {
+    return bad(absl::StrCat("unsupported format_version (expected ", version, ")"));
+  }
+  return meta;
+}
+
 }  // namespace provp::train

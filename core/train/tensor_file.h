@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "absl/status/status.h"
@@ -26,5 +27,13 @@ absl::Status WriteTensorFile(const std::string& path, const TensorFile& file);
 // NOT_FOUND when absent; INVALID_ARGUMENT naming file and tensor for a
 // malformed file. fp16/bf16/fp64 tensors come back as fp32.
 absl::StatusOr<TensorFile> ReadTensorFile(const std::string& path);
+
+// The JSON object stored in file.metadata[key], checked to carry
+// "format_version" == version. INVALID_ARGUMENT "<kind> <path>: <reason>"
+// when the key is missing, the text is not a JSON object or the version
+// differs. Shared by checkpoints and prompt-set files.
+absl::StatusOr<nlohmann::json> ReadVersionedMetadata(const TensorFile& file, const std::string& key,
+                                                     int version, const std::string& kind,
+                                                     const std::string& path);
 
 }  // namespace provp::train
