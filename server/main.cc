@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
       ->envname("PROVP_VOCAB");
   app.add_option("--device", device, "cpu, cuda, cuda:N")->envname("PROVP_DEVICE")
       ->capture_default_str();
-  app.add_option("--torch-threads", torch_threads, "intra-op threads (0 = LibTorch default)")
+  app.add_option("--torch-threads", torch_threads, "LibTorch intra-op threads (0 = one per logical CPU)")
       ->envname("PROVP_TORCH_THREADS");
   app.add_option("--api-keys", o.api_keys_file, "API key file ('<admin|classify> <key> [name]')")
       ->envname("PROVP_API_KEYS");

@@ -1,8 +1,10 @@
 // Implementation of server.h.
 #include "server/server.h"
 
+#include <cmath>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <system_error>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -124,10 +126,25 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
                     m.engine->info().backbone.substr(0, 16)})
       .Set(1);
   ServerMetrics* sm = m.metrics.get();
-  // LibTorch CPU builds have no device memory to report; the series exist
-  // (at 0) so dashboards and alerts find them.
-  for (auto* family : {sm->gpu_allocated, sm->gpu_reserved, sm->gpu_total}) {
-    family->WithLabels({"0"}).Set(0);
+  if (std::optional<engine::DeviceMemory> memory = m.engine->DeviceMemoryUsage()) {
+    // Read at scrape time; NaN if the device stops answering.
+    const std::string gpu = memory->device.substr(memory->device.find(':') + 1);
+    const engine::Engine* e = m.engine.get();
+    auto gauge = [e](int64_t engine::DeviceMemory::*field) {
+      return [e, field]() -> double {
+        std::optional<engine::DeviceMemory> now = e->DeviceMemoryUsage();
+        return now ? static_cast<double>((*now).*field) : std::nan("");
+      };
+    };
+    sm->gpu_allocated->WithLabels({gpu}).SetCallback(gauge(&engine::DeviceMemory::allocated_bytes));
+    sm->gpu_reserved->WithLabels({gpu}).SetCallback(gauge(&engine::DeviceMemory::reserved_bytes));
+    sm->gpu_total->WithLabels({gpu}).SetCallback(gauge(&engine::DeviceMemory::total_bytes));
+  } else {
+    // On CPU there is no device memory to report; the series exist (at 0)
+    // so dashboards and alerts find them.
+    for (auto* family : {sm->gpu_allocated, sm->gpu_reserved, sm->gpu_total}) {
+      family->WithLabels({"0"}).Set(0);
+    }
   }
   for (const char* state : {"queued", "running", "cancelling"}) {
     sm->tuning_jobs->WithLabels({state}).Set(0);

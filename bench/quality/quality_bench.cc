@@ -6,7 +6,7 @@
 // over several seeds, through the real loader, sampler, trainer and
 // evaluation. Writes results.json, quality_table.md (mean and std over
 // seeds) and PNG plots. Epochs are far below the paper's (see --help).
-// Single-threaded driver; torch uses its own intra-op threads.
+// Single-threaded driver; torch gets one intra-op thread per logical CPU.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -45,6 +45,7 @@
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
+#include "core/util/torch_threads.h"
 
 namespace provp::bench {
 namespace {
@@ -512,6 +513,7 @@ bool ParseList(const char* text, std::vector<T>& out) {
 }  // namespace provp::bench
 
 int main(int argc, char** argv) {
+  provp::util::SetTorchThreads(0);
   using provp::bench::Options;
   Options o;
   for (int i = 1; i < argc; ++i) {

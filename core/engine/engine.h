@@ -48,6 +48,14 @@ struct ModelInfo {
   double logit_scale = 100.0;
 };
 
+// Memory of the engine's accelerator (see clip::QueryDeviceMemory).
+struct DeviceMemory {
+  std::string device;           // "cuda:0", ...
+  int64_t allocated_bytes = 0;  // held by live tensors
+  int64_t reserved_bytes = 0;   // held by LibTorch's caching allocator
+  int64_t total_bytes = 0;      // the device's size
+};
+
 // What a prompt-set file says about itself.
 struct PromptSetMeta {
   std::string backbone;
@@ -162,6 +170,10 @@ class Engine {
   virtual ~Engine() = default;
 
   virtual const ModelInfo& info() const = 0;
+
+  // The accelerator's memory now; nullopt on CPU or when it cannot be read.
+  // Cheap and thread-safe: every metrics scrape calls it.
+  virtual std::optional<DeviceMemory> DeviceMemoryUsage() const = 0;
 
   // Runs a few forwards so the first request does not pay for lazy
   // initialisation. The server reports SERVING only after this succeeds.

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/clip/checkpoint_loader.h"
 #include "core/clip/clip_model.h"
+#include "core/clip/device_memory.h"
 #include "core/clip/zero_shot.h"
 #include "core/data/dataset.h"
 #include "core/data/few_shot.h"
@@ -25,6 +26,7 @@
 #include "core/train/trainer.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
+#include "core/util/torch_threads.h"
 
 namespace provp::engine {
 namespace {
@@ -85,6 +87,14 @@ class TorchEngine : public Engine {
   }
 
   const ModelInfo& info() const override { return info_; }
+
+  std::optional<DeviceMemory> DeviceMemoryUsage() const override {
+    if (info_.device.rfind("cuda", 0) != 0) return std::nullopt;
+    absl::StatusOr<clip::DeviceMemoryStats> stats = clip::QueryDeviceMemory(info_.device);
+    if (!stats.ok()) return std::nullopt;
+    return DeviceMemory{absl::StrCat("cuda:", stats->device_index), stats->allocated_bytes,
+                        stats->reserved_bytes, stats->total_bytes};
+  }
 
   absl::Status Warmup() override {
     Image black{config_.image_resolution > 0 ? static_cast<int>(config_.image_resolution) : 32,
@@ -402,7 +412,7 @@ class TorchEngine : public Engine {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Engine>> CreateTorchEngine(const TorchEngineOptions& options) {
-  if (options.num_threads > 0) torch::set_num_threads(options.num_threads);
+  util::SetTorchThreads(options.num_threads);
   ASSIGN_OR_RETURN(clip::LoadedCheckpoint checkpoint,
                    util::TorchCall("load checkpoint",
                                    [&] { return clip::LoadCheckpoint(options.model_path); }));

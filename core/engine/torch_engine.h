@@ -23,7 +23,7 @@ struct TorchEngineOptions {
   std::string vocab_path;
   // "cpu", "cuda", "cuda:N".
   std::string device = "cpu";
-  // LibTorch intra-op threads; 0 keeps the default.
+  // LibTorch intra-op threads; 0: one per logical CPU.
   int num_threads = 0;
   // Images per forward in evaluation.
   int64_t eval_batch_size = 64;

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -69,8 +70,7 @@ class ServerTest : public ::testing::Test {
     return o;
   }
 
-  void StartServer(int step_ms = 5) {
-    engine::FakeEngineOptions fo;
+  void StartServer(int step_ms = 5, engine::FakeEngineOptions fo = {}) {
     fo.step_milliseconds = step_ms;
     auto s = Server::Create(Options(), std::make_unique<engine::FakeEngine>(fo));
     ASSERT_OK(s);
@@ -287,6 +287,38 @@ TEST_F(ServerTest, MetricsEndpointListsEveryDeployFamily) {
   }
   EXPECT_TRUE(handled);
   EXPECT_NE(HttpGet(server_->metrics_port(), "/readyz").find("200"), std::string::npos);
+}
+
+// The value of one exposition line `name{labels} value`, or NaN if absent.
+double MetricValue(const std::string& body, const std::string& series) {
+  const size_t at = body.find("\n" + series + " ");
+  if (at == std::string::npos) return std::nan("");
+  return std::strtod(body.c_str() + at + series.size() + 2, nullptr);
+}
+
+TEST_F(ServerTest, CpuEngineExportsZeroDeviceMemory) {
+  std::string body = HttpGet(server_->metrics_port(), "/metrics");
+  EXPECT_EQ(MetricValue(body, "provp_gpu_memory_total_bytes{gpu=\"0\"}"), 0.0);
+  EXPECT_EQ(MetricValue(body, "provp_gpu_memory_allocated_bytes{gpu=\"0\"}"), 0.0);
+}
+
+TEST_F(ServerTest, DeviceMemoryGaugesReadTheEngineAtScrapeTime) {
+  StopServer();
+  engine::FakeEngineOptions fo;
+  fo.device_memory = engine::DeviceMemory{"cuda:1", 1000, 1 << 20, 80LL << 30};
+  StartServer(5, fo);
+  std::string body = HttpGet(server_->metrics_port(), "/metrics");
+  EXPECT_EQ(MetricValue(body, "provp_gpu_memory_allocated_bytes{gpu=\"1\"}"), 1000.0) << body;
+  EXPECT_EQ(MetricValue(body, "provp_gpu_memory_reserved_bytes{gpu=\"1\"}"), 1 << 20);
+  EXPECT_EQ(MetricValue(body, "provp_gpu_memory_total_bytes{gpu=\"1\"}"), 80.0 * (1LL << 30));
+  EXPECT_TRUE(std::isnan(MetricValue(body, "provp_gpu_memory_total_bytes{gpu=\"0\"}")));
+
+  auto ctx = Ctx(kClient);
+  v1::ClassifyResponse resp;
+  ASSERT_TRUE(classify_->Classify(ctx.get(), ColourRequest({"red", "blue"}), &resp).ok());
+  body = HttpGet(server_->metrics_port(), "/metrics");
+  // Two images encoded since start-up: the gauge follows the engine.
+  EXPECT_EQ(MetricValue(body, "provp_gpu_memory_allocated_bytes{gpu=\"1\"}"), 1000.0 + 2 * 4096);
 }
 
 TEST_F(ServerTest, EmbedImagesAndTexts) {

@@ -30,10 +30,18 @@ void Normalize(std::vector<float>& v) {
 FakeEngine::FakeEngine(FakeEngineOptions options) : options_(options) {
   info_.backbone = options_.backbone;
   info_.description = absl::StrCat("fake colour model, dim ", options_.dim);
-  info_.device = "cpu";
+  info_.device = options_.device_memory ? options_.device_memory->device : "cpu";
   info_.image_resolution = 32;
   info_.embed_dim = options_.dim;
   info_.logit_scale = 100.0;
+}
+
+std::optional<DeviceMemory> FakeEngine::DeviceMemoryUsage() const {
+  if (!options_.device_memory) return std::nullopt;
+  DeviceMemory now = *options_.device_memory;
+  std::lock_guard<std::mutex> lock(mu_);
+  now.allocated_bytes += 4096 * encoded_images_;
+  return now;
 }
 
 absl::Status FakeEngine::Warmup() { return absl::OkStatus(); }

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,10 @@ struct FakeEngineOptions {
   int encode_milliseconds = 0;
   // Makes EncodeImages fail with INTERNAL (error-path tests).
   bool fail_encode = false;
+  // Pretends to run on this accelerator (info().device is its device). The
+  // allocated bytes then grow by 4096 per image encoded so far, so a test
+  // can tell a value read at scrape time from one read at start-up.
+  std::optional<DeviceMemory> device_memory;
 };
 
 class FakeEngine : public Engine {
@@ -40,6 +45,7 @@ class FakeEngine : public Engine {
   explicit FakeEngine(FakeEngineOptions options = {});
 
   const ModelInfo& info() const override { return info_; }
+  std::optional<DeviceMemory> DeviceMemoryUsage() const override;
   absl::Status Warmup() override;
   absl::StatusOr<FeatureMatrix> EncodeImages(const std::vector<const Image*>& images,
                                              const std::string& prompt_set) override;

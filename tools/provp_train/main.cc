@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/status.h"
+#include "core/util/torch_threads.h"
 #include "tools/provp_train/run_protocol.h"
 
 namespace {
@@ -27,6 +28,7 @@ extern "C" void OnSignal(int) { g_cancel.store(true); }
 }  // namespace
 
 int main(int argc, char** argv) {
+  provp::util::SetTorchThreads(0);
   CLI::App app{"provp-train: ProVP-Ref few-shot / base-to-novel protocol on CoOp-layout data"};
   provp::tools::RunOptions o;
   o.seeds.clear();
