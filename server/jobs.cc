@@ -86,6 +86,12 @@ absl::Status ValidateHyperparameters(const v1::Hyperparameters& hp, int64_t max_
     return InvalidArgument("INVALID_HYPERPARAMETER", "hyperparameters.weight_decay must be >= 0",
                            "tuning_job.hyperparameters.weight_decay");
   }
+  if (hp.has_min_crop_scale() &&
+      !(hp.min_crop_scale() > 0 && hp.min_crop_scale() <= 1)) {  // also rejects NaN
+    return InvalidArgument("INVALID_HYPERPARAMETER",
+                           "hyperparameters.min_crop_scale must be in (0, 1]",
+                           "tuning_job.hyperparameters.min_crop_scale");
+  }
   return absl::OkStatus();
 }
 
@@ -462,6 +468,7 @@ void JobManager::RunJob(const std::string& id) {
     if (hp.has_alpha()) spec.alpha = hp.alpha();
     if (hp.has_ref_lambda()) spec.ref_lambda = hp.ref_lambda();
     if (hp.has_weight_decay()) spec.weight_decay = hp.weight_decay();
+    if (hp.has_min_crop_scale()) spec.min_crop_scale = hp.min_crop_scale();
     std::error_code ec;
     fs::create_directories(JobDir(id), ec);
     spec.checkpoint_path = JobDir(id) + "/checkpoint.safetensors";

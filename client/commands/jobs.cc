@@ -145,6 +145,7 @@ struct TuneFlags {
   std::string output;
   std::string request_id;
   bool no_ref = false;
+  double min_crop_scale = 0;
   bool detach = false;
   double retry_seconds = 120;
 };
@@ -166,6 +167,7 @@ void RunTune(Cli& cli, const TuneFlags& f) {
   hp->set_variant(f.variant);
   hp->set_preset(f.preset);
   if (f.no_ref) hp->set_use_feature_reformation(false);
+  if (f.min_crop_scale > 0) hp->set_min_crop_scale(f.min_crop_scale);
   req.set_tuning_job_id(f.id);
   req.set_output_prompt_set_id(f.output);
   req.set_request_id(f.request_id);
@@ -202,6 +204,9 @@ void AddTuneCommand(CLI::App& app, Cli& cli) {
   cmd->add_option("--variant", f->variant, "provp_ref (default), provp, vpt_deep, vpt_shallow");
   cmd->add_option("--preset", f->preset, "Named recipe: few_shot_{1,2,4,8,16}, few_shot_{1,2,4}_no_ref, base_to_novel, imagenet");
   cmd->add_flag("--no-ref", f->no_ref, "Train without the Ref loss");
+  cmd->add_option("--min-crop-scale", f->min_crop_scale,
+                  "Smallest crop area fraction in augmentation, (0, 1] (default 0.08)")
+      ->check(CLI::Range(1e-6, 1.0));
   cmd->add_option("--id", f->id, "Job id (default: generated)");
   cmd->add_option("--output-prompt-set", f->output, "Id of the resulting prompt set");
   cmd->add_option("--request-id", f->request_id, "Idempotency key");

@@ -31,6 +31,10 @@ double LearningRate(const PretrainOptions& o, int64_t step) {
 struct Batch {
   std::vector<Raster> images;
   std::vector<int64_t> tokens;  // [B * context]
+  // Items with the same caption concept share a group: a Fashion-MNIST
+  // class is one group (its captions are phrasings of one fact), every
+  // scene is its own. Items of one group are positives for each other.
+  std::vector<int64_t> groups;
 };
 
 absl::StatusOr<Batch> MakeBatch(const PretrainOptions& o, int64_t context, int resolution,
@@ -39,22 +43,48 @@ absl::StatusOr<Batch> MakeBatch(const PretrainOptions& o, int64_t context, int r
   Batch b;
   b.images.reserve(o.batch_size);
   b.tokens.reserve(o.batch_size * context);
-  for (int64_t i = 0; i < o.batch_size; ++i) {
-    std::string caption;
+  b.groups.reserve(o.batch_size);
+  auto add = [&](Raster image, const std::string& caption, int64_t group) -> absl::Status {
+    ASSIGN_OR_RETURN(std::vector<int64_t> ids, tokenizer.EncodeForContext(caption, context));
+    b.images.push_back(std::move(image));
+    b.tokens.insert(b.tokens.end(), ids.begin(), ids.end());
+    b.groups.push_back(group);
+    return absl::OkStatus();
+  };
+  // Scene groups start past the Fashion-MNIST classes.
+  int64_t next_scene_group = 1000;
+  while (static_cast<int64_t>(b.images.size()) < o.batch_size) {
     if (fashion.size() > 0 && rng.Bernoulli(o.fashion_fraction)) {
       const int k = rng.Int(fashion.size());
-      b.images.push_back(RenderFashion(fashion.image(k), fashion.rows, fashion.cols, resolution,
-                                       RenderStyle::kPretrain, rng));
-      caption = FashionCaption(fashion.labels[k], rng);
-    } else {
-      const SceneSpec spec = RandomScene(rng);
-      b.images.push_back(RenderScene(spec, resolution, RenderStyle::kPretrain, rng));
-      caption = SceneCaption(spec, rng);
+      RETURN_IF_ERROR(add(RenderFashion(fashion.image(k), fashion.rows, fashion.cols, resolution,
+                                        RenderStyle::kPretrain, rng),
+                          FashionCaption(fashion.labels[k], rng), fashion.labels[k]));
+      continue;
     }
-    ASSIGN_OR_RETURN(std::vector<int64_t> ids, tokenizer.EncodeForContext(caption, context));
-    b.tokens.insert(b.tokens.end(), ids.begin(), ids.end());
+    const SceneSpec spec = RandomScene(rng);
+    Raster image = RenderScene(spec, resolution, RenderStyle::kPretrain, rng);
+    Random twin_words = rng;  // the twin's caption makes the same word choices
+    RETURN_IF_ERROR(add(std::move(image), SceneCaption(spec, rng), next_scene_group++));
+    // A twin that differs only in its shape, with a caption that differs
+    // only in the shape word: in-batch contrast alone is mostly won on
+    // colour and background words, and the twin makes the shape the only
+    // way to tell the two pairs apart.
+    if (static_cast<int64_t>(b.images.size()) < o.batch_size && rng.Bernoulli(o.shape_twin_fraction)) {
+      SceneSpec twin = spec;
+      twin.shape = static_cast<Shape>((static_cast<int>(spec.shape) + 1 + rng.Int(kNumShapes - 1)) %
+                                      kNumShapes);
+      RETURN_IF_ERROR(add(RenderScene(twin, resolution, RenderStyle::kPretrain, rng),
+                          SceneCaption(twin, twin_words), next_scene_group++));
+    }
   }
   return b;
+}
+
+// Row-normalised targets: item i's positives are the items of its group.
+torch::Tensor GroupTargets(const std::vector<int64_t>& groups) {
+  auto g = torch::tensor(groups, torch::kLong);
+  auto same = g.unsqueeze(1).eq(g.unsqueeze(0)).to(torch::kFloat32);
+  return same / same.sum(1, /*keepdim=*/true);
 }
 
 }  // namespace
@@ -96,10 +126,12 @@ absl::StatusOr<PretrainStats> Pretrain(clip::ClipModel& model, const text::Token
                                        const FashionMnist& fashion, const PretrainOptions& options) {
   if (options.steps < 1 || options.batch_size < 2 || options.batch_size > 4096 ||
       !(options.learning_rate > 0) || options.warmup_steps < 1 ||
-      !(options.fashion_fraction >= 0 && options.fashion_fraction <= 1) || options.log_every < 1) {
+      !(options.fashion_fraction >= 0 && options.fashion_fraction <= 1) ||
+      !(options.shape_twin_fraction >= 0 && options.shape_twin_fraction <= 1) ||
+      options.log_every < 1) {
     return absl::InvalidArgumentError(
         "PretrainOptions: need steps >= 1, batch_size in [2, 4096], learning_rate > 0, "
-        "warmup_steps >= 1, fashion_fraction in [0, 1], log_every >= 1");
+        "warmup_steps >= 1, fashion_fraction and shape_twin_fraction in [0, 1], log_every >= 1");
   }
   const clip::ClipConfig& c = model->config();
   if (tokenizer.vocab_size() > c.vocab_size) {
@@ -133,7 +165,6 @@ absl::StatusOr<PretrainStats> Pretrain(clip::ClipModel& model, const text::Token
                                           .weight_decay(0.0)));
     torch::optim::AdamW optimizer(std::move(groups));
 
-    const auto labels = torch::arange(options.batch_size, torch::kLong);
     double loss_sum = 0, acc_sum = 0;
     int64_t window = 0;
     for (int64_t step = 0; step < options.steps; ++step) {
@@ -151,8 +182,10 @@ absl::StatusOr<PretrainStats> Pretrain(clip::ClipModel& model, const text::Token
       torch::Tensor img = F::normalize(model->EncodeImage(images), F::NormalizeFuncOptions().dim(-1));
       torch::Tensor txt = F::normalize(model->EncodeText(tokens), F::NormalizeFuncOptions().dim(-1));
       torch::Tensor logits = logit_scale.exp() * torch::matmul(img, txt.t());
-      torch::Tensor loss =
-          0.5 * (F::cross_entropy(logits, labels) + F::cross_entropy(logits.t(), labels));
+      // Symmetric InfoNCE with soft targets (the target matrix is symmetric).
+      const torch::Tensor targets = GroupTargets(batch.groups);
+      torch::Tensor loss = 0.5 * (-(targets * torch::log_softmax(logits, 1)).sum(1).mean() -
+                                  (targets * torch::log_softmax(logits.t(), 1)).sum(1).mean());
       optimizer.zero_grad();
       loss.backward();
       optimizer.step();
@@ -162,7 +195,12 @@ absl::StatusOr<PretrainStats> Pretrain(clip::ClipModel& model, const text::Token
       }
       TORCH_CHECK(std::isfinite(loss.item<double>()), "loss became non-finite at step ", step);
       loss_sum += loss.item<double>();
-      acc_sum += logits.detach().argmax(1).eq(labels).to(torch::kFloat32).mean().item<double>();
+      // In-batch accuracy: the best-scoring caption belongs to the image's group.
+      acc_sum += targets.gather(1, logits.detach().argmax(1, /*keepdim=*/true))
+                     .gt(0)
+                     .to(torch::kFloat32)
+                     .mean()
+                     .item<double>();
       ++window;
       if ((step + 1) % options.log_every == 0 || step + 1 == options.steps) {
         stats.final_loss = loss_sum / window;

@@ -248,10 +248,12 @@ SceneSpec RandomScene(Random& rng, int shape) {
   do {
     s.background = rng.Int(n);
   } while (std::abs(Luma(SceneColors()[s.background].rgb) - Luma(SceneColors()[s.color].rgb)) < 40);
-  s.texture = rng.Bernoulli(0.5) ? Texture::kSolid : static_cast<Texture>(1 + rng.Int(kNumTextures - 1));
+  // Mostly single, large, solid objects: at 32 px a shape is only
+  // recognisable when it is big and its silhouette is not broken up.
+  s.texture = rng.Bernoulli(0.7) ? Texture::kSolid : static_cast<Texture>(1 + rng.Int(kNumTextures - 1));
   const double u = rng.Uniform();
-  s.count = u < 0.7 ? 1 : (u < 0.85 ? 2 : 3);
-  s.large = s.count == 1 && rng.Bernoulli(0.6);
+  s.count = u < 0.85 ? 1 : (u < 0.95 ? 2 : 3);
+  s.large = s.count == 1 && rng.Bernoulli(0.75);
   s.position = static_cast<Position>(rng.Int(kNumPositions));
   return s;
 }

@@ -106,6 +106,7 @@ struct TuningSpec {
   std::optional<double> alpha;
   std::optional<double> ref_lambda;
   std::optional<double> weight_decay;
+  std::optional<double> min_crop_scale;  // random-resized-crop area floor
 
   // Per-epoch checkpoint; resumed from when it exists and matches.
   std::string checkpoint_path;

@@ -228,6 +228,7 @@ class TorchEngine : public Engine {
       config.model.lambda_ref = 0.0;
     }
     if (spec.weight_decay) config.weight_decay = *spec.weight_decay;
+    if (spec.min_crop_scale) config.augment.scale_min = *spec.min_crop_scale;
     config.augment.size = config_.image_resolution;
     RETURN_IF_ERROR(train::ValidateConfig(config));
     return config;

@@ -740,12 +740,16 @@ TEST_F(ServerTest, UnknownPresetOrVariantIsRejectedAtCreation) {
     const char* preset;
     const char* variant;
     const char* field;
+    double min_crop_scale = 0;  // 0: unset
   };
   const Case cases[] = {
       {"few_shot_3", "", "tuning_job.hyperparameters.preset"},
       {"FEW_SHOT_2", "", "tuning_job.hyperparameters.preset"},
       {"few_shot_8_no_ref", "", "tuning_job.hyperparameters.preset"},
       {"", "provp_reff", "tuning_job.hyperparameters.variant"},
+      {"", "", "tuning_job.hyperparameters.min_crop_scale", -0.5},
+      {"", "", "tuning_job.hyperparameters.min_crop_scale", 1.5},
+      {"", "", "tuning_job.hyperparameters.min_crop_scale", std::nan("")},
   };
   for (size_t i = 0; i < std::size(cases); ++i) {
     v1::CreateTuningJobRequest req;
@@ -755,6 +759,7 @@ TEST_F(ServerTest, UnknownPresetOrVariantIsRejectedAtCreation) {
     hp->set_shots(2);
     hp->set_preset(cases[i].preset);
     hp->set_variant(cases[i].variant);
+    if (cases[i].min_crop_scale != 0) hp->set_min_crop_scale(cases[i].min_crop_scale);
     v1::TuningJob job;
     auto ctx = Ctx(kAdmin);
     grpc::Status s = jobs_->CreateTuningJob(ctx.get(), req, &job);
@@ -781,6 +786,7 @@ TEST_F(ServerTest, UnknownPresetOrVariantIsRejectedAtCreation) {
     req.mutable_tuning_job()->mutable_hyperparameters()->set_shots(2);
     req.mutable_tuning_job()->mutable_hyperparameters()->set_epochs(1);
     req.mutable_tuning_job()->mutable_hyperparameters()->set_preset(preset);
+    req.mutable_tuning_job()->mutable_hyperparameters()->set_min_crop_scale(1.0);  // bound is valid
     v1::TuningJob job;
     auto ctx = Ctx(kAdmin);
     grpc::Status s = jobs_->CreateTuningJob(ctx.get(), req, &job);

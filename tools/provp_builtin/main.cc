@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "core/builtin/prepare.h"
+#include "core/util/torch_threads.h"
 
 namespace {
 
@@ -27,8 +28,10 @@ constexpr char kUsage[] =
     "  --steps N              pretraining steps (default 1500)\n"
     "  --batch-size N         pretraining batch (default 64)\n"
     "  --seed N               pretraining and vocabulary seed (default 1)\n"
-    "  --threads N            torch intra-op threads (default: torch's choice)\n"
+    "  --threads N            torch intra-op threads (default: one per logical CPU)\n"
     "  --learning-rate X      pretraining peak learning rate (default 1e-3)\n"
+    "  --fashion-fraction X   share of Fashion-MNIST items in a batch (default 0.5)\n"
+    "  --twin-fraction X      chance a scene gets a shape-only twin (default 0.5)\n"
     "  --width N              model width of both towers and the embedding (default 128)\n"
     "  --layers N             layers of both towers (default 3)\n"
     "  --patch N              vision patch size, dividing 32 (default 8)\n"
@@ -57,6 +60,7 @@ int main(int argc, char** argv) {
   }
   provp::builtin::PrepareOptions options;
   bool quiet = false;
+  int threads = 0;
   for (int i = 2; i < argc; ++i) {
     const std::string flag = argv[i];
     const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
@@ -83,9 +87,18 @@ int main(int argc, char** argv) {
       if (!ParseInt(flag, value, 0, int64_t{1} << 62, &n)) return 2;
       options.pretrain.seed = static_cast<uint64_t>(n);
       ++i;
+    } else if (flag == "--fashion-fraction" || flag == "--twin-fraction") {
+      double x = -1;
+      if (value == nullptr || !absl::SimpleAtod(value, &x) || !(x >= 0 && x <= 1)) {
+        std::fprintf(stderr, "provp-builtin: %s needs a number in [0, 1]\n", flag.c_str());
+        return 2;
+      }
+      (flag == "--fashion-fraction" ? options.pretrain.fashion_fraction
+                                    : options.pretrain.shape_twin_fraction) = x;
+      ++i;
     } else if (flag == "--threads") {
       if (!ParseInt(flag, value, 1, 1024, &n)) return 2;
-      torch::set_num_threads(static_cast<int>(n));
+      threads = static_cast<int>(n);
       ++i;
     } else if (flag == "--learning-rate") {
       double lr = 0;
@@ -128,8 +141,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "provp-builtin: --data-dir is required\n%s", kUsage);
     return 2;
   }
+  const int used_threads = provp::util::SetTorchThreads(threads);
   if (!quiet) {
     options.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+    options.log(absl::StrFormat("torch threads: %d", used_threads));
   }
   auto result = provp::builtin::PrepareBuiltin(options);
   if (!result.ok()) {
