@@ -57,7 +57,8 @@ if [ "$SETUP" = 1 ]; then
   bash scripts/build.sh
   START=$(date +%s)  # the 10-minute budget starts after set-up and build
 fi
-BUILD="$ROOT/${PROVP_BUILD_DIR:-build}"
+BUILD="${PROVP_BUILD_DIR:-build}"
+[[ "$BUILD" = /* ]] || BUILD="$ROOT/$BUILD"
 PROVP="$BUILD/client/provp"
 SERVER="$BUILD/server/provp-server"
 BUILTIN="$BUILD/tools/provp_builtin/provp-builtin"

@@ -26,7 +26,7 @@ namespace {
 // Bump when code changes what a given set of options produces: the model
 // version for the vocabulary, captions, pretraining data or loop; the
 // dataset version for the demo datasets' rendering.
-constexpr int kModelVersion = 3;
+constexpr int kModelVersion = 4;
 constexpr int kDatasetVersion = 4;
 constexpr char kManifestName[] = "builtin.json";
 constexpr char kStampName[] = ".provp_builtin_stamp";
@@ -39,7 +39,7 @@ std::string ModelKey(const PrepareOptions& o) {
   c.vocab_size = 0;
   const std::string canon = absl::StrCat(
       "v", kModelVersion, "|steps", p.steps, "|bs", p.batch_size, "|lr", p.learning_rate, "|wd",
-      p.weight_decay, "|wu", p.warmup_steps, "|ff", p.fashion_fraction, "|tw", p.shape_twin_fraction, "|seed", p.seed, "|bpe",
+      p.weight_decay, "|wu", p.warmup_steps, "|ff", p.fashion_fraction, "|tw", p.shape_twin_fraction, "|bare", p.bare_shape_caption_fraction, "|seed", p.seed, "|bpe",
       o.bpe_merges, "|vc", o.vocab_captions, "|", c.DebugString());
   return Hex(util::Fnv1a64(canon.data(), canon.size()));
 }

@@ -31,10 +31,14 @@ double LearningRate(const PretrainOptions& o, int64_t step) {
 struct Batch {
   std::vector<Raster> images;
   std::vector<int64_t> tokens;  // [B * context]
-  // Items with the same caption concept share a group: a Fashion-MNIST
-  // class is one group (its captions are phrasings of one fact), every
-  // scene is its own. Items of one group are positives for each other.
+  // Which captions truthfully describe which images (the positives):
+  // items of one group describe each other (a Fashion-MNIST class is one
+  // group, as its captions are phrasings of one fact; every scene is its
+  // own), and a bare shape caption ("a photo of a star") also describes
+  // every scene of that shape.
   std::vector<int64_t> groups;
+  std::vector<int> shapes;           // scene shape, -1 for Fashion-MNIST
+  std::vector<uint8_t> bare_shape;   // caption names the shape alone
 };
 
 absl::StatusOr<Batch> MakeBatch(const PretrainOptions& o, int64_t context, int resolution,
@@ -44,12 +48,18 @@ absl::StatusOr<Batch> MakeBatch(const PretrainOptions& o, int64_t context, int r
   b.images.reserve(o.batch_size);
   b.tokens.reserve(o.batch_size * context);
   b.groups.reserve(o.batch_size);
-  auto add = [&](Raster image, const std::string& caption, int64_t group) -> absl::Status {
+  auto add = [&](Raster image, const std::string& caption, int64_t group, int shape,
+                 bool bare) -> absl::Status {
     ASSIGN_OR_RETURN(std::vector<int64_t> ids, tokenizer.EncodeForContext(caption, context));
     b.images.push_back(std::move(image));
     b.tokens.insert(b.tokens.end(), ids.begin(), ids.end());
     b.groups.push_back(group);
+    b.shapes.push_back(shape);
+    b.bare_shape.push_back(bare ? 1 : 0);
     return absl::OkStatus();
+  };
+  auto scene_caption = [&](const SceneSpec& spec, bool bare, Random& words) {
+    return bare ? ShapeCaption(spec.shape, words) : SceneCaption(spec, words);
   };
   // Scene groups start past the Fashion-MNIST classes.
   int64_t next_scene_group = 1000;
@@ -58,13 +68,15 @@ absl::StatusOr<Batch> MakeBatch(const PretrainOptions& o, int64_t context, int r
       const int k = rng.Int(fashion.size());
       RETURN_IF_ERROR(add(RenderFashion(fashion.image(k), fashion.rows, fashion.cols, resolution,
                                         RenderStyle::kPretrain, rng),
-                          FashionCaption(fashion.labels[k], rng), fashion.labels[k]));
+                          FashionCaption(fashion.labels[k], rng), fashion.labels[k], -1, false));
       continue;
     }
     const SceneSpec spec = RandomScene(rng);
     Raster image = RenderScene(spec, resolution, RenderStyle::kPretrain, rng);
+    const bool bare = rng.Bernoulli(o.bare_shape_caption_fraction);
     Random twin_words = rng;  // the twin's caption makes the same word choices
-    RETURN_IF_ERROR(add(std::move(image), SceneCaption(spec, rng), next_scene_group++));
+    RETURN_IF_ERROR(add(std::move(image), scene_caption(spec, bare, rng), next_scene_group++,
+                        static_cast<int>(spec.shape), bare));
     // A twin that differs only in its shape, with a caption that differs
     // only in the shape word: in-batch contrast alone is mostly won on
     // colour and background words, and the twin makes the shape the only
@@ -74,17 +86,24 @@ absl::StatusOr<Batch> MakeBatch(const PretrainOptions& o, int64_t context, int r
       twin.shape = static_cast<Shape>((static_cast<int>(spec.shape) + 1 + rng.Int(kNumShapes - 1)) %
                                       kNumShapes);
       RETURN_IF_ERROR(add(RenderScene(twin, resolution, RenderStyle::kPretrain, rng),
-                          SceneCaption(twin, twin_words), next_scene_group++));
+                          scene_caption(twin, bare, twin_words), next_scene_group++,
+                          static_cast<int>(twin.shape), bare));
     }
   }
   return b;
 }
 
-// Row-normalised targets: item i's positives are the items of its group.
-torch::Tensor GroupTargets(const std::vector<int64_t>& groups) {
-  auto g = torch::tensor(groups, torch::kLong);
-  auto same = g.unsqueeze(1).eq(g.unsqueeze(0)).to(torch::kFloat32);
-  return same / same.sum(1, /*keepdim=*/true);
+// positives[i][j] = 1 when caption j describes image i (see Batch).
+torch::Tensor Positives(const Batch& b) {
+  auto g = torch::tensor(b.groups, torch::kLong);
+  auto shape = torch::tensor(std::vector<int64_t>(b.shapes.begin(), b.shapes.end()), torch::kLong);
+  auto bare = torch::tensor(std::vector<int64_t>(b.bare_shape.begin(), b.bare_shape.end()),
+                            torch::kLong)
+                  .to(torch::kBool);
+  auto same_group = g.unsqueeze(1).eq(g.unsqueeze(0));
+  auto shape_caption_fits = shape.unsqueeze(1).eq(shape.unsqueeze(0)) &
+                            shape.ge(0).unsqueeze(1) & bare.unsqueeze(0);
+  return (same_group | shape_caption_fits).to(torch::kFloat32);
 }
 
 }  // namespace
@@ -128,10 +147,11 @@ absl::StatusOr<PretrainStats> Pretrain(clip::ClipModel& model, const text::Token
       !(options.learning_rate > 0) || options.warmup_steps < 1 ||
       !(options.fashion_fraction >= 0 && options.fashion_fraction <= 1) ||
       !(options.shape_twin_fraction >= 0 && options.shape_twin_fraction <= 1) ||
+      !(options.bare_shape_caption_fraction >= 0 && options.bare_shape_caption_fraction <= 1) ||
       options.log_every < 1) {
     return absl::InvalidArgumentError(
         "PretrainOptions: need steps >= 1, batch_size in [2, 4096], learning_rate > 0, "
-        "warmup_steps >= 1, fashion_fraction and shape_twin_fraction in [0, 1], log_every >= 1");
+        "warmup_steps >= 1, fashion_fraction, shape_twin_fraction and bare_shape_caption_fraction in [0, 1], log_every >= 1");
   }
   const clip::ClipConfig& c = model->config();
   if (tokenizer.vocab_size() > c.vocab_size) {
@@ -182,10 +202,15 @@ absl::StatusOr<PretrainStats> Pretrain(clip::ClipModel& model, const text::Token
       torch::Tensor img = F::normalize(model->EncodeImage(images), F::NormalizeFuncOptions().dim(-1));
       torch::Tensor txt = F::normalize(model->EncodeText(tokens), F::NormalizeFuncOptions().dim(-1));
       torch::Tensor logits = logit_scale.exp() * torch::matmul(img, txt.t());
-      // Symmetric InfoNCE with soft targets (the target matrix is symmetric).
-      const torch::Tensor targets = GroupTargets(batch.groups);
-      torch::Tensor loss = 0.5 * (-(targets * torch::log_softmax(logits, 1)).sum(1).mean() -
-                                  (targets * torch::log_softmax(logits.t(), 1)).sum(1).mean());
+      // Symmetric InfoNCE with soft targets: each image's probability mass
+      // spread over the captions that describe it, each caption's over the
+      // images it describes.
+      const torch::Tensor positives = Positives(batch);
+      const torch::Tensor targets = positives / positives.sum(1, /*keepdim=*/true);
+      const torch::Tensor text_targets = positives.t() / positives.t().sum(1, /*keepdim=*/true);
+      torch::Tensor loss =
+          0.5 * (-(targets * torch::log_softmax(logits, 1)).sum(1).mean() -
+                 (text_targets * torch::log_softmax(logits.t(), 1)).sum(1).mean());
       optimizer.zero_grad();
       loss.backward();
       optimizer.step();

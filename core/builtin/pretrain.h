@@ -2,10 +2,10 @@
 // image-caption pairs: rendered scenes with compositional captions and
 // Fashion-MNIST training images with class captions. The loss is CLIP's
 // symmetric InfoNCE over the batch with a learnable logit scale (clamped at
-// 100), with every item of the same Fashion-MNIST class counted as a
-// positive (their captions state the same fact, so treating them as
-// negatives would teach noise); scenes come with shape-only twins as hard
-// negatives. AdamW with linear warm-up and cosine decay. Batches come from
+// 100), where every caption that truthfully describes an image counts as
+// its positive (all captions of a Fashion-MNIST class; a bare shape caption
+// for every scene of that shape), not only its own; scenes come with
+// shape-only twins as hard negatives. AdamW with linear warm-up and cosine decay. Batches come from
 // a seeded Random, so a run is a function of its options (and of the
 // thread count, which fixes the float summation order).
 // Not thread-safe: trains the model it is given.
@@ -40,6 +40,9 @@ struct PretrainOptions {
   double fashion_fraction = 0.5;
   // Chance that a scene is followed by a twin that differs only in shape.
   double shape_twin_fraction = 0.5;
+  // Chance that a scene's caption names its shape alone ("a photo of a
+  // star"); such a caption is a positive for every scene of that shape.
+  double bare_shape_caption_fraction = 0.5;
   uint64_t seed = 1;
   // Called every `log_every` steps and after the last one.
   int64_t log_every = 100;

@@ -393,4 +393,16 @@ std::string SceneCaption(const SceneSpec& spec, Random& rng) {
   return caption;
 }
 
+std::string ShapeCaption(Shape shape, Random& rng) {
+  static constexpr std::array<const char*, 6> kPrefixes = {
+      "a ", "a photo of a ", "a photo of a ", "a drawing of a ", "an image of a ", "a picture of a "};
+  std::string prefix = kPrefixes[rng.Int(static_cast<int>(kPrefixes.size()))];
+  const std::string name = ShapeName(shape);
+  // "an arrow", but the default zero-shot template says "a {}": keep both.
+  if (name[0] == 'a' && rng.Bernoulli(0.5)) prefix.insert(prefix.size() - 1, "n");
+  std::string caption = prefix + name;
+  if (rng.Bernoulli(0.5)) caption += ".";
+  return caption;
+}
+
 }  // namespace provp::builtin

@@ -67,4 +67,8 @@ Raster RenderScene(const SceneSpec& spec, int resolution, RenderStyle style, Ran
 // white background", "a green circle on the left", ...).
 std::string SceneCaption(const SceneSpec& spec, Random& rng);
 
+// A caption naming only the shape, in one of a few phrasings ("a star",
+// "a photo of a star.", "a drawing of a star", ...).
+std::string ShapeCaption(Shape shape, Random& rng);
+
 }  // namespace provp::builtin
