@@ -84,7 +84,7 @@ DATASET_DIR="$DATA_DIR/builtin/datasets/$DATASET"
 [ -d "$DATASET_DIR" ] || { echo "demo: no dataset $DATASET in $DATA_DIR/builtin/datasets" >&2; exit 1; }
 TUNE_EXTRA=()
 if [ -z "$MODEL" ]; then
-  MODEL="$DATA_DIR/builtin/model"
+  MODEL="$DATA_DIR/builtin/model/clip.safetensors"
   echo "model: built-in small CLIP ($MODEL)"
   EPOCHS="${EPOCHS:-50}"
   TUNE_EXTRA=(--min-crop-scale 1.0)

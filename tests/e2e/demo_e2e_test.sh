@@ -29,7 +29,7 @@ def check(ok, what):
     print(("ok   " if ok else "FAIL ") + what)
     if not ok:
         failures.append(what)
-MARGIN = 0.10  # ten points of top-1
+MARGIN = 0.08  # eight points of top-1: about three standard errors on 300 test images
 check(je["tuned_base"] >= je["zero_shot_base"] + MARGIN,
       "job evaluation: tuned base %.3f >= zero-shot base %.3f + %.2f"
       % (je["tuned_base"], je["zero_shot_base"], MARGIN))
