@@ -37,8 +37,8 @@ struct Batch {
   // own), and a bare shape caption ("a photo of a star") also describes
   // every scene of that shape.
   std::vector<int64_t> groups;
-  std::vector<int> shapes;           // scene shape, -1 for Fashion-MNIST
-  std::vector<uint8_t> bare_shape;   // caption names the shape alone
+  std::vector<int64_t> image_shapes;    // the scene's shape, -1 for Fashion-MNIST
+  std::vector<int64_t> caption_shapes;  // the shape a bare shape caption names, else -1
 };
 
 absl::StatusOr<Batch> MakeBatch(const PretrainOptions& o, int64_t context, int resolution,
@@ -54,8 +54,8 @@ absl::StatusOr<Batch> MakeBatch(const PretrainOptions& o, int64_t context, int r
     b.images.push_back(std::move(image));
     b.tokens.insert(b.tokens.end(), ids.begin(), ids.end());
     b.groups.push_back(group);
-    b.shapes.push_back(shape);
-    b.bare_shape.push_back(bare ? 1 : 0);
+    b.image_shapes.push_back(shape);
+    b.caption_shapes.push_back(bare ? shape : -1);
     return absl::OkStatus();
   };
   auto scene_caption = [&](const SceneSpec& spec, bool bare, Random& words) {
@@ -95,14 +95,12 @@ absl::StatusOr<Batch> MakeBatch(const PretrainOptions& o, int64_t context, int r
 
 // positives[i][j] = 1 when caption j describes image i (see Batch).
 torch::Tensor Positives(const Batch& b) {
-  auto g = torch::tensor(b.groups, torch::kLong);
-  auto shape = torch::tensor(std::vector<int64_t>(b.shapes.begin(), b.shapes.end()), torch::kLong);
-  auto bare = torch::tensor(std::vector<int64_t>(b.bare_shape.begin(), b.bare_shape.end()),
-                            torch::kLong)
-                  .to(torch::kBool);
-  auto same_group = g.unsqueeze(1).eq(g.unsqueeze(0));
-  auto shape_caption_fits = shape.unsqueeze(1).eq(shape.unsqueeze(0)) &
-                            shape.ge(0).unsqueeze(1) & bare.unsqueeze(0);
+  const auto g = torch::tensor(b.groups, torch::kLong);
+  const auto image_shape = torch::tensor(b.image_shapes, torch::kLong);
+  const auto caption_shape = torch::tensor(b.caption_shapes, torch::kLong);
+  const auto same_group = g.unsqueeze(1).eq(g.unsqueeze(0));
+  const auto shape_caption_fits =
+      image_shape.unsqueeze(1).eq(caption_shape.unsqueeze(0)) & caption_shape.ge(0).unsqueeze(0);
   return (same_group | shape_caption_fits).to(torch::kFloat32);
 }
 
@@ -151,7 +149,8 @@ absl::StatusOr<PretrainStats> Pretrain(clip::ClipModel& model, const text::Token
       options.log_every < 1) {
     return absl::InvalidArgumentError(
         "PretrainOptions: need steps >= 1, batch_size in [2, 4096], learning_rate > 0, "
-        "warmup_steps >= 1, fashion_fraction, shape_twin_fraction and bare_shape_caption_fraction in [0, 1], log_every >= 1");
+        "warmup_steps >= 1, fashion_fraction, shape_twin_fraction and "
+        "bare_shape_caption_fraction in [0, 1], log_every >= 1");
   }
   const clip::ClipConfig& c = model->config();
   if (tokenizer.vocab_size() > c.vocab_size) {
@@ -220,7 +219,7 @@ absl::StatusOr<PretrainStats> Pretrain(clip::ClipModel& model, const text::Token
       }
       TORCH_CHECK(std::isfinite(loss.item<double>()), "loss became non-finite at step ", step);
       loss_sum += loss.item<double>();
-      // In-batch accuracy: the best-scoring caption belongs to the image's group.
+      // In-batch accuracy: the best-scoring caption describes the image.
       acc_sum += targets.gather(1, logits.detach().argmax(1, /*keepdim=*/true))
                      .gt(0)
                      .to(torch::kFloat32)

@@ -1,6 +1,7 @@
 // CUDA memory statistics. PROVP_WITH_CUDA is defined (for this file only)
-// when the LibTorch that CMake found was built with CUDA; the CPU build
-// compiles the fallback, so Debian's CPU LibTorch needs no CUDA headers.
+// when the LibTorch that CMake found has c10_cuda; the CPU build compiles
+// the fallback. The allocator call is the one bench/train already runs on
+// the GPU host.
 #include "core/clip/device_memory.h"
 
 #include <torch/cuda.h>
