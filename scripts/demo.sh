@@ -66,16 +66,6 @@ for bin in "$PROVP" "$SERVER" "$BUILTIN"; do
   [ -x "$bin" ] || { echo "demo: $bin is missing (build first, or drop --no-setup)" >&2; exit 1; }
 done
 
-# Debian 12's OpenBLAS 0.3.21 does not know CPUs newer than itself and falls
-# back to its SSE3 kernels, which made pretraining 2-5x slower on the Xeons
-# this was measured on. Where the CPU has AVX-512, name those kernels, unless
-# the environment already chose (PROVP_KEEP_OPENBLAS=1 keeps the default).
-if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -z "${PROVP_KEEP_OPENBLAS:-}" ] &&
-   grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
-  export OPENBLAS_CORETYPE=SkylakeX
-  echo "OpenBLAS: using its SkylakeX (AVX-512) kernels"
-fi
-
 step "Preparing the built-in model and demo datasets (cached in $DATA_DIR/builtin)"
 PREP_ARGS=(prepare --data-dir "$DATA_DIR/builtin")
 [ -n "$PRETRAIN_STEPS" ] && PREP_ARGS+=(--steps "$PRETRAIN_STEPS")
