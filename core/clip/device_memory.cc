@@ -17,6 +17,7 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <cuda_runtime_api.h>
+#include <torch/torch.h>
 #endif
 
 namespace provp::clip {
@@ -66,6 +67,10 @@ absl::StatusOr<DeviceMemoryStats> QueryDeviceMemory(const std::string& device) {
     if (!torch::cuda::is_available() || *index >= static_cast<int>(torch::cuda::device_count())) {
       return absl::FailedPreconditionError(absl::StrCat("device memory: no CUDA device ", device));
     }
+    // The caching allocator is set up lazily with the first CUDA tensor, and
+    // getDeviceStats refuses a device it has not set up; an empty tensor
+    // triggers that set-up without allocating.
+    (void)torch::empty({0}, torch::TensorOptions().device(torch::kCUDA, *index));
     DeviceMemoryStats out;
     out.device_index = *index;
     // Index 0 of each StatArray is the aggregate over small and large pools
