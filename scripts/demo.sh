@@ -18,11 +18,16 @@
 # model's tuning uses 50 epochs and no crop augmentation (its 32 px inputs
 # lose the object under CoOp's 8 %-area crops); real weights get the preset.
 set -euo pipefail
+CALLER=$PWD
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# Paths given on the command line are relative to where it was typed.
+from_caller() { case "$1" in /*) echo "$1" ;; *) echo "$CALLER/$1" ;; esac; }
 
-MODEL="${PROVP_MODEL:-}"
-DATA_DIR="${PROVP_DEMO_DIR:-$ROOT/data/demo}"
+MODEL=""
+[ -n "${PROVP_MODEL:-}" ] && MODEL=$(from_caller "$PROVP_MODEL")
+DATA_DIR="$ROOT/data/demo"
+[ -n "${PROVP_DEMO_DIR:-}" ] && DATA_DIR=$(from_caller "$PROVP_DEMO_DIR")
 DATASET=DemoFashion
 SHOTS=16
 EPOCHS=""
@@ -32,8 +37,8 @@ SETUP=1
 KEEP_SERVER=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --model) MODEL="$2"; shift 2 ;;
-    --data-dir) DATA_DIR="$2"; shift 2 ;;
+    --model) MODEL=$(from_caller "$2"); shift 2 ;;
+    --data-dir) DATA_DIR=$(from_caller "$2"); shift 2 ;;
     --dataset) DATASET="$2"; shift 2 ;;
     --shots) SHOTS="$2"; shift 2 ;;
     --epochs) EPOCHS="$2"; shift 2 ;;
