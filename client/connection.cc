@@ -32,31 +32,50 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path, const char* w
 
 const char* CodeName(grpc::StatusCode code) {
   switch (code) {
-    case grpc::OK: return "OK";
-    case grpc::CANCELLED: return "CANCELLED";
-    case grpc::UNKNOWN: return "UNKNOWN";
-    case grpc::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::NOT_FOUND: return "NOT_FOUND";
-    case grpc::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::ABORTED: return "ABORTED";
-    case grpc::OUT_OF_RANGE: return "OUT_OF_RANGE";
-    case grpc::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::INTERNAL: return "INTERNAL";
-    case grpc::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::DATA_LOSS: return "DATA_LOSS";
-    case grpc::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    default: return "UNKNOWN";
+    case grpc::OK:
+      return "OK";
+    case grpc::CANCELLED:
+      return "CANCELLED";
+    case grpc::UNKNOWN:
+      return "UNKNOWN";
+    case grpc::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::ABORTED:
+      return "ABORTED";
+    case grpc::OUT_OF_RANGE:
+      return "OUT_OF_RANGE";
+    case grpc::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::INTERNAL:
+      return "INTERNAL";
+    case grpc::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::DATA_LOSS:
+      return "DATA_LOSS";
+    case grpc::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    default:
+      return "UNKNOWN";
   }
 }
 
 }  // namespace
 
 void ApplyEnvironment(ConnectionOptions& options) {
-  if (const char* v = std::getenv("PROVP_ADDRESS"); v && *v && options.address == "127.0.0.1:50051") {
+  if (const char* v = std::getenv("PROVP_ADDRESS");
+      v && *v && options.address == "127.0.0.1:50051") {
     options.address = v;
   }
   FromEnv(options.api_key, "PROVP_API_KEY");
@@ -64,7 +83,8 @@ void ApplyEnvironment(ConnectionOptions& options) {
   FromEnv(options.ca_cert, "PROVP_CA_CERT");
   FromEnv(options.client_cert, "PROVP_CLIENT_CERT");
   FromEnv(options.client_key, "PROVP_CLIENT_KEY");
-  if (const char* v = std::getenv("PROVP_TLS"); v && (std::string(v) == "1" || std::string(v) == "true")) {
+  if (const char* v = std::getenv("PROVP_TLS");
+      v && (std::string(v) == "1" || std::string(v) == "true")) {
     options.tls = true;
   }
 }
@@ -116,9 +136,9 @@ std::unique_ptr<grpc::ClientContext> Connection::NewContext(bool with_deadline) 
   auto ctx = std::make_unique<grpc::ClientContext>();
   if (!key_.empty()) ctx->AddMetadata("authorization", "Bearer " + key_);
   if (with_deadline && options_.timeout_seconds > 0) {
-    ctx->set_deadline(std::chrono::system_clock::now() +
-                      std::chrono::microseconds(
-                          static_cast<int64_t>(options_.timeout_seconds * 1e6)));
+    ctx->set_deadline(
+        std::chrono::system_clock::now() +
+        std::chrono::microseconds(static_cast<int64_t>(options_.timeout_seconds * 1e6)));
   }
   return ctx;
 }

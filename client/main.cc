@@ -14,7 +14,8 @@ int main(int argc, char** argv) {
   auto& c = cli.connection;
   app.add_option("--address,-a", c.address, "Server host:port (env PROVP_ADDRESS)");
   app.add_option("--api-key", c.api_key, "API key (env PROVP_API_KEY); prefer --api-key-file");
-  app.add_option("--api-key-file", c.api_key_file, "File holding the API key (env PROVP_API_KEY_FILE)");
+  app.add_option("--api-key-file", c.api_key_file,
+                 "File holding the API key (env PROVP_API_KEY_FILE)");
   app.add_flag("--tls", c.tls, "Use TLS (env PROVP_TLS=1)");
   app.add_option("--ca-cert", c.ca_cert, "CA certificate PEM (env PROVP_CA_CERT)");
   app.add_option("--client-cert", c.client_cert, "Client certificate PEM for mutual TLS");

@@ -48,8 +48,8 @@ absl::StatusOr<std::unique_ptr<ApiKeys>> ApiKeys::Parse(absl::string_view text,
         absl::StrSplit(line, absl::ByAnyChar(" \t\r"), absl::SkipEmpty());
     if (parts.empty()) continue;
     if (parts.size() < 2 || parts.size() > 3) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "API key file ", origin, " line ", line_no, ": expected '<scope> <key> [name]'"));
+      return absl::InvalidArgumentError(absl::StrCat("API key file ", origin, " line ", line_no,
+                                                     ": expected '<scope> <key> [name]'"));
     }
     Entry e;
     if (parts[0] == "admin") {

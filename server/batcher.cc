@@ -44,8 +44,8 @@ Batcher::~Batcher() {
   cv_.notify_all();
   for (auto& t : workers_) t.join();
   for (auto& item : queue_) {
-    item->Finish(MakeError(absl::StatusCode::kUnavailable, "SHUTTING_DOWN",
-                           "server is shutting down"));
+    item->Finish(
+        MakeError(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "server is shutting down"));
   }
 }
 

@@ -49,8 +49,8 @@ class Batcher {
   // Blocks until done, the deadline passes (DEADLINE_EXCEEDED) or
   // `cancelled` returns true (CANCELLED).
   absl::StatusOr<BatchResult> Encode(const std::string& prompt_set,
-                                     std::vector<const engine::Image*> images,
-                                     absl::Time deadline, std::function<bool()> cancelled);
+                                     std::vector<const engine::Image*> images, absl::Time deadline,
+                                     std::function<bool()> cancelled);
 
   // Images queued right now.
   int queued_images() const;

@@ -50,9 +50,9 @@ grpc::Status ClassSetServiceImpl::CreateClassSet(grpc::ServerContext* ctx,
     }
     ASSIGN_OR_RETURN(int64_t count, env_->store->Count(store::Kind::kClassSet, {}));
     if (count >= limits.max_class_sets) {
-      return ResourceExhausted("TOO_MANY_CLASS_SETS", "max_class_sets",
-                               absl::StrCat("the server holds its limit of ",
-                                            limits.max_class_sets, " class sets"));
+      return ResourceExhausted(
+          "TOO_MANY_CLASS_SETS", "max_class_sets",
+          absl::StrCat("the server holds its limit of ", limits.max_class_sets, " class sets"));
     }
     cs.set_name("classSets/" + req->class_set_id());
     cs.set_state(v1::ClassSet::ACTIVE);

@@ -21,10 +21,10 @@ constexpr char kDefaultTemplate[] = "a photo of a {}.";
 absl::Status CheckImageCount(int n, const Limits& limits) {
   if (n == 0) return InvalidArgument("NO_IMAGES", "images is empty", "images");
   if (n > limits.max_images_per_request) {
-    return InvalidArgument("TOO_MANY_IMAGES",
-                           absl::StrCat("request has ", n, " images; the limit is ",
-                                        limits.max_images_per_request),
-                           "images");
+    return InvalidArgument(
+        "TOO_MANY_IMAGES",
+        absl::StrCat("request has ", n, " images; the limit is ", limits.max_images_per_request),
+        "images");
   }
   return absl::OkStatus();
 }
@@ -64,23 +64,24 @@ absl::StatusOr<engine::Image> DecodeRequestImage(const v1::Image& image, const L
       if (raw.height() <= 0 || raw.width() <= 0 ||
           (raw.channels() != 1 && raw.channels() != 3 && raw.channels() != 4)) {
         return InvalidArgument("INVALID_RAW_IMAGE",
-                               absl::StrCat(f, ": height and width must be >= 1 and channels "
-                                               "1, 3 or 4"),
+                               absl::StrCat(f,
+                                            ": height and width must be >= 1 and channels "
+                                            "1, 3 or 4"),
                                f);
       }
       int64_t pixels = int64_t{raw.height()} * raw.width();
       if (pixels > limits.max_pixels_per_image) {
-        return InvalidArgument("IMAGE_TOO_LARGE",
-                               absl::StrCat(f, ": ", pixels, " pixels; the limit is ",
-                                            limits.max_pixels_per_image),
-                               f);
+        return InvalidArgument(
+            "IMAGE_TOO_LARGE",
+            absl::StrCat(f, ": ", pixels, " pixels; the limit is ", limits.max_pixels_per_image),
+            f);
       }
       if (static_cast<int64_t>(raw.data().size()) != pixels * raw.channels()) {
-        return InvalidArgument("INVALID_RAW_IMAGE",
-                               absl::StrCat(f, ".data has ", raw.data().size(),
-                                            " bytes; height*width*channels = ",
-                                            pixels * raw.channels()),
-                               f + ".data");
+        return InvalidArgument(
+            "INVALID_RAW_IMAGE",
+            absl::StrCat(f, ".data has ", raw.data().size(),
+                         " bytes; height*width*channels = ", pixels * raw.channels()),
+            f + ".data");
       }
       engine::Image out;
       out.height = raw.height();
@@ -191,8 +192,7 @@ absl::Status ClassificationServiceImpl::DoClassify(grpc::ServerContext* ctx, abs
     }
     default:
       if (!ps) {
-        return InvalidArgument("NO_CLASSES",
-                               "zero-shot requests need class_set or inline_classes",
+        return InvalidArgument("NO_CLASSES", "zero-shot requests need class_set or inline_classes",
                                "inline_classes");
       }
       names.assign(ps->base_class_names().begin(), ps->base_class_names().end());
@@ -207,12 +207,11 @@ absl::Status ClassificationServiceImpl::DoClassify(grpc::ServerContext* ctx, abs
   const engine::ModelInfo& info = env_->engine->info();
   bool computed = false;
   absl::Time text_start = absl::Now();
-  ASSIGN_OR_RETURN(
-      auto text, env_->text_cache->GetOrCompute(
-                     TextFeatureCache::Key(info.backbone, templates, names), [&] {
-                       computed = true;
-                       return env_->engine->ClassTextFeatures(names, templates);
-                     }));
+  ASSIGN_OR_RETURN(auto text, env_->text_cache->GetOrCompute(
+                                  TextFeatureCache::Key(info.backbone, templates, names), [&] {
+                                    computed = true;
+                                    return env_->engine->ClassTextFeatures(names, templates);
+                                  }));
   if (env_->metrics) {
     (computed ? env_->metrics->cache_misses : env_->metrics->cache_hits)->Increment();
     env_->metrics->cache_entries->Set(env_->text_cache->entries());
@@ -277,8 +276,9 @@ absl::Status ClassificationServiceImpl::DoClassify(grpc::ServerContext* ctx, abs
     for (int64_t j = 0; j < c; ++j) sum += (probs[j] = std::exp(logits[j] - max_logit));
     for (int64_t j = 0; j < c; ++j) probs[j] /= sum;
     std::iota(order.begin(), order.end(), 0);
-    std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                      [&](int a, int b) { return probs[a] > probs[b] || (probs[a] == probs[b] && a < b); });
+    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) {
+      return probs[a] > probs[b] || (probs[a] == probs[b] && a < b);
+    });
     v1::ImageResult* result = resp->mutable_results(valid_index[v]);
     v1::Prediction* pred = result->mutable_prediction();
     for (int j = 0; j < k; ++j) {
@@ -298,7 +298,8 @@ absl::Status ClassificationServiceImpl::DoClassify(grpc::ServerContext* ctx, abs
     t->set_batch_size(batch.batch_size);
   }
   for (int i = 0; i < n; ++i) {
-    if (!decoded[i].ok()) *resp->mutable_results(i)->mutable_error() = ToRpcStatus(decoded[i].status());
+    if (!decoded[i].ok())
+      *resp->mutable_results(i)->mutable_error() = ToRpcStatus(decoded[i].status());
   }
   ObserveStage(env_, "score", score_start);
   for (const auto& name : names) resp->add_class_names(name);
@@ -306,12 +307,13 @@ absl::Status ClassificationServiceImpl::DoClassify(grpc::ServerContext* ctx, abs
   resp->set_backbone(info.backbone);
   if (env_->metrics) {
     const std::string label = ps_id.empty() ? "zero_shot" : ps_id;
-    env_->metrics->classify_images->WithLabels({label}).Increment(static_cast<double>(valid.size()));
+    env_->metrics->classify_images->WithLabels({label}).Increment(
+        static_cast<double>(valid.size()));
     env_->metrics->request_duration->WithLabels({"Classify", label})
         .Observe(absl::ToDoubleSeconds(absl::Now() - start));
     if (valid.size() < static_cast<size_t>(n)) {
-      env_->metrics->rejected->WithLabels({"invalid"}).Increment(
-          static_cast<double>(n - valid.size()));
+      env_->metrics->rejected->WithLabels({"invalid"})
+          .Increment(static_cast<double>(n - valid.size()));
     }
   }
   return absl::OkStatus();
@@ -379,10 +381,10 @@ grpc::Status ClassificationServiceImpl::EmbedTexts(grpc::ServerContext* ctx,
     }
     for (size_t i = 0; i < texts.size(); ++i) {
       if (static_cast<int>(texts[i].size()) > limits.max_name_length) {
-        return InvalidArgument("NAME_TOO_LONG",
-                               absl::StrCat("texts[", i, "] is longer than ",
-                                            limits.max_name_length, " bytes"),
-                               absl::StrCat("texts[", i, "]"));
+        return InvalidArgument(
+            "NAME_TOO_LONG",
+            absl::StrCat("texts[", i, "] is longer than ", limits.max_name_length, " bytes"),
+            absl::StrCat("texts[", i, "]"));
       }
     }
     absl::Time start = absl::Now();

@@ -45,10 +45,10 @@ absl::Status FinishDataset(const Limits& limits, const std::vector<std::string>&
   std::set<std::string> all(names.begin(), names.end());
   for (size_t i = 0; i < novel.size(); ++i) {
     if (!all.count(novel[i])) {
-      return InvalidArgument("UNKNOWN_CLASS",
-                             absl::StrCat("novel_class_names[", i, "] ('", novel[i],
-                                          "') is not among class_names"),
-                             absl::StrCat("novel_class_names[", i, "]"));
+      return InvalidArgument(
+          "UNKNOWN_CLASS",
+          absl::StrCat("novel_class_names[", i, "] ('", novel[i], "') is not among class_names"),
+          absl::StrCat("novel_class_names[", i, "]"));
     }
   }
   if (novel_set.size() == names.size()) {
@@ -92,8 +92,8 @@ absl::Status WriteManifest(const std::string& path, const data::Dataset& d) {
   nlohmann::json items = nlohmann::json::array();
   for (auto split : {data::Split::kTrain, data::Split::kVal, data::Split::kTest}) {
     for (const auto& it : d.items(split)) {
-      items.push_back({{"path", it.path}, {"label", it.label},
-                       {"split", std::string(data::SplitName(split))}});
+      items.push_back(
+          {{"path", it.path}, {"label", it.label}, {"split", std::string(data::SplitName(split))}});
     }
   }
   j["items"] = std::move(items);
@@ -160,14 +160,13 @@ absl::Status DatasetServiceImpl::DoUpload(grpc::ServerReader<v1::UploadDatasetRe
   const Limits& limits = env_->options.limits;
   v1::UploadDatasetRequest msg;
   if (!reader->Read(&msg) || !msg.has_metadata()) {
-    return InvalidArgument("METADATA_FIRST", "the first message must carry metadata",
-                           "metadata");
+    return InvalidArgument("METADATA_FIRST", "the first message must carry metadata", "metadata");
   }
   const v1::DatasetMetadata meta = msg.metadata();
   RETURN_IF_ERROR(ValidateId(meta.dataset_id(), "metadata.dataset_id"));
   std::vector<std::string> names(meta.class_names().begin(), meta.class_names().end());
-  RETURN_IF_ERROR(ValidateNames(names, "metadata.class_names", limits,
-                                limits.max_classes_per_request));
+  RETURN_IF_ERROR(
+      ValidateNames(names, "metadata.class_names", limits, limits.max_classes_per_request));
   if (static_cast<int>(meta.display_name().size()) > limits.max_name_length) {
     return InvalidArgument("NAME_TOO_LONG", "display_name is too long", "metadata.display_name");
   }
@@ -207,21 +206,21 @@ absl::Status DatasetServiceImpl::DoUpload(grpc::ServerReader<v1::UploadDatasetRe
       for (const v1::LabeledImage& img : msg.images().images()) {
         const std::string field = absl::StrCat("images[", index, "]");
         if (index >= limits.max_dataset_images) {
-          return ResourceExhausted("TOO_MANY_IMAGES", "max_dataset_images",
-                                   absl::StrCat("a dataset may hold at most ",
-                                                limits.max_dataset_images, " images"));
+          return ResourceExhausted(
+              "TOO_MANY_IMAGES", "max_dataset_images",
+              absl::StrCat("a dataset may hold at most ", limits.max_dataset_images, " images"));
         }
         if (img.label() < 0 || img.label() >= static_cast<int>(names.size())) {
-          return InvalidArgument("LABEL_OUT_OF_RANGE",
-                                 absl::StrCat(field, ".label ", img.label(), " is not in [0, ",
-                                              names.size(), ")"),
-                                 field + ".label");
+          return InvalidArgument(
+              "LABEL_OUT_OF_RANGE",
+              absl::StrCat(field, ".label ", img.label(), " is not in [0, ", names.size(), ")"),
+              field + ".label");
         }
         total_bytes += static_cast<int64_t>(img.encoded().size());
         if (total_bytes > limits.max_upload_bytes) {
-          return ResourceExhausted("UPLOAD_TOO_LARGE", "max_upload_bytes",
-                                   absl::StrCat("upload exceeds ", limits.max_upload_bytes,
-                                                " bytes"));
+          return ResourceExhausted(
+              "UPLOAD_TOO_LARGE", "max_upload_bytes",
+              absl::StrCat("upload exceeds ", limits.max_upload_bytes, " bytes"));
         }
         auto decoded = image::DecodeImage(img.encoded(), decode);
         if (!decoded.ok()) {
@@ -314,14 +313,14 @@ grpc::Status DatasetServiceImpl::RegisterDataset(grpc::ServerContext* ctx,
       loaded = data::LoadClassFolders(path.string(), req->dataset_id());
     }
     if (!loaded.ok()) return InvalidArgument("INVALID_DATASET", loaded.status().message(), "path");
-    RETURN_IF_ERROR(ValidateNames(loaded->class_names, "class_names", limits,
-                                  limits.max_classes_per_request));
-    int64_t n = static_cast<int64_t>(loaded->train.size() + loaded->val.size() +
-                                     loaded->test.size());
+    RETURN_IF_ERROR(
+        ValidateNames(loaded->class_names, "class_names", limits, limits.max_classes_per_request));
+    int64_t n =
+        static_cast<int64_t>(loaded->train.size() + loaded->val.size() + loaded->test.size());
     if (n > limits.max_dataset_images) {
-      return ResourceExhausted("TOO_MANY_IMAGES", "max_dataset_images",
-                               absl::StrCat("dataset has ", n, " images; the limit is ",
-                                            limits.max_dataset_images));
+      return ResourceExhausted(
+          "TOO_MANY_IMAGES", "max_dataset_images",
+          absl::StrCat("dataset has ", n, " images; the limit is ", limits.max_dataset_images));
     }
     v1::Dataset ds;
     ds.set_name("datasets/" + req->dataset_id());
@@ -330,13 +329,12 @@ grpc::Status DatasetServiceImpl::RegisterDataset(grpc::ServerContext* ctx,
     ds.set_source(v1::Dataset::DIRECTORY);
     ds.set_source_path(path.string());
     SetTimestamp(absl::Now(), ds.mutable_create_time());
-    RETURN_IF_ERROR(FinishDataset(limits, loaded->class_names,
-                                  std::vector<std::string>(req->novel_class_names().begin(),
-                                                           req->novel_class_names().end()),
-                                  req->min_shots(), *loaded, 0, &ds));
+    RETURN_IF_ERROR(FinishDataset(
+        limits, loaded->class_names,
+        std::vector<std::string>(req->novel_class_names().begin(), req->novel_class_names().end()),
+        req->min_shots(), *loaded, 0, &ds));
     fs::create_directories(fs::path(env_->options.data_dir) / "datasets" / req->dataset_id(), ec);
-    RETURN_IF_ERROR(
-        WriteManifest(DatasetManifestPath(env_->options, req->dataset_id()), *loaded));
+    RETURN_IF_ERROR(WriteManifest(DatasetManifestPath(env_->options, req->dataset_id()), *loaded));
     RETURN_IF_ERROR(Save(env_, ds, req->dataset_id(), ""));
     *resp = ds;
     return absl::OkStatus();

@@ -33,11 +33,11 @@ absl::Status ValidateHyperparameters(const v1::Hyperparameters& hp, int64_t max_
                            "tuning_job.hyperparameters.shots");
   }
   if (hp.shots() > max_shots) {
-    return InvalidArgument("NOT_ENOUGH_SHOTS",
-                           absl::StrCat("hyperparameters.shots is ", hp.shots(),
-                                        " but the dataset has only ", max_shots,
-                                        " training images for some base class"),
-                           "tuning_job.hyperparameters.shots");
+    return InvalidArgument(
+        "NOT_ENOUGH_SHOTS",
+        absl::StrCat("hyperparameters.shots is ", hp.shots(), " but the dataset has only ",
+                     max_shots, " training images for some base class"),
+        "tuning_job.hyperparameters.shots");
   }
   auto range = [](int64_t v, int64_t hi, const char* field) -> absl::Status {
     if (v < 0 || v > hi) {
@@ -66,13 +66,12 @@ absl::Status ValidateHyperparameters(const v1::Hyperparameters& hp, int64_t max_
   // Checked here, not when the job runs: an unknown preset would otherwise
   // be accepted and the job would fail minutes later.
   if (!hp.preset().empty() && !train::IsPresetName(hp.preset())) {
-    std::vector<std::string> names(std::begin(train::kPresetNames),
-                                   std::end(train::kPresetNames));
-    return InvalidArgument("INVALID_HYPERPARAMETER",
-                           absl::StrCat("hyperparameters.preset '", hp.preset(),
-                                        "' is not a preset (expected one of: ",
-                                        absl::StrJoin(names, ", "), ")"),
-                           "tuning_job.hyperparameters.preset");
+    std::vector<std::string> names(std::begin(train::kPresetNames), std::end(train::kPresetNames));
+    return InvalidArgument(
+        "INVALID_HYPERPARAMETER",
+        absl::StrCat("hyperparameters.preset '", hp.preset(),
+                     "' is not a preset (expected one of: ", absl::StrJoin(names, ", "), ")"),
+        "tuning_job.hyperparameters.preset");
   }
   if (hp.has_alpha() && (!std::isfinite(hp.alpha()) || hp.alpha() < 0 || hp.alpha() > 1)) {
     return InvalidArgument("INVALID_HYPERPARAMETER", "hyperparameters.alpha must be in [0, 1]",
@@ -203,7 +202,8 @@ void JobManager::WaitForEvents(const std::string& job_id, int64_t after_id,
 absl::StatusOr<v1::TuningJob> JobManager::Get(const std::string& id) {
   auto r = env_->store->Get(store::Kind::kJob, id);
   if (!r.ok()) {
-    if (r.status().code() == absl::StatusCode::kNotFound) return NotFound(kType, "tuningJobs/" + id);
+    if (r.status().code() == absl::StatusCode::kNotFound)
+      return NotFound(kType, "tuningJobs/" + id);
     return r.status();
   }
   v1::TuningJob job;
@@ -227,8 +227,7 @@ absl::StatusOr<v1::TuningJob> JobManager::Create(const v1::CreateTuningJobReques
   RETURN_IF_ERROR(ValidateId(out_id, "output_prompt_set_id"));
   const v1::TuningJob& in = req.tuning_job();
   if (in.dataset().empty()) {
-    return InvalidArgument("MISSING_FIELD", "tuning_job.dataset is required",
-                           "tuning_job.dataset");
+    return InvalidArgument("MISSING_FIELD", "tuning_job.dataset is required", "tuning_job.dataset");
   }
   if (static_cast<int>(in.display_name().size()) > limits.max_name_length) {
     return InvalidArgument("NAME_TOO_LONG", "display_name is too long", "tuning_job.display_name");
@@ -244,10 +243,9 @@ absl::StatusOr<v1::TuningJob> JobManager::Create(const v1::CreateTuningJobReques
     ErrorDetail d;
     d.resource_type = "provp.v1.PromptSet";
     d.resource_name = "promptSets/" + out_id;
-    return MakeError(absl::StatusCode::kAlreadyExists, "ALREADY_EXISTS",
-                     absl::StrCat("promptSets/", out_id,
-                                  " already exists; set output_prompt_set_id"),
-                     d);
+    return MakeError(
+        absl::StatusCode::kAlreadyExists, "ALREADY_EXISTS",
+        absl::StrCat("promptSets/", out_id, " already exists; set output_prompt_set_id"), d);
   }
   std::lock_guard<std::mutex> lock(job_mu_);
   if (env_->store->Get(store::Kind::kJob, id).ok()) {
@@ -259,16 +257,16 @@ absl::StatusOr<v1::TuningJob> JobManager::Create(const v1::CreateTuningJobReques
   }
   ASSIGN_OR_RETURN(int64_t total, env_->store->Count(store::Kind::kJob, {}));
   if (total >= limits.max_jobs) {
-    return ResourceExhausted("TOO_MANY_JOBS", "max_jobs",
-                             absl::StrCat("the server holds its limit of ", limits.max_jobs,
-                                          " jobs; delete old ones"));
+    return ResourceExhausted(
+        "TOO_MANY_JOBS", "max_jobs",
+        absl::StrCat("the server holds its limit of ", limits.max_jobs, " jobs; delete old ones"));
   }
   ASSIGN_OR_RETURN(int64_t queued, env_->store->Count(store::Kind::kJob, {"QUEUED"}));
   if (queued >= limits.max_queued_jobs) {
-    return ResourceExhausted("JOB_QUEUE_FULL", "max_queued_jobs",
-                             absl::StrCat(queued, " jobs are queued (limit ",
-                                          limits.max_queued_jobs, "); retry later"),
-                             /*retry_after_ms=*/60000);
+    return ResourceExhausted(
+        "JOB_QUEUE_FULL", "max_queued_jobs",
+        absl::StrCat(queued, " jobs are queued (limit ", limits.max_queued_jobs, "); retry later"),
+        /*retry_after_ms=*/60000);
   }
   v1::TuningJob job = in;
   job.set_name("tuningJobs/" + id);
@@ -284,8 +282,7 @@ absl::StatusOr<v1::TuningJob> JobManager::Create(const v1::CreateTuningJobReques
   job.clear_end_time();
   SetTimestamp(now, job.mutable_update_time());
   job.set_etag(RandomHex(12));
-  store::Record r{id, "QUEUED", req.request_id(), absl::ToUnixMicros(now),
-                  job.SerializeAsString()};
+  store::Record r{id, "QUEUED", req.request_id(), absl::ToUnixMicros(now), job.SerializeAsString()};
   absl::Status s = env_->store->Insert(store::Kind::kJob, r);
   if (s.code() == absl::StatusCode::kAlreadyExists) {
     ErrorDetail d;
@@ -304,9 +301,9 @@ absl::StatusOr<v1::TuningJob> JobManager::Cancel(const std::string& id) {
   std::lock_guard<std::mutex> lock(job_mu_);
   ASSIGN_OR_RETURN(v1::TuningJob job, Get(id));
   if (IsTerminal(job.state())) {
-    return FailedPrecondition("JOB_TERMINAL", job.name(),
-                              absl::StrCat(job.name(), " is already ",
-                                           v1::TuningJob::State_Name(job.state())));
+    return FailedPrecondition(
+        "JOB_TERMINAL", job.name(),
+        absl::StrCat(job.name(), " is already ", v1::TuningJob::State_Name(job.state())));
   }
   if (job.state() == v1::TuningJob::CANCELLING) return job;
   if (job.state() == v1::TuningJob::QUEUED) {
@@ -448,8 +445,8 @@ void JobManager::RunJob(const std::string& id) {
       for (const auto& it : manifest->items(split)) spec.items.push_back({it.path, it.label, es});
     }
     const int64_t max_pixels = env_->options.limits.max_pixels_per_image;
-    spec.load_image = [max_pixels](const engine::TuningItem& item)
-        -> absl::StatusOr<engine::Image> {
+    spec.load_image =
+        [max_pixels](const engine::TuningItem& item) -> absl::StatusOr<engine::Image> {
       image::DecodeOptions o;
       o.max_pixels = max_pixels;
       ASSIGN_OR_RETURN(image::RgbImage rgb, image::DecodeImageFile(item.path, o));
@@ -464,7 +461,8 @@ void JobManager::RunJob(const std::string& id) {
     spec.seed = hp.seed() == 0 ? 1 : hp.seed();
     spec.variant = hp.variant();
     spec.preset = hp.preset();
-    if (hp.has_use_feature_reformation()) spec.use_feature_reformation = hp.use_feature_reformation();
+    if (hp.has_use_feature_reformation())
+      spec.use_feature_reformation = hp.use_feature_reformation();
     if (hp.has_alpha()) spec.alpha = hp.alpha();
     if (hp.has_ref_lambda()) spec.ref_lambda = hp.ref_lambda();
     if (hp.has_weight_decay()) spec.weight_decay = hp.weight_decay();
@@ -524,10 +522,10 @@ void JobManager::RunJob(const std::string& id) {
       }
       v1::TuningJobEvent ev;
       ev.set_type(p.epoch_end ? v1::TuningJobEvent::CHECKPOINT : v1::TuningJobEvent::METRICS);
-      ev.set_message(p.epoch_end ? absl::StrCat("epoch ", p.epoch, "/", p.total_epochs,
-                                                " done; checkpoint written")
-                                 : absl::StrCat("epoch ", p.epoch, " step ", p.step, "/",
-                                                p.total_steps));
+      ev.set_message(
+          p.epoch_end
+              ? absl::StrCat("epoch ", p.epoch, "/", p.total_epochs, " done; checkpoint written")
+              : absl::StrCat("epoch ", p.epoch, " step ", p.step, "/", p.total_steps));
       *ev.mutable_metrics() = m;
       (void)Emit(id, ev);
       if (env_->metrics) {
@@ -619,8 +617,9 @@ void JobManager::RunJob(const std::string& id) {
     ev.set_type(v1::TuningJobEvent::STATE_CHANGED);
     ev.set_state(v1::TuningJob::QUEUED);
     ev.set_level(v1::TuningJobEvent::WARNING);
-    ev.set_message("server shutting down; the job resumes from its last epoch checkpoint on the "
-                   "next start");
+    ev.set_message(
+        "server shutting down; the job resumes from its last epoch checkpoint on the "
+        "next start");
     (void)Emit(id, ev);
     return;
   }

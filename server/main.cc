@@ -32,28 +32,35 @@ int main(int argc, char** argv) {
 
   CLI::App app{"provp-server: ProVP-Ref prompt tuning and CLIP classification over gRPC"};
   app.add_option("--listen", o.listen_address, "gRPC address (host:port; port 0 = any)")
-      ->envname("PROVP_LISTEN")->capture_default_str();
+      ->envname("PROVP_LISTEN")
+      ->capture_default_str();
   app.add_option("--port-file", o.port_file, "write the bound gRPC port here once serving")
       ->envname("PROVP_PORT_FILE");
   app.add_option("--metrics-port-file", o.metrics_port_file,
                  "write the bound /metrics port here once it is bound (with --metrics-port >= 0)")
       ->envname("PROVP_METRICS_PORT_FILE");
   app.add_option("--metrics-port", o.metrics_port, "HTTP /metrics port (-1 off, 0 any)")
-      ->envname("PROVP_METRICS_PORT")->capture_default_str();
+      ->envname("PROVP_METRICS_PORT")
+      ->capture_default_str();
   app.add_option("--metrics-bind", o.metrics_bind_address, "HTTP bind address")
-      ->envname("PROVP_METRICS_BIND")->capture_default_str();
+      ->envname("PROVP_METRICS_BIND")
+      ->capture_default_str();
   app.add_option("--data-dir", o.data_dir, "state directory (SQLite, datasets, prompt sets)")
-      ->envname("PROVP_DATA_DIR")->capture_default_str();
+      ->envname("PROVP_DATA_DIR")
+      ->capture_default_str();
   app.add_option("--dataset-roots", dataset_roots,
                  "colon-separated folders RegisterDataset may read")
       ->envname("PROVP_DATASET_ROOTS");
   app.add_option("--model", model_path, "CLIP weights (safetensors, .pt, TorchScript, HF dir)")
       ->envname("PROVP_MODEL");
-  app.add_option("--vocab", vocab_path, "BPE vocabulary (.txt.gz or HF dir); default: next to the model")
+  app.add_option("--vocab", vocab_path,
+                 "BPE vocabulary (.txt.gz or HF dir); default: next to the model")
       ->envname("PROVP_VOCAB");
-  app.add_option("--device", device, "cpu, cuda, cuda:N")->envname("PROVP_DEVICE")
+  app.add_option("--device", device, "cpu, cuda, cuda:N")
+      ->envname("PROVP_DEVICE")
       ->capture_default_str();
-  app.add_option("--torch-threads", torch_threads, "LibTorch intra-op threads (0 = one per logical CPU)")
+  app.add_option("--torch-threads", torch_threads,
+                 "LibTorch intra-op threads (0 = one per logical CPU)")
       ->envname("PROVP_TORCH_THREADS");
   app.add_option("--api-keys", o.api_keys_file, "API key file ('<admin|classify> <key> [name]')")
       ->envname("PROVP_API_KEYS");
@@ -62,41 +69,59 @@ int main(int argc, char** argv) {
   app.add_option("--tls-key", o.tls_key_file, "server private key (PEM)")->envname("PROVP_TLS_KEY");
   app.add_option("--tls-client-ca", o.tls_client_ca_file, "CA for client certificates (mTLS)")
       ->envname("PROVP_TLS_CLIENT_CA");
-  app.add_option("--log-format", log_format, "text or json")->envname("PROVP_LOG_FORMAT")
-      ->check(CLI::IsMember({"text", "json"}))->capture_default_str();
+  app.add_option("--log-format", log_format, "text or json")
+      ->envname("PROVP_LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   auto& l = o.limits;
-  app.add_option("--max-message-bytes", l.max_message_bytes)->envname("PROVP_MAX_MESSAGE_BYTES")
+  app.add_option("--max-message-bytes", l.max_message_bytes)
+      ->envname("PROVP_MAX_MESSAGE_BYTES")
       ->capture_default_str();
   app.add_option("--max-images-per-request", l.max_images_per_request)
-      ->envname("PROVP_MAX_IMAGES_PER_REQUEST")->capture_default_str();
-  app.add_option("--max-pixels-per-image", l.max_pixels_per_image)
-      ->envname("PROVP_MAX_PIXELS_PER_IMAGE")->capture_default_str();
-  app.add_option("--max-classes-per-request", l.max_classes_per_request)
-      ->envname("PROVP_MAX_CLASSES_PER_REQUEST")->capture_default_str();
-  app.add_option("--max-name-length", l.max_name_length)->envname("PROVP_MAX_NAME_LENGTH")
+      ->envname("PROVP_MAX_IMAGES_PER_REQUEST")
       ->capture_default_str();
-  app.add_option("--max-datasets", l.max_datasets)->envname("PROVP_MAX_DATASETS")
+  app.add_option("--max-pixels-per-image", l.max_pixels_per_image)
+      ->envname("PROVP_MAX_PIXELS_PER_IMAGE")
+      ->capture_default_str();
+  app.add_option("--max-classes-per-request", l.max_classes_per_request)
+      ->envname("PROVP_MAX_CLASSES_PER_REQUEST")
+      ->capture_default_str();
+  app.add_option("--max-name-length", l.max_name_length)
+      ->envname("PROVP_MAX_NAME_LENGTH")
+      ->capture_default_str();
+  app.add_option("--max-datasets", l.max_datasets)
+      ->envname("PROVP_MAX_DATASETS")
       ->capture_default_str();
   app.add_option("--max-jobs", l.max_jobs)->envname("PROVP_MAX_JOBS")->capture_default_str();
-  app.add_option("--max-queued-jobs", l.max_queued_jobs)->envname("PROVP_MAX_QUEUED_JOBS")
+  app.add_option("--max-queued-jobs", l.max_queued_jobs)
+      ->envname("PROVP_MAX_QUEUED_JOBS")
       ->capture_default_str();
-  app.add_option("--max-upload-bytes", l.max_upload_bytes)->envname("PROVP_MAX_UPLOAD_BYTES")
+  app.add_option("--max-upload-bytes", l.max_upload_bytes)
+      ->envname("PROVP_MAX_UPLOAD_BYTES")
       ->capture_default_str();
-  app.add_option("--max-batch-size", o.batching.max_batch_size)->envname("PROVP_MAX_BATCH_SIZE")
+  app.add_option("--max-batch-size", o.batching.max_batch_size)
+      ->envname("PROVP_MAX_BATCH_SIZE")
       ->capture_default_str();
   app.add_option("--max-queue-delay-us", o.batching.max_queue_delay_us)
-      ->envname("PROVP_MAX_QUEUE_DELAY_US")->capture_default_str();
-  app.add_option("--max-queue-images", o.batching.max_queue_images)
-      ->envname("PROVP_MAX_QUEUE_IMAGES")->capture_default_str();
-  app.add_option("--batch-workers", o.batching.num_workers)->envname("PROVP_BATCH_WORKERS")
+      ->envname("PROVP_MAX_QUEUE_DELAY_US")
       ->capture_default_str();
-  app.add_option("--text-cache-bytes", o.text_cache_bytes)->envname("PROVP_TEXT_CACHE_BYTES")
+  app.add_option("--max-queue-images", o.batching.max_queue_images)
+      ->envname("PROVP_MAX_QUEUE_IMAGES")
+      ->capture_default_str();
+  app.add_option("--batch-workers", o.batching.num_workers)
+      ->envname("PROVP_BATCH_WORKERS")
+      ->capture_default_str();
+  app.add_option("--text-cache-bytes", o.text_cache_bytes)
+      ->envname("PROVP_TEXT_CACHE_BYTES")
       ->capture_default_str();
   app.add_option("--shutdown-grace-seconds", o.shutdown_grace_seconds)
-      ->envname("PROVP_SHUTDOWN_GRACE_SECONDS")->capture_default_str();
+      ->envname("PROVP_SHUTDOWN_GRACE_SECONDS")
+      ->capture_default_str();
   app.add_option("--watch-heartbeat-seconds", o.watch_heartbeat_seconds)
-      ->envname("PROVP_WATCH_HEARTBEAT_SECONDS")->capture_default_str();
-  app.add_option("--max-rpc-threads", o.max_rpc_threads)->envname("PROVP_MAX_RPC_THREADS")
+      ->envname("PROVP_WATCH_HEARTBEAT_SECONDS")
+      ->capture_default_str();
+  app.add_option("--max-rpc-threads", o.max_rpc_threads)
+      ->envname("PROVP_MAX_RPC_THREADS")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   o.log_json = log_format == "json";
@@ -128,7 +153,8 @@ int main(int argc, char** argv) {
   if (!started.ok()) return Fail(started.ToString());
   int sig = 0;
   sigwait(&signals, &sig);
-  std::fprintf(stderr, "provp-server: received %s, draining\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  std::fprintf(stderr, "provp-server: received %s, draining\n",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT");
   (*server)->Shutdown();
   return 0;
 }

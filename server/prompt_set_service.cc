@@ -104,8 +104,7 @@ absl::Status PromptSetServiceImpl::DoImport(grpc::ServerReader<v1::ImportPromptS
     const Limits& limits = env_->options.limits;
     v1::ImportPromptSetRequest msg;
     if (!reader->Read(&msg) || !msg.has_metadata()) {
-      return InvalidArgument("METADATA_FIRST", "the first message must carry metadata",
-                             "metadata");
+      return InvalidArgument("METADATA_FIRST", "the first message must carry metadata", "metadata");
     }
     const v1::ImportPromptSetMetadata meta = msg.metadata();
     RETURN_IF_ERROR(ValidateId(meta.prompt_set_id(), "metadata.prompt_set_id"));
@@ -121,9 +120,9 @@ absl::Status PromptSetServiceImpl::DoImport(grpc::ServerReader<v1::ImportPromptS
     }
     ASSIGN_OR_RETURN(int64_t count, env_->store->Count(store::Kind::kPromptSet, {}));
     if (count >= limits.max_prompt_sets) {
-      return ResourceExhausted("TOO_MANY_PROMPT_SETS", "max_prompt_sets",
-                               absl::StrCat("the server holds its limit of ",
-                                            limits.max_prompt_sets, " prompt sets"));
+      return ResourceExhausted(
+          "TOO_MANY_PROMPT_SETS", "max_prompt_sets",
+          absl::StrCat("the server holds its limit of ", limits.max_prompt_sets, " prompt sets"));
     }
     std::string data;
     while (reader->Read(&msg)) {
@@ -132,8 +131,9 @@ absl::Status PromptSetServiceImpl::DoImport(grpc::ServerReader<v1::ImportPromptS
                                "metadata");
       }
       if (static_cast<int64_t>(data.size() + msg.chunk().size()) > limits.max_upload_bytes) {
-        return ResourceExhausted("UPLOAD_TOO_LARGE", "max_upload_bytes",
-                                 absl::StrCat("import exceeds ", limits.max_upload_bytes, " bytes"));
+        return ResourceExhausted(
+            "UPLOAD_TOO_LARGE", "max_upload_bytes",
+            absl::StrCat("import exceeds ", limits.max_upload_bytes, " bytes"));
       }
       data += msg.chunk();
     }

@@ -92,9 +92,9 @@ absl::StatusOr<std::shared_ptr<const v1::PromptSet>> PromptSetManager::GetLoaded
     if (it != loaded_.end()) return it->second;
   }
   ASSIGN_OR_RETURN(v1::PromptSet ps, Get(id));
-  return FailedPrecondition("PROMPT_SET_NOT_LOADED", ps.name(),
-                            absl::StrCat(ps.name(), " is ", StateName(ps.state()),
-                                         "; call LoadPromptSet first"));
+  return FailedPrecondition(
+      "PROMPT_SET_NOT_LOADED", ps.name(),
+      absl::StrCat(ps.name(), " is ", StateName(ps.state()), "; call LoadPromptSet first"));
 }
 
 absl::StatusOr<v1::PromptSet> PromptSetManager::LoadLocked(const std::string& id,

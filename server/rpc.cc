@@ -15,8 +15,7 @@ namespace provp::server {
 
 Rpc::Rpc(ServerEnv& env, grpc::ServerContext* ctx, const char* service, const char* method,
          const char* type, Scope scope)
-    : env_(env), ctx_(ctx), service_(service), method_(method), type_(type),
-      start_(absl::Now()) {
+    : env_(env), ctx_(ctx), service_(service), method_(method), type_(type), start_(absl::Now()) {
   const auto& md = ctx->client_metadata();
   auto rid = md.find("x-request-id");
   if (rid != md.end() && rid->second.size() <= 64) {
@@ -39,8 +38,8 @@ Rpc::Rpc(ServerEnv& env, grpc::ServerContext* ctx, const char* service, const ch
     if (env_.draining.load()) {
       ErrorDetail d;
       d.retry_after_ms = 1000;
-      admission_ = MakeError(absl::StatusCode::kUnavailable, "DRAINING",
-                             "server is shutting down", d);
+      admission_ =
+          MakeError(absl::StatusCode::kUnavailable, "DRAINING", "server is shutting down", d);
     }
   }
 }
@@ -68,7 +67,7 @@ grpc::Status Rpc::Finish(const absl::Status& status, const LogFields& extra) {
   }
   fields.insert(fields.end(), extra.begin(), extra.end());
   if (env_.logger) {
-    LogLevel level = status.ok() ? LogLevel::kInfo
+    LogLevel level = status.ok()                                    ? LogLevel::kInfo
                      : status.code() == absl::StatusCode::kInternal ? LogLevel::kError
                                                                     : LogLevel::kWarning;
     env_.logger->Log(level, "rpc", fields);
@@ -77,8 +76,8 @@ grpc::Status Rpc::Finish(const absl::Status& status, const LogFields& extra) {
 }
 
 absl::Status ValidateId(absl::string_view id, absl::string_view field) {
-  bool ok = !id.empty() && id.size() <= 63 &&
-            (absl::ascii_islower(id[0]) || absl::ascii_isdigit(id[0]));
+  bool ok =
+      !id.empty() && id.size() <= 63 && (absl::ascii_islower(id[0]) || absl::ascii_isdigit(id[0]));
   for (char c : id) {
     ok &= absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '-' || c == '_';
   }
@@ -108,10 +107,9 @@ absl::Status ValidateNames(const std::vector<std::string>& names, absl::string_v
     return InvalidArgument("EMPTY_CLASS_LIST", absl::StrCat(field, " is empty"), field);
   }
   if (static_cast<int>(names.size()) > max_count) {
-    return InvalidArgument("TOO_MANY_CLASSES",
-                           absl::StrCat(field, " has ", names.size(), " entries; the limit is ",
-                                        max_count),
-                           field);
+    return InvalidArgument(
+        "TOO_MANY_CLASSES",
+        absl::StrCat(field, " has ", names.size(), " entries; the limit is ", max_count), field);
   }
   std::unordered_set<std::string> seen;
   for (size_t i = 0; i < names.size(); ++i) {
@@ -179,7 +177,8 @@ absl::StatusOr<RecordPage> ListRecordPage(store::Store& store, store::Kind kind,
   for (size_t i = 0; i < records.size() && static_cast<int64_t>(i) < size; ++i) {
     page.records.push_back(std::move(records[i].data));
   }
-  if (static_cast<int64_t>(records.size()) > size) page.next_page_token = absl::StrCat(offset + size);
+  if (static_cast<int64_t>(records.size()) > size)
+    page.next_page_token = absl::StrCat(offset + size);
   return page;
 }
 

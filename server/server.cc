@@ -61,9 +61,9 @@ struct Server::Impl {
     if (!grpc_server) return;
     auto* health = grpc_server->GetHealthCheckService();
     if (!health) return;
-    for (const char* svc : {"", "provp.v1.ClassificationService", "provp.v1.TuningService",
-                            "provp.v1.DatasetService", "provp.v1.PromptSetService",
-                            "provp.v1.ClassSetService"}) {
+    for (const char* svc :
+         {"", "provp.v1.ClassificationService", "provp.v1.TuningService", "provp.v1.DatasetService",
+          "provp.v1.PromptSetService", "provp.v1.ClassSetService"}) {
       health->SetServingStatus(svc, serving);
     }
   }
@@ -226,8 +226,8 @@ absl::Status Server::Start() {
           util::WriteFileAtomic(o.metrics_port_file, absl::StrCat(m.exposer->port(), "\n")));
     }
   }
-  m.logger->Info("listening", {{"port", absl::StrCat(m.port)},
-                               {"metrics_port", absl::StrCat(metrics_port())}});
+  m.logger->Info("listening",
+                 {{"port", absl::StrCat(m.port)}, {"metrics_port", absl::StrCat(metrics_port())}});
   absl::Time warm_start = absl::Now();
   absl::Status warm = m.engine->Warmup();
   if (!warm.ok()) {
@@ -285,23 +285,21 @@ std::string Server::ConfigSummary() const {
       absl::StrCat("metrics_port=", o.metrics_port),
       absl::StrCat("data_dir=", o.data_dir),
       absl::StrCat("dataset_roots=", absl::StrJoin(o.dataset_roots, ",")),
-      absl::StrCat("api_keys=", o.api_keys_file.empty()
-                                    ? std::string("OFF (no authentication)")
-                                    : absl::StrCat(o.api_keys_file, " (", impl_->keys->size(),
-                                                   " keys)")),
+      absl::StrCat("api_keys=",
+                   o.api_keys_file.empty()
+                       ? std::string("OFF (no authentication)")
+                       : absl::StrCat(o.api_keys_file, " (", impl_->keys->size(), " keys)")),
       absl::StrCat("tls=", o.tls_cert_file.empty() ? "off" : "on",
                    o.tls_client_ca_file.empty() ? "" : " (mTLS)"),
       absl::StrCat("backbone=", info.backbone, " (", info.description, ") device=", info.device),
-      absl::StrCat("max_message_bytes=", l.max_message_bytes,
-                   " max_images_per_request=", l.max_images_per_request,
-                   " max_pixels_per_image=", l.max_pixels_per_image),
+      absl::StrCat("max_message_bytes=", l.max_message_bytes, " max_images_per_request=",
+                   l.max_images_per_request, " max_pixels_per_image=", l.max_pixels_per_image),
       absl::StrCat("max_classes_per_request=", l.max_classes_per_request,
                    " max_name_length=", l.max_name_length, " max_datasets=", l.max_datasets,
                    " max_jobs=", l.max_jobs, " max_queued_jobs=", l.max_queued_jobs,
                    " max_upload_bytes=", l.max_upload_bytes),
-      absl::StrCat("batching: max_batch_size=", o.batching.max_batch_size,
-                   " max_queue_delay_us=", o.batching.max_queue_delay_us,
-                   " max_queue_images=", o.batching.max_queue_images,
+      absl::StrCat("batching: max_batch_size=", o.batching.max_batch_size, " max_queue_delay_us=",
+                   o.batching.max_queue_delay_us, " max_queue_images=", o.batching.max_queue_images,
                    " workers=", o.batching.num_workers),
       absl::StrCat("text_cache_bytes=", o.text_cache_bytes,
                    " auto_load_prompt_sets=", o.auto_load_prompt_sets ? "true" : "false",

@@ -20,57 +20,52 @@ std::vector<double> Exp(double start, double factor, int n) {
 absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(metrics::Registry* r) {
   auto m = std::make_unique<ServerMetrics>();
   const std::vector<std::string> rpc = {"grpc_service", "grpc_method", "grpc_type"};
-  ASSIGN_OR_RETURN(m->grpc_started, r->AddCounter("grpc_server_started_total",
-                                                  "RPCs started on the server.", rpc));
-  ASSIGN_OR_RETURN(m->grpc_handled,
-                   r->AddCounter("grpc_server_handled_total",
-                                 "RPCs completed on the server, by gRPC code.",
-                                 {"grpc_service", "grpc_method", "grpc_type", "grpc_code"}));
-  ASSIGN_OR_RETURN(m->grpc_handling_seconds,
-                   r->AddHistogram("grpc_server_handling_seconds",
-                                   "Time from RPC start to completion.", rpc,
-                                   {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
-                                    10, 30, 60}));
+  ASSIGN_OR_RETURN(m->grpc_started,
+                   r->AddCounter("grpc_server_started_total", "RPCs started on the server.", rpc));
+  ASSIGN_OR_RETURN(
+      m->grpc_handled,
+      r->AddCounter("grpc_server_handled_total", "RPCs completed on the server, by gRPC code.",
+                    {"grpc_service", "grpc_method", "grpc_type", "grpc_code"}));
+  ASSIGN_OR_RETURN(
+      m->grpc_handling_seconds,
+      r->AddHistogram("grpc_server_handling_seconds", "Time from RPC start to completion.", rpc,
+                      {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}));
   metrics::FamilyOptions capped;
   capped.max_label_sets = 50;
   capped.fold_labels = {"prompt_set"};
-  ASSIGN_OR_RETURN(m->classify_images,
-                   r->AddCounter("provp_classify_images_total", "Images classified.",
-                                 {"prompt_set"}, capped));
-  ASSIGN_OR_RETURN(m->request_duration,
-                   r->AddHistogram("provp_request_duration_seconds",
-                                   "Inference request latency, end to end.",
-                                   {"method", "prompt_set"},
-                                   {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
-                                   capped));
-  ASSIGN_OR_RETURN(m->queue_duration,
-                   r->AddHistogram("provp_queue_duration_seconds",
-                                   "Time requests wait in the batching queue.", {"prompt_set"},
-                                   {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                    0.5, 1},
-                                   capped));
+  ASSIGN_OR_RETURN(m->classify_images, r->AddCounter("provp_classify_images_total",
+                                                     "Images classified.", {"prompt_set"}, capped));
+  ASSIGN_OR_RETURN(
+      m->request_duration,
+      r->AddHistogram("provp_request_duration_seconds", "Inference request latency, end to end.",
+                      {"method", "prompt_set"},
+                      {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}, capped));
+  ASSIGN_OR_RETURN(
+      m->queue_duration,
+      r->AddHistogram("provp_queue_duration_seconds", "Time requests wait in the batching queue.",
+                      {"prompt_set"},
+                      {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1},
+                      capped));
   ASSIGN_OR_RETURN(m->stage_duration,
-                   r->AddHistogram("provp_stage_duration_seconds",
-                                   "Time per inference stage.", {"stage"},
-                                   Exp(0.0001, 2.5, 14)));
-  ASSIGN_OR_RETURN(auto* bs, r->AddHistogram("provp_batch_size",
-                                             "Images per model execution.", {},
+                   r->AddHistogram("provp_stage_duration_seconds", "Time per inference stage.",
+                                   {"stage"}, Exp(0.0001, 2.5, 14)));
+  ASSIGN_OR_RETURN(auto* bs, r->AddHistogram("provp_batch_size", "Images per model execution.", {},
                                              {1, 2, 4, 8, 16, 32, 64, 128, 256}));
   m->batch_size = &bs->Get();
-  ASSIGN_OR_RETURN(auto* inf, r->AddCounter("provp_inferences_total",
-                                            "Images run through the image encoder."));
+  ASSIGN_OR_RETURN(
+      auto* inf, r->AddCounter("provp_inferences_total", "Images run through the image encoder."));
   m->inferences = &inf->Get();
-  ASSIGN_OR_RETURN(auto* ex, r->AddCounter("provp_executions_total",
-                                           "Image-encoder executions (batches)."));
+  ASSIGN_OR_RETURN(auto* ex,
+                   r->AddCounter("provp_executions_total", "Image-encoder executions (batches)."));
   m->executions = &ex->Get();
   ASSIGN_OR_RETURN(auto* qd, r->AddGauge("provp_queue_depth", "Images waiting to be batched."));
   m->queue_depth = &qd->Get();
-  ASSIGN_OR_RETURN(auto* fl, r->AddGauge("provp_inflight_requests",
-                                         "Inference requests being handled."));
+  ASSIGN_OR_RETURN(auto* fl,
+                   r->AddGauge("provp_inflight_requests", "Inference requests being handled."));
   m->inflight = &fl->Get();
-  ASSIGN_OR_RETURN(m->rejected, r->AddCounter("provp_requests_rejected_total",
-                                              "Inference requests rejected, by reason.",
-                                              {"reason"}));
+  ASSIGN_OR_RETURN(m->rejected,
+                   r->AddCounter("provp_requests_rejected_total",
+                                 "Inference requests rejected, by reason.", {"reason"}));
   ASSIGN_OR_RETURN(auto* ch, r->AddCounter("provp_text_embedding_cache_hits_total",
                                            "Class-list text feature cache hits."));
   m->cache_hits = &ch->Get();
@@ -86,8 +81,7 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(metrics::Re
   ASSIGN_OR_RETURN(auto* pl, r->AddGauge("provp_prompt_sets_loaded", "Prompt sets loaded."));
   m->prompt_sets_loaded = &pl->Get();
   ASSIGN_OR_RETURN(auto* pld, r->AddHistogram("provp_prompt_set_load_duration_seconds",
-                                              "Time to load a prompt set.", {},
-                                              Exp(0.001, 4, 8)));
+                                              "Time to load a prompt set.", {}, Exp(0.001, 4, 8)));
   m->prompt_set_load_seconds = &pld->Get();
   ASSIGN_OR_RETURN(m->uploads, r->AddCounter("provp_uploads_total",
                                              "Dataset uploads and prompt-set imports by result.",
@@ -107,9 +101,9 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(metrics::Re
   ASSIGN_OR_RETURN(auto* qw, r->AddHistogram("provp_tuning_queue_wait_seconds",
                                              "Time jobs wait in QUEUED.", {}, job_buckets));
   m->tuning_queue_wait = &qw->Get();
-  ASSIGN_OR_RETURN(auto* ed, r->AddHistogram("provp_tuning_epoch_duration_seconds",
-                                             "Time per training epoch.", {},
-                                             {1, 2, 5, 10, 30, 60, 120, 300, 600}));
+  ASSIGN_OR_RETURN(
+      auto* ed, r->AddHistogram("provp_tuning_epoch_duration_seconds", "Time per training epoch.",
+                                {}, {1, 2, 5, 10, 30, 60, 120, 300, 600}));
   m->tuning_epoch_duration = &ed->Get();
   ASSIGN_OR_RETURN(auto* tp, r->AddGauge("provp_tuning_current_progress_ratio",
                                          "Progress of the running tuning job (0-1)."));
@@ -120,10 +114,10 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(metrics::Re
   ASSIGN_OR_RETURN(m->gpu_allocated,
                    r->AddGauge("provp_gpu_memory_allocated_bytes",
                                "GPU memory allocated by LibTorch (0 on CPU).", {"gpu"}));
-  ASSIGN_OR_RETURN(m->gpu_reserved,
-                   r->AddGauge("provp_gpu_memory_reserved_bytes",
-                               "GPU memory reserved by LibTorch's caching allocator (0 on CPU).",
-                               {"gpu"}));
+  ASSIGN_OR_RETURN(
+      m->gpu_reserved,
+      r->AddGauge("provp_gpu_memory_reserved_bytes",
+                  "GPU memory reserved by LibTorch's caching allocator (0 on CPU).", {"gpu"}));
   ASSIGN_OR_RETURN(m->gpu_total, r->AddGauge("provp_gpu_memory_total_bytes",
                                              "Total memory of the GPU (0 on CPU).", {"gpu"}));
   ASSIGN_OR_RETURN(m->build_info,

@@ -28,8 +28,8 @@ class TextFeatureCache {
                          const std::vector<std::string>& names);
 
   // The cached value for `key`, or compute() stored under it.
-  absl::StatusOr<std::shared_ptr<const engine::FeatureMatrix>> GetOrCompute(
-      const std::string& key, const Compute& compute);
+  absl::StatusOr<std::shared_ptr<const engine::FeatureMatrix>> GetOrCompute(const std::string& key,
+                                                                            const Compute& compute);
 
   int64_t hits() const;
   int64_t misses() const;

@@ -33,10 +33,9 @@ absl::StatusOr<std::vector<std::string>> ParseStateFilter(const std::string& fil
     v1::TuningJob::State s;
     if (kv.size() != 2 || absl::StripAsciiWhitespace(kv[0]) != "state" ||
         !v1::TuningJob::State_Parse(std::string(absl::StripAsciiWhitespace(kv[1])), &s)) {
-      return InvalidArgument("INVALID_FILTER",
-                             absl::StrCat("filter term '", term,
-                                          "' is not 'state=<QUEUED|RUNNING|...>'"),
-                             "filter");
+      return InvalidArgument(
+          "INVALID_FILTER",
+          absl::StrCat("filter term '", term, "' is not 'state=<QUEUED|RUNNING|...>'"), "filter");
     }
     states.push_back(v1::TuningJob::State_Name(s));
   }
@@ -142,8 +141,7 @@ grpc::Status TuningServiceImpl::WatchTuningJob(grpc::ServerContext* ctx,
         ErrorDetail d;
         d.retry_after_ms = 1000;
         return MakeError(absl::StatusCode::kUnavailable, "DRAINING",
-                         absl::StrCat("server is shutting down; resume with after_event_id=",
-                                      last),
+                         absl::StrCat("server is shutting down; resume with after_event_id=", last),
                          d);
       }
       if (absl::Now() > rpc.deadline()) {

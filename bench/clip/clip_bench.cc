@@ -159,11 +159,12 @@ int main(int argc, char** argv) {
   const ClipConfig& c = m->config();
   const torch::Device device(args.device);
 
-  std::printf("model: %s\nconfig: %s\ndevice: %s  dtype: %s  torch %s  threads: %d\n", source.c_str(),
-              c.DebugString().c_str(), args.device.c_str(), args.dtype.c_str(), TORCH_VERSION,
-              at::get_num_threads());
+  std::printf("model: %s\nconfig: %s\ndevice: %s  dtype: %s  torch %s  threads: %d\n",
+              source.c_str(), c.DebugString().c_str(), args.device.c_str(), args.dtype.c_str(),
+              TORCH_VERSION, at::get_num_threads());
   std::printf("prompts: %lld%s  warmup %d  iters %d\n\n", static_cast<long long>(args.prompts),
-              args.prompts > 0 ? " per layer, all layers" : " (plain CLIP)", args.warmup, args.iters);
+              args.prompts > 0 ? " per layer, all layers" : " (plain CLIP)", args.warmup,
+              args.iters);
   std::printf("%-6s %6s %12s %14s\n", "tower", "batch", "ms/batch", "items/s");
 
   VisualPrompts vp;
@@ -186,10 +187,12 @@ int main(int argc, char** argv) {
                     [&] { m->EncodeImage(*images, args.prompts > 0 ? &vp : nullptr); });
       });
       if (!secs.ok()) {
-        std::fprintf(stderr, "image batch %lld: %s\n", static_cast<long long>(b), secs.status().ToString().c_str());
+        std::fprintf(stderr, "image batch %lld: %s\n", static_cast<long long>(b),
+                     secs.status().ToString().c_str());
         return 1;
       }
-      std::printf("%-6s %6lld %12.2f %14.1f\n", "image", static_cast<long long>(b), *secs * 1e3, b / *secs);
+      std::printf("%-6s %6lld %12.2f %14.1f\n", "image", static_cast<long long>(b), *secs * 1e3,
+                  b / *secs);
     }
     if (args.text) {
       // Start token, 14 words, end token: a typical class prompt length.
@@ -203,10 +206,12 @@ int main(int argc, char** argv) {
         return Time(device, args.warmup, args.iters, [&] { m->EncodeText(tokens); });
       });
       if (!secs.ok()) {
-        std::fprintf(stderr, "text batch %lld: %s\n", static_cast<long long>(b), secs.status().ToString().c_str());
+        std::fprintf(stderr, "text batch %lld: %s\n", static_cast<long long>(b),
+                     secs.status().ToString().c_str());
         return 1;
       }
-      std::printf("%-6s %6lld %12.2f %14.1f\n", "text", static_cast<long long>(b), *secs * 1e3, b / *secs);
+      std::printf("%-6s %6lld %12.2f %14.1f\n", "text", static_cast<long long>(b), *secs * 1e3,
+                  b / *secs);
     }
   }
   return 0;

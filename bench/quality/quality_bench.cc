@@ -17,11 +17,11 @@
 #include <string>
 #include <vector>
 
+#include <torch/torch.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
-#include <torch/torch.h>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
@@ -152,8 +152,8 @@ absl::StatusOr<Backbone> LoadBackbone(const std::string& data_dir) {
 absl::StatusOr<train::TrainConfig> MakeConfig(const Options& o, const std::string& variant,
                                               int64_t shots, bool b2n, int64_t seed,
                                               int64_t resolution) {
-  ASSIGN_OR_RETURN(train::TrainConfig c, b2n ? train::PresetConfig("base_to_novel")
-                                             : train::PresetForShots(shots));
+  ASSIGN_OR_RETURN(train::TrainConfig c,
+                   b2n ? train::PresetConfig("base_to_novel") : train::PresetForShots(shots));
   json patch = {{"variant", variant},
                 {"num_prompts", o.prompts},
                 {"seed", seed},
@@ -168,7 +168,8 @@ absl::StatusOr<train::TrainConfig> MakeConfig(const Options& o, const std::strin
 // Trains one variant (or not, for zero_shot) and evaluates on each test set
 // with its own text features; returns top-1 percentages in order.
 absl::StatusOr<std::vector<double>> RunOne(Backbone& bb, const train::TrainConfig& config,
-                                           const Split& train_split, const torch::Tensor& train_text,
+                                           const Split& train_split,
+                                           const torch::Tensor& train_text,
                                            const std::vector<const train::EvalSet*>& tests,
                                            const std::vector<torch::Tensor>& test_texts,
                                            json& record) {
@@ -224,14 +225,16 @@ std::string Cell(const std::vector<double>& v) {
 
 // Results: dataset -> variant -> setting key ("1".."16", "base", "novel",
 // "hm") -> per-seed values.
-using Results = std::map<std::string, std::map<std::string, std::map<std::string, std::vector<double>>>>;
+using Results =
+    std::map<std::string, std::map<std::string, std::map<std::string, std::vector<double>>>>;
 
-const cv::Scalar kColors[] = {{128, 128, 128}, {40, 160, 40}, {200, 120, 0}, {30, 30, 220},
-                              {160, 30, 160}};
+const cv::Scalar kColors[] = {
+    {128, 128, 128}, {40, 160, 40}, {200, 120, 0}, {30, 30, 220}, {160, 30, 160}};
 
 // Accuracy vs shots, one line per variant (log2 x axis), error bars = std.
-void PlotFewShot(const std::string& path, const std::string& title, const Options& o,
-                 const std::map<std::string, std::map<std::string, std::vector<double>>>& by_variant) {
+void PlotFewShot(
+    const std::string& path, const std::string& title, const Options& o,
+    const std::map<std::string, std::map<std::string, std::vector<double>>>& by_variant) {
   const int w = 720, h = 480, left = 70, right = 170, top = 50, bottom = 60;
   cv::Mat img(h, w, CV_8UC3, cv::Scalar(255, 255, 255));
   double lo = 100, hi = 0;
@@ -249,7 +252,8 @@ void PlotFewShot(const std::string& path, const std::string& title, const Option
   if (hi <= lo) hi = lo + 10;
   const int pw = w - left - right, ph = h - top - bottom;
   auto X = [&](size_t i) {
-    return left + static_cast<int>(pw * (o.shots.size() == 1 ? 0.5 : double(i) / (o.shots.size() - 1)));
+    return left +
+           static_cast<int>(pw * (o.shots.size() == 1 ? 0.5 : double(i) / (o.shots.size() - 1)));
   };
   auto Y = [&](double acc) { return top + static_cast<int>(ph * (1 - (acc - lo) / (hi - lo))); };
   cv::rectangle(img, {left, top}, {left + pw, top + ph}, {0, 0, 0}, 1);
@@ -281,7 +285,8 @@ void PlotFewShot(const std::string& path, const std::string& title, const Option
       cv::line(img, {X(i), Y(s.mean - s.std)}, {X(i), Y(s.mean + s.std)}, color, 1);
       cv::circle(img, pts.back(), 4, color, cv::FILLED, cv::LINE_AA);
     }
-    for (size_t i = 1; i < pts.size(); ++i) cv::line(img, pts[i - 1], pts[i], color, 2, cv::LINE_AA);
+    for (size_t i = 1; i < pts.size(); ++i)
+      cv::line(img, pts[i - 1], pts[i], color, 2, cv::LINE_AA);
     const int ly = top + 20 + 24 * vi;
     cv::line(img, {w - right + 12, ly - 5}, {w - right + 40, ly - 5}, color, 3);
     cv::putText(img, v, {w - right + 46, ly}, cv::FONT_HERSHEY_SIMPLEX, 0.5, {0, 0, 0}, 1,
@@ -359,9 +364,10 @@ std::string Table(const Options& o, Results results) {
       md += "\n";
     }
     if (o.b2n) {
-      absl::StrAppend(&md, "### ", ds,
-                      ": base-to-novel, 16 shots (%), mean ± std over seeds; HM of the "
-                      "seed-averaged base and novel\n\n| variant | base | novel | HM |\n|---|---|---|---|\n");
+      absl::StrAppend(
+          &md, "### ", ds,
+          ": base-to-novel, 16 shots (%), mean ± std over seeds; HM of the "
+          "seed-averaged base and novel\n\n| variant | base | novel | HM |\n|---|---|---|---|\n");
       for (const std::string& v : o.variants) {
         auto& m = dit->second[v];
         if (!m.count("base")) continue;
@@ -391,10 +397,12 @@ absl::Status Run(const Options& o) {
     ASSIGN_OR_RETURN(Split test, cache.Get(dataset.test));
     ASSIGN_OR_RETURN(train::EvalSet test_set,
                      train::MakeEvalSet(test.images, test.labels, bb.resolution));
-    ASSIGN_OR_RETURN(torch::Tensor all_text, clip::ClassTextFeatures(bb.model, *bb.tokenizer,
-                                                                     dataset.class_names, templates));
+    ASSIGN_OR_RETURN(
+        torch::Tensor all_text,
+        clip::ClassTextFeatures(bb.model, *bb.tokenizer, dataset.class_names, templates));
     // Base/novel test sets and their text features (classes relabelled).
-    ASSIGN_OR_RETURN(data::Dataset base_ds, data::SubsampleClasses(dataset, data::ClassSubset::kBase));
+    ASSIGN_OR_RETURN(data::Dataset base_ds,
+                     data::SubsampleClasses(dataset, data::ClassSubset::kBase));
     ASSIGN_OR_RETURN(data::Dataset novel_ds,
                      data::SubsampleClasses(dataset, data::ClassSubset::kNovel));
     ASSIGN_OR_RETURN(Split base_test, cache.Get(base_ds.test));
@@ -403,11 +411,12 @@ absl::Status Run(const Options& o) {
                      train::MakeEvalSet(base_test.images, base_test.labels, bb.resolution));
     ASSIGN_OR_RETURN(train::EvalSet novel_set,
                      train::MakeEvalSet(novel_test.images, novel_test.labels, bb.resolution));
-    ASSIGN_OR_RETURN(torch::Tensor base_text, clip::ClassTextFeatures(bb.model, *bb.tokenizer,
-                                                                      base_ds.class_names, templates));
-    ASSIGN_OR_RETURN(torch::Tensor novel_text, clip::ClassTextFeatures(
-                                                   bb.model, *bb.tokenizer, novel_ds.class_names,
-                                                   templates));
+    ASSIGN_OR_RETURN(
+        torch::Tensor base_text,
+        clip::ClassTextFeatures(bb.model, *bb.tokenizer, base_ds.class_names, templates));
+    ASSIGN_OR_RETURN(
+        torch::Tensor novel_text,
+        clip::ClassTextFeatures(bb.model, *bb.tokenizer, novel_ds.class_names, templates));
     std::fprintf(stderr, "%s: %d classes, %zu train / %zu test images\n", ds_name.c_str(),
                  dataset.num_classes(), dataset.train.size(), dataset.test.size());
 
@@ -459,16 +468,16 @@ absl::Status Run(const Options& o) {
           const double t = Now();
           std::vector<double> acc;
           if (st.b2n) {
-            ASSIGN_OR_RETURN(acc, RunOne(bb, config, train_split, base_text, {&base_set, &novel_set},
-                                         {base_text, novel_text}, record));
+            ASSIGN_OR_RETURN(acc, RunOne(bb, config, train_split, base_text,
+                                         {&base_set, &novel_set}, {base_text, novel_text}, record));
             slot["base"].push_back(acc[0]);
             slot["novel"].push_back(acc[1]);
             slot["hm"].push_back(train::HarmonicMean(acc[0], acc[1]));
             record["base"] = acc[0];
             record["novel"] = acc[1];
           } else {
-            ASSIGN_OR_RETURN(acc, RunOne(bb, config, train_split, all_text, {&test_set}, {all_text},
-                                         record));
+            ASSIGN_OR_RETURN(
+                acc, RunOne(bb, config, train_split, all_text, {&test_set}, {all_text}, record));
             slot[key].push_back(acc[0]);
             record["accuracy"] = acc[0];
           }
@@ -484,7 +493,8 @@ absl::Status Run(const Options& o) {
     }
     if (o.fewshot) {
       PlotFewShot(absl::StrCat(o.out_dir, "/fewshot_", ds_name, ".png"),
-                  absl::StrCat(ds_name, ": few-shot top-1 (mean, bars = std)"), o, results[ds_name]);
+                  absl::StrCat(ds_name, ": few-shot top-1 (mean, bars = std)"), o,
+                  results[ds_name]);
     }
     if (o.b2n) {
       PlotB2n(absl::StrCat(o.out_dir, "/base2novel_", ds_name, ".png"),

@@ -14,8 +14,8 @@
 #include <thread>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
+#include <CLI/CLI.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -59,7 +59,8 @@ absl::StatusOr<std::unique_ptr<provp::engine::Engine>> MakeEngine(const std::str
 provp::engine::Image TestImage(int size, int seed) {
   provp::engine::Image img{size, size, {}};
   img.rgb.resize(static_cast<size_t>(size) * size * 3);
-  for (size_t i = 0; i < img.rgb.size(); ++i) img.rgb[i] = static_cast<uint8_t>((i * 31 + seed) & 255);
+  for (size_t i = 0; i < img.rgb.size(); ++i)
+    img.rgb[i] = static_cast<uint8_t>((i * 31 + seed) & 255);
   return img;
 }
 
@@ -158,11 +159,11 @@ int main(int argc, char** argv) {
     std::vector<double> all;
     for (auto& l : lat) all.insert(all.end(), l.begin(), l.end());
     double ips = images / secs;
-    std::printf("images/request %-3d clients %-3d: %8.1f images/s  p50 %7.2f ms  p99 %7.2f ms  "
-                "errors %lld  ratio to in-process %.2f\n",
-                per_request, clients, ips, 1000 * Percentile(all, 0.5),
-                1000 * Percentile(all, 0.99), static_cast<long long>(errors.load()),
-                ips / inproc);
+    std::printf(
+        "images/request %-3d clients %-3d: %8.1f images/s  p50 %7.2f ms  p99 %7.2f ms  "
+        "errors %lld  ratio to in-process %.2f\n",
+        per_request, clients, ips, 1000 * Percentile(all, 0.5), 1000 * Percentile(all, 0.99),
+        static_cast<long long>(errors.load()), ips / inproc);
   }
   (*server)->Shutdown();
   std::string cmd = absl::StrCat("rm -rf ", so.data_dir);

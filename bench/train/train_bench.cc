@@ -219,7 +219,8 @@ int main(int argc, char** argv) {
     }
     sync();
 #ifdef PROVP_BENCH_HAS_CUDA_STATS
-    if (cuda) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index() < 0 ? 0 : device.index());
+    if (cuda)
+      c10::cuda::CUDACachingAllocator::resetPeakStats(device.index() < 0 ? 0 : device.index());
 #endif
     const auto t0 = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < args.steps; ++i) {
@@ -228,17 +229,21 @@ int main(int argc, char** argv) {
     sync();
     const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double ms = 1000.0 * sec / args.steps;
-    std::printf("provp_train_bench libtorch=%s size=%s device=%s dtype=%s prompts=%lld batch=%lld ref=%d augment=%d threads=%d\n",
-                TORCH_VERSION, args.size.c_str(), args.device.c_str(), args.dtype.c_str(),
-                static_cast<long long>(args.prompts), static_cast<long long>(args.batch), args.ref ? 1 : 0,
-                args.augment ? 1 : 0, torch::get_num_threads());
-    std::printf("  step: %.3f ms   images/s: %.1f   steps: %lld\n", ms, args.batch / (sec / args.steps),
-                static_cast<long long>(args.steps));
+    std::printf(
+        "provp_train_bench libtorch=%s size=%s device=%s dtype=%s prompts=%lld batch=%lld ref=%d "
+        "augment=%d threads=%d\n",
+        TORCH_VERSION, args.size.c_str(), args.device.c_str(), args.dtype.c_str(),
+        static_cast<long long>(args.prompts), static_cast<long long>(args.batch), args.ref ? 1 : 0,
+        args.augment ? 1 : 0, torch::get_num_threads());
+    std::printf("  step: %.3f ms   images/s: %.1f   steps: %lld\n", ms,
+                args.batch / (sec / args.steps), static_cast<long long>(args.steps));
 #ifdef PROVP_BENCH_HAS_CUDA_STATS
     if (cuda) {
-      const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index());
+      const auto stats =
+          c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index());
       std::printf("  peak GPU memory: allocated %.1f MiB, reserved %.1f MiB\n",
-                  stats.allocated_bytes[0].peak / 1048576.0, stats.reserved_bytes[0].peak / 1048576.0);
+                  stats.allocated_bytes[0].peak / 1048576.0,
+                  stats.reserved_bytes[0].peak / 1048576.0);
     }
 #endif
     std::printf("  peak host RSS: %.1f MiB\n", MaxRssMiB());

@@ -43,7 +43,8 @@ void RunClassify(Cli& cli, const ClassifyFlags& f) {
     }
   }
   if (names.empty() && f.class_set.empty() && f.prompt_set.empty()) {
-    return Fail(cli, "zero-shot classification needs classes: --classes, --classes-file or --class-set");
+    return Fail(cli,
+                "zero-shot classification needs classes: --classes, --classes-file or --class-set");
   }
   const std::vector<std::string> files = ExpandImageInputs(f.inputs);
   if (files.empty()) return Fail(cli, "no input images");

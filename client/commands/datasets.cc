@@ -51,9 +51,12 @@ absl::StatusOr<data::Dataset> LoadLocal(const UploadFlags& f) {
 
 provp::v1::Split ToProto(data::Split s) {
   switch (s) {
-    case data::Split::kTrain: return provp::v1::TRAIN;
-    case data::Split::kVal: return provp::v1::VAL;
-    case data::Split::kTest: return provp::v1::TEST;
+    case data::Split::kTrain:
+      return provp::v1::TRAIN;
+    case data::Split::kVal:
+      return provp::v1::VAL;
+    case data::Split::kTest:
+      return provp::v1::TEST;
   }
   return provp::v1::TRAIN;
 }
@@ -153,13 +156,18 @@ void AddDatasetsCommand(CLI::App& app, Cli& cli) {
   cmd->require_subcommand(1);
 
   auto up = std::make_shared<UploadFlags>();
-  auto* upload = cmd->add_subcommand("upload", "Upload a class-per-folder or CoOp-layout directory");
-  upload->add_option("dir", up->dir, "Local dataset directory")->required()->check(CLI::ExistingDirectory);
+  auto* upload =
+      cmd->add_subcommand("upload", "Upload a class-per-folder or CoOp-layout directory");
+  upload->add_option("dir", up->dir, "Local dataset directory")
+      ->required()
+      ->check(CLI::ExistingDirectory);
   upload->add_option("--id", up->id, "Dataset id ([a-z0-9][a-z0-9-_]*)")->required();
   upload->add_option("--display-name", up->display_name, "Free text name");
-  upload->add_option("--layout", up->layout, "auto, coop or folders")->check(CLI::IsMember({"auto", "coop", "folders"}));
+  upload->add_option("--layout", up->layout, "auto, coop or folders")
+      ->check(CLI::IsMember({"auto", "coop", "folders"}));
   upload->add_option("--split-name", up->split_name, "CoOp: the <Name> of split_zhou_<Name>.json");
-  upload->add_option("--novel", up->novel, "Novel classes: comma-separated names, or 'auto' (last half)");
+  upload->add_option("--novel", up->novel,
+                     "Novel classes: comma-separated names, or 'auto' (last half)");
   upload->add_option("--min-shots", up->min_shots, "Require this many train images per base class");
   upload->add_option("--request-id", up->request_id, "Idempotency key");
   upload->callback([&cli, up] { RunUpload(cli, *up); });
@@ -168,16 +176,28 @@ void AddDatasetsCommand(CLI::App& app, Cli& cli) {
   auto reg_layout = std::make_shared<std::string>("auto");
   auto reg_novel = std::make_shared<std::string>();
   auto* registr = cmd->add_subcommand("register", "Register a directory that lives on the server");
-  registr->add_option_function<std::string>("path", [reg](const std::string& v) { reg->set_path(v); }, "Absolute path on the server")->required();
-  registr->add_option_function<std::string>("--id", [reg](const std::string& v) { reg->set_dataset_id(v); }, "Dataset id")->required();
-  registr->add_option("--layout", *reg_layout, "auto, coop or folders")->check(CLI::IsMember({"auto", "coop", "folders"}));
-  registr->add_option_function<std::string>("--split-file", [reg](const std::string& v) { reg->set_split_file(v); }, "CoOp split file name");
+  registr
+      ->add_option_function<std::string>(
+          "path", [reg](const std::string& v) { reg->set_path(v); }, "Absolute path on the server")
+      ->required();
+  registr
+      ->add_option_function<std::string>(
+          "--id", [reg](const std::string& v) { reg->set_dataset_id(v); }, "Dataset id")
+      ->required();
+  registr->add_option("--layout", *reg_layout, "auto, coop or folders")
+      ->check(CLI::IsMember({"auto", "coop", "folders"}));
+  registr->add_option_function<std::string>(
+      "--split-file", [reg](const std::string& v) { reg->set_split_file(v); },
+      "CoOp split file name");
   registr->add_option("--novel", *reg_novel, "Comma-separated novel class names");
-  registr->add_option_function<int>("--min-shots", [reg](int v) { reg->set_min_shots(v); }, "Minimum train images per base class");
+  registr->add_option_function<int>(
+      "--min-shots", [reg](int v) { reg->set_min_shots(v); },
+      "Minimum train images per base class");
   registr->callback([&cli, reg, reg_layout, reg_novel] {
-    reg->set_layout(*reg_layout == "coop"      ? provp::v1::RegisterDatasetRequest::COOP
-                    : *reg_layout == "folders" ? provp::v1::RegisterDatasetRequest::CLASS_FOLDERS
-                                               : provp::v1::RegisterDatasetRequest::LAYOUT_UNSPECIFIED);
+    reg->set_layout(*reg_layout == "coop" ? provp::v1::RegisterDatasetRequest::COOP
+                    : *reg_layout == "folders"
+                        ? provp::v1::RegisterDatasetRequest::CLASS_FOLDERS
+                        : provp::v1::RegisterDatasetRequest::LAYOUT_UNSPECIFIED);
     for (const auto& n : SplitNames(*reg_novel)) reg->add_novel_class_names(n);
     auto conn = Connect(cli);
     if (!conn) return;

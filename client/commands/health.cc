@@ -28,10 +28,13 @@ void AddHealthCommand(CLI::App& app, Cli& cli) {
       grpc::health::v1::HealthCheckResponse resp;
       auto ctx = conn->NewContext();
       grpc::Status st = stub->Check(ctx.get(), req, &resp);
-      const bool serving = st.ok() && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+      const bool serving =
+          st.ok() && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
       if (serving || std::chrono::steady_clock::now() >= until) {
         if (!st.ok()) return Fail(cli, DescribeStatus(st));
-        std::printf("%s\n", grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status()).c_str());
+        std::printf(
+            "%s\n",
+            grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status()).c_str());
         if (!serving) cli.exit_code = 1;
         return;
       }
@@ -52,12 +55,15 @@ void AddInfoCommand(CLI::App& app, Cli& cli) {
     grpc::Status st = stub->GetServerInfo(ctx.get(), req, &info);
     if (!st.ok()) return Fail(cli, DescribeStatus(st));
     if (cli.json) return PrintJson(info);
-    std::printf("version      %s\nbackbone     %s\n             %s\ndevice       %s\n", info.version().c_str(),
-                info.backbone().c_str(), info.backbone_description().c_str(), info.device().c_str());
-    std::printf("resolution   %d\nembedding    %d\nlimits       %d images/request, %lld pixels/image, %d classes/request, %lld bytes/message\n",
-                info.image_resolution(), info.embedding_dimension(), info.max_images_per_request(),
-                static_cast<long long>(info.max_pixels_per_image()), info.max_classes_per_request(),
-                static_cast<long long>(info.max_message_bytes()));
+    std::printf("version      %s\nbackbone     %s\n             %s\ndevice       %s\n",
+                info.version().c_str(), info.backbone().c_str(),
+                info.backbone_description().c_str(), info.device().c_str());
+    std::printf(
+        "resolution   %d\nembedding    %d\nlimits       %d images/request, %lld pixels/image, %d "
+        "classes/request, %lld bytes/message\n",
+        info.image_resolution(), info.embedding_dimension(), info.max_images_per_request(),
+        static_cast<long long>(info.max_pixels_per_image()), info.max_classes_per_request(),
+        static_cast<long long>(info.max_message_bytes()));
   });
 }
 

@@ -80,11 +80,14 @@ std::optional<TuningJob> Follow(Cli& cli, Connection& conn, const std::string& n
       switch (ev.type()) {
         case TuningJobEvent::METRICS: {
           const auto& m = ev.metrics();
-          const double frac = m.total_steps() > 0 ? static_cast<double>(m.step()) / m.total_steps() : 0;
-          bar.Update(frac, absl::StrFormat("epoch %d/%d  loss %.4f (ce %.4f ref %.4f)  acc %.1f%%  %.0f img/s  ETA %s",
-                                           m.epoch(), m.total_epochs(), m.loss(), m.loss_xe(), m.loss_ref(),
-                                           100 * m.train_accuracy(), m.images_per_second(),
-                                           FormatEta(m.eta_seconds())));
+          const double frac =
+              m.total_steps() > 0 ? static_cast<double>(m.step()) / m.total_steps() : 0;
+          bar.Update(
+              frac,
+              absl::StrFormat(
+                  "epoch %d/%d  loss %.4f (ce %.4f ref %.4f)  acc %.1f%%  %.0f img/s  ETA %s",
+                  m.epoch(), m.total_epochs(), m.loss(), m.loss_xe(), m.loss_ref(),
+                  100 * m.train_accuracy(), m.images_per_second(), FormatEta(m.eta_seconds())));
           break;
         }
         case TuningJobEvent::HEARTBEAT:
@@ -178,14 +181,18 @@ void RunTune(Cli& cli, const TuneFlags& f) {
   std::fprintf(stderr, "created %s (%s)\n", created.name().c_str(),
                TuningJob::State_Name(created.state()).c_str());
   if (f.detach) {
-    if (cli.json) PrintJson(created);
-    else std::printf("%s\n", created.name().c_str());
+    if (cli.json)
+      PrintJson(created);
+    else
+      std::printf("%s\n", created.name().c_str());
     return;
   }
   auto final_job = Follow(cli, *conn, created.name(), 0, f.retry_seconds);
   if (!final_job) return;
-  if (cli.json) PrintJson(*final_job);
-  else PrintResult(*final_job);
+  if (cli.json)
+    PrintJson(*final_job);
+  else
+    PrintResult(*final_job);
   if (final_job->state() != TuningJob::SUCCEEDED) cli.exit_code = 1;
 }
 
@@ -202,7 +209,9 @@ void AddTuneCommand(CLI::App& app, Cli& cli) {
   cmd->add_option("--batch-size", f->batch_size, "Images per step");
   cmd->add_option("--seed", f->seed, "Seed for sampling, augmentation and init");
   cmd->add_option("--variant", f->variant, "provp_ref (default), provp, vpt_deep, vpt_shallow");
-  cmd->add_option("--preset", f->preset, "Named recipe: few_shot_{1,2,4,8,16}, few_shot_{1,2,4}_no_ref, base_to_novel, imagenet");
+  cmd->add_option(
+      "--preset", f->preset,
+      "Named recipe: few_shot_{1,2,4,8,16}, few_shot_{1,2,4}_no_ref, base_to_novel, imagenet");
   cmd->add_flag("--no-ref", f->no_ref, "Train without the Ref loss");
   cmd->add_option("--min-crop-scale", f->min_crop_scale,
                   "Smallest crop area fraction in augmentation, (0, 1] (default 0.08)")

@@ -75,15 +75,21 @@ void AddPromptSetsCommand(CLI::App& app, Cli& cli) {
   auto print_set = [](Cli& c, const auto&, const PromptSet& p) { PrintPromptSet(c, p); };
   AddUnary<provp::v1::GetPromptSetRequest, PromptSet>(
       *cmd, cli, "get", "Show one prompt set",
-      [](Stub& s, grpc::ClientContext* c, const auto& r, PromptSet* p) { return s.GetPromptSet(c, r, p); },
+      [](Stub& s, grpc::ClientContext* c, const auto& r, PromptSet* p) {
+        return s.GetPromptSet(c, r, p);
+      },
       print_set);
   AddUnary<provp::v1::LoadPromptSetRequest, PromptSet>(
       *cmd, cli, "load", "Load a prompt set for classification",
-      [](Stub& s, grpc::ClientContext* c, const auto& r, PromptSet* p) { return s.LoadPromptSet(c, r, p); },
+      [](Stub& s, grpc::ClientContext* c, const auto& r, PromptSet* p) {
+        return s.LoadPromptSet(c, r, p);
+      },
       print_set);
   AddUnary<provp::v1::UnloadPromptSetRequest, PromptSet>(
       *cmd, cli, "unload", "Unload a prompt set",
-      [](Stub& s, grpc::ClientContext* c, const auto& r, PromptSet* p) { return s.UnloadPromptSet(c, r, p); },
+      [](Stub& s, grpc::ClientContext* c, const auto& r, PromptSet* p) {
+        return s.UnloadPromptSet(c, r, p);
+      },
       print_set);
   AddUnary<provp::v1::DeletePromptSetRequest, provp::v1::DeletePromptSetResponse>(
       *cmd, cli, "delete", "Delete a prompt set",
@@ -124,7 +130,8 @@ void AddPromptSetsCommand(CLI::App& app, Cli& cli) {
       std::remove(tmp.c_str());
       return Fail(cli, st.ok() ? "cannot write " + *ex_out : DescribeStatus(st));
     }
-    if (std::rename(tmp.c_str(), ex_out->c_str()) != 0) return Fail(cli, "cannot rename to " + *ex_out);
+    if (std::rename(tmp.c_str(), ex_out->c_str()) != 0)
+      return Fail(cli, "cannot rename to " + *ex_out);
     std::printf("exported %s (%zu bytes) to %s\n", meta.name().c_str(), bytes, ex_out->c_str());
   });
 
@@ -132,8 +139,11 @@ void AddPromptSetsCommand(CLI::App& app, Cli& cli) {
   auto im_meta = std::make_shared<provp::v1::ImportPromptSetMetadata>();
   auto* im = cmd->add_subcommand("import", "Upload a prompt set file exported from a server");
   im->add_option("file", *im_file, "Prompt set file")->required()->check(CLI::ExistingFile);
-  im->add_option_function<std::string>("--id", [im_meta](const std::string& v) { im_meta->set_prompt_set_id(v); }, "Prompt set id")->required();
-  im->add_flag_function("--load", [im_meta](int64_t n) { im_meta->set_load(n > 0); }, "Load it after import");
+  im->add_option_function<std::string>(
+        "--id", [im_meta](const std::string& v) { im_meta->set_prompt_set_id(v); }, "Prompt set id")
+      ->required();
+  im->add_flag_function(
+      "--load", [im_meta](int64_t n) { im_meta->set_load(n > 0); }, "Load it after import");
   im->callback([&cli, im_file, im_meta] {
     std::ifstream in(*im_file, std::ios::binary);
     if (!in) return Fail(cli, "cannot read " + *im_file);

@@ -24,7 +24,8 @@ absl::Status CheckSizes(const DemoSizes& s) {
     return absl::InvalidArgumentError(absl::StrCat(
         "DemoSizes: need train_per_class/test_per_class in [1, 100000], val_per_class in [0, "
         "100000], resolution in [8, 1024]; got ",
-        s.train_per_class, "/", s.val_per_class, "/", s.test_per_class, " at ", s.resolution, " px"));
+        s.train_per_class, "/", s.val_per_class, "/", s.test_per_class, " at ", s.resolution,
+        " px"));
   }
   return absl::OkStatus();
 }
@@ -41,14 +42,13 @@ absl::StatusOr<DemoDataset> MakeDemoShapes(const DemoSizes& sizes) {
     std::vector<LabeledRaster>* out;
     int per_class;
   };
-  for (SplitSpec split : {SplitSpec{&d.train, sizes.train_per_class},
-                          SplitSpec{&d.val, sizes.val_per_class},
-                          SplitSpec{&d.test, sizes.test_per_class}}) {
+  for (SplitSpec split :
+       {SplitSpec{&d.train, sizes.train_per_class}, SplitSpec{&d.val, sizes.val_per_class},
+        SplitSpec{&d.test, sizes.test_per_class}}) {
     for (int label = 0; label < kNumShapes; ++label) {
       for (int i = 0; i < split.per_class; ++i) {
         const SceneSpec spec = RandomScene(rng, label);
-        split.out->push_back(
-            {RenderScene(spec, sizes.resolution, sizes.style, rng), label});
+        split.out->push_back({RenderScene(spec, sizes.resolution, sizes.style, rng), label});
       }
     }
   }
@@ -64,9 +64,9 @@ absl::StatusOr<DemoDataset> MakeDemoColors(const DemoSizes& sizes) {
   const RenderStyle style =
       sizes.style == RenderStyle::kPretrain ? RenderStyle::kPretrain : RenderStyle::kShiftedPalette;
   Random rng(sizes.seed ^ 0xc01045ULL);
-  for (auto [out, n] : {std::pair{&d.train, sizes.train_per_class},
-                        std::pair{&d.val, sizes.val_per_class},
-                        std::pair{&d.test, sizes.test_per_class}}) {
+  for (auto [out, n] :
+       {std::pair{&d.train, sizes.train_per_class}, std::pair{&d.val, sizes.val_per_class},
+        std::pair{&d.test, sizes.test_per_class}}) {
     for (int label = 0; label < num_classes; ++label) {
       for (int i = 0; i < n; ++i) {
         SceneSpec spec = RandomScene(rng);
@@ -99,14 +99,14 @@ absl::StatusOr<DemoDataset> MakeDemoFashion(const FashionMnist& t10k, const Demo
   Random rng(sizes.seed);
   for (int label = 0; label < num_classes; ++label) {
     int next = 0;
-    for (auto [out, n] : {std::pair{&d.train, sizes.train_per_class},
-                          std::pair{&d.val, sizes.val_per_class},
-                          std::pair{&d.test, sizes.test_per_class}}) {
+    for (auto [out, n] :
+         {std::pair{&d.train, sizes.train_per_class}, std::pair{&d.val, sizes.val_per_class},
+          std::pair{&d.test, sizes.test_per_class}}) {
       for (int i = 0; i < n; ++i) {
         const int k = by_class[label][next++];
-        out->push_back({RenderFashion(t10k.image(k), t10k.rows, t10k.cols, sizes.resolution,
-                                      sizes.style, rng),
-                        label});
+        out->push_back(
+            {RenderFashion(t10k.image(k), t10k.rows, t10k.cols, sizes.resolution, sizes.style, rng),
+             label});
       }
     }
   }

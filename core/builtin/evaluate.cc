@@ -22,9 +22,9 @@ absl::StatusOr<double> ZeroShotAccuracy(clip::ClipModel& model, const text::Toke
   const clip::ClipConfig& c = model->config();
   for (size_t i = 0; i < items.size(); ++i) {
     if (items[i].label < 0 || items[i].label >= static_cast<int>(class_names.size())) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("ZeroShotAccuracy: item ", i, " has label ", items[i].label, " outside [0, ",
-                       class_names.size(), ")"));
+      return absl::InvalidArgumentError(absl::StrCat("ZeroShotAccuracy: item ", i, " has label ",
+                                                     items[i].label, " outside [0, ",
+                                                     class_names.size(), ")"));
     }
     if (items[i].image.height != c.image_resolution || items[i].image.width != c.image_resolution) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -42,7 +42,8 @@ absl::StatusOr<double> ZeroShotAccuracy(clip::ClipModel& model, const text::Toke
     } else {
       prompt.replace(at, 2, spaced);
     }
-    ASSIGN_OR_RETURN(std::vector<int64_t> one, tokenizer.EncodeForContext(prompt, c.context_length));
+    ASSIGN_OR_RETURN(std::vector<int64_t> one,
+                     tokenizer.EncodeForContext(prompt, c.context_length));
     ids.insert(ids.end(), one.begin(), one.end());
   }
   return util::TorchCall("ZeroShotAccuracy", [&]() {

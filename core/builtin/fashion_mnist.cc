@@ -43,8 +43,8 @@ absl::Status ReadExact(gzFile_s* f, void* dst, size_t n, const std::string& path
     const unsigned chunk = static_cast<unsigned>(std::min<size_t>(n - done, 1u << 30));
     const int got = gzread(f, static_cast<char*>(dst) + done, chunk);
     if (got <= 0) {
-      return absl::DataLossError(absl::StrCat(path, ": truncated or corrupt (wanted ", n,
-                                              " bytes, got ", done, ")"));
+      return absl::DataLossError(
+          absl::StrCat(path, ": truncated or corrupt (wanted ", n, " bytes, got ", done, ")"));
     }
     done += static_cast<size_t>(got);
   }
@@ -117,7 +117,8 @@ absl::StatusOr<FashionMnist> LoadFashionMnist(const std::string& dir, bool train
   if (!n.ok()) return n.status();
   if (!rows.ok()) return rows.status();
   if (!cols.ok()) return cols.status();
-  if (*n == 0 || *n > kMaxItems || *rows == 0 || *rows > kMaxSide || *cols == 0 || *cols > kMaxSide) {
+  if (*n == 0 || *n > kMaxItems || *rows == 0 || *rows > kMaxSide || *cols == 0 ||
+      *cols > kMaxSide) {
     return absl::InvalidArgumentError(absl::StrCat(images_path, ": implausible header (", *n,
                                                    " images of ", *rows, "x", *cols, ")"));
   }
@@ -134,11 +135,12 @@ absl::StatusOr<FashionMnist> LoadFashionMnist(const std::string& dir, bool train
   auto ln = ReadU32(labels.get(), labels_path);
   if (!ln.ok()) return ln.status();
   if (*ln != *n) {
-    return absl::InvalidArgumentError(absl::StrCat(labels_path, ": ", *ln, " labels but ",
-                                                   images_path, " has ", *n, " images"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(labels_path, ": ", *ln, " labels but ", images_path, " has ", *n, " images"));
   }
 
-  const int count = max_items > 0 ? std::min<int>(max_items, static_cast<int>(*n)) : static_cast<int>(*n);
+  const int count =
+      max_items > 0 ? std::min<int>(max_items, static_cast<int>(*n)) : static_cast<int>(*n);
   out.rows = static_cast<int>(*rows);
   out.cols = static_cast<int>(*cols);
   out.pixels.resize(static_cast<size_t>(count) * out.rows * out.cols);
@@ -166,22 +168,21 @@ std::vector<std::string> FashionClassNames() {
 }
 
 std::string FashionCaption(int label, Random& rng) {
-  static const std::array<const char*, 10> kNames = {
-      "t-shirt", "trousers", "pullover", "dress", "coat",
-      "sandal",  "shirt",    "sneaker",  "bag",   "ankle boot"};
-  static const std::array<const char*, 12> kTemplates = {
-      "a photo of a {}",
-      "a photo of a {}.",
-      "a black and white photo of a {}",
-      "a grayscale image of a {}.",
-      "a picture of a {}",
-      "a {}",
-      "a low resolution photo of a {}.",
-      "a photo of the {}",
-      "a product photo of a {}.",
-      "an image of a {}",
-      "a small photo of a {}",
-      "a blurry photo of a {}."};
+  static const std::array<const char*, 10> kNames = {"t-shirt", "trousers",  "pullover", "dress",
+                                                     "coat",    "sandal",    "shirt",    "sneaker",
+                                                     "bag",     "ankle boot"};
+  static const std::array<const char*, 12> kTemplates = {"a photo of a {}",
+                                                         "a photo of a {}.",
+                                                         "a black and white photo of a {}",
+                                                         "a grayscale image of a {}.",
+                                                         "a picture of a {}",
+                                                         "a {}",
+                                                         "a low resolution photo of a {}.",
+                                                         "a photo of the {}",
+                                                         "a product photo of a {}.",
+                                                         "an image of a {}",
+                                                         "a small photo of a {}",
+                                                         "a blurry photo of a {}."};
   const std::string name = kNames[std::clamp(label, 0, 9)];
   std::string t = kTemplates[rng.Int(static_cast<int>(kTemplates.size()))];
   const size_t at = t.find("{}");
@@ -229,8 +230,8 @@ Raster RenderFashion(const uint8_t* pixels, int rows, int cols, int resolution, 
       const double src_x = (x + 0.5 - ox) * sx - 0.5;
       const double src_y = (y + 0.5 - oy) * sy - 0.5;
       const double a = Sample(pixels, rows, cols, src_y, flip ? cols - 1 - src_x : src_x) / 255.0;
-      const double t = std::clamp(0.5 + ((x + 0.5) / res - 0.5) * ga + ((y + 0.5) / res - 0.5) * gb,
-                                  0.0, 1.0);
+      const double t =
+          std::clamp(0.5 + ((x + 0.5) / res - 0.5) * ga + ((y + 0.5) / res - 0.5) * gb, 0.0, 1.0);
       const double bg[3] = {bg_a.r + (bg_b.r - bg_a.r) * t, bg_a.g + (bg_b.g - bg_a.g) * t,
                             bg_a.b + (bg_b.b - bg_a.b) * t};
       const double f[3] = {fg.r, fg.g, fg.b};

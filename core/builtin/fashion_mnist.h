@@ -2,7 +2,8 @@
 // model: an IDX reader for the gzipped image/label files, the class names,
 // varied captions naming the class, and rendering of a 28x28 item into an
 // RGB raster either as in the files (pretraining) or in the shifted
-// DemoFashion style (tinted garment on a dark tinted gradient, with noise). Pure functions; thread-safe.
+// DemoFashion style (tinted garment on a dark tinted gradient, with noise). Pure functions;
+// thread-safe.
 #pragma once
 
 #include <cstdint>

@@ -39,7 +39,8 @@ std::string ModelKey(const PrepareOptions& o) {
   c.vocab_size = 0;
   const std::string canon = absl::StrCat(
       "v", kModelVersion, "|steps", p.steps, "|bs", p.batch_size, "|lr", p.learning_rate, "|wd",
-      p.weight_decay, "|wu", p.warmup_steps, "|ff", p.fashion_fraction, "|tw", p.shape_twin_fraction, "|bare", p.bare_shape_caption_fraction, "|seed", p.seed, "|bpe",
+      p.weight_decay, "|wu", p.warmup_steps, "|ff", p.fashion_fraction, "|tw",
+      p.shape_twin_fraction, "|bare", p.bare_shape_caption_fraction, "|seed", p.seed, "|bpe",
       o.bpe_merges, "|vc", o.vocab_captions, "|", c.DebugString());
   return Hex(util::Fnv1a64(canon.data(), canon.size()));
 }
@@ -74,7 +75,8 @@ std::vector<std::string> VocabularyCorpus(int count, uint64_t seed) {
     }
   }
   for (const auto& names : {ShapeNames(), FashionClassNames()}) {
-    for (const std::string& name : names) corpus.push_back(absl::StrCat("a photo of a ", name, "."));
+    for (const std::string& name : names)
+      corpus.push_back(absl::StrCat("a photo of a ", name, "."));
   }
   return corpus;
 }
@@ -116,13 +118,14 @@ absl::StatusOr<PrepareResult> PrepareBuiltin(const PrepareOptions& o) {
     std::error_code ec;
     std::filesystem::create_directories(result.model_dir, ec);
     if (ec) {
-      return absl::InternalError(absl::StrCat("cannot create ", result.model_dir, ": ", ec.message()));
+      return absl::InternalError(
+          absl::StrCat("cannot create ", result.model_dir, ": ", ec.message()));
     }
     // An interrupted rebuild must not leave an old manifest vouching for
     // new, half-written files.
     std::filesystem::remove(manifest_path, ec);
-    Log(o, absl::StrCat("vocabulary: ", o.bpe_merges, " merges from ", o.vocab_captions,
-                        " captions"));
+    Log(o,
+        absl::StrCat("vocabulary: ", o.bpe_merges, " merges from ", o.vocab_captions, " captions"));
     ASSIGN_OR_RETURN(text::BpeVocabulary vocab,
                      text::BuildBpeVocabulary(VocabularyCorpus(o.vocab_captions, o.pretrain.seed),
                                               o.bpe_merges));
@@ -153,10 +156,11 @@ absl::StatusOr<PrepareResult> PrepareBuiltin(const PrepareOptions& o) {
     for (const auto& item : (*model)->named_parameters(/*recurse=*/true)) {
       weights[item.key()] = item.value().detach().to(torch::kCPU, torch::kFloat32);
     }
-    RETURN_IF_ERROR(clip::WriteSafetensors(
-        result.weights_path, weights,
-        {{"format", "pt"}, {"provp_builtin_key", model_key}, {"provp_builtin_version",
-                                                                absl::StrCat(kModelVersion)}}));
+    RETURN_IF_ERROR(
+        clip::WriteSafetensors(result.weights_path, weights,
+                               {{"format", "pt"},
+                                {"provp_builtin_key", model_key},
+                                {"provp_builtin_version", absl::StrCat(kModelVersion)}}));
   }
   result.vocab_size = tokenizer->vocab_size();
 
@@ -233,11 +237,11 @@ absl::StatusOr<PrepareResult> PrepareBuiltin(const PrepareOptions& o) {
   }
   for (const auto& [name, acc] : result.zero_shot_accuracy) {
     const auto in_domain = result.zero_shot_pretrain_style.find(name);
-    Log(o, absl::StrFormat("zero-shot %s: %.1f%% (chance %.1f%%; %.1f%% in the pretraining style)",
-                           name, 100 * acc, name == kDemoShapesName ? 100.0 / kNumShapes : 10.0,
-                           in_domain == result.zero_shot_pretrain_style.end()
-                               ? -1.0
-                               : 100 * in_domain->second));
+    Log(o,
+        absl::StrFormat(
+            "zero-shot %s: %.1f%% (chance %.1f%%; %.1f%% in the pretraining style)", name,
+            100 * acc, name == kDemoShapesName ? 100.0 / kNumShapes : 10.0,
+            in_domain == result.zero_shot_pretrain_style.end() ? -1.0 : 100 * in_domain->second));
   }
 
   nlohmann::json out = {

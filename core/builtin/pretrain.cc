@@ -23,8 +23,8 @@ constexpr double kMaxLogitScale = 100.0;
 
 double LearningRate(const PretrainOptions& o, int64_t step) {
   if (step < o.warmup_steps) return o.learning_rate * (step + 1) / o.warmup_steps;
-  const double t = static_cast<double>(step - o.warmup_steps) /
-                   std::max<int64_t>(1, o.steps - o.warmup_steps);
+  const double t =
+      static_cast<double>(step - o.warmup_steps) / std::max<int64_t>(1, o.steps - o.warmup_steps);
   return o.learning_rate * 0.5 * (1 + std::cos(3.141592653589793 * t));
 }
 
@@ -81,7 +81,8 @@ absl::StatusOr<Batch> MakeBatch(const PretrainOptions& o, int64_t context, int r
     // only in the shape word: in-batch contrast alone is mostly won on
     // colour and background words, and the twin makes the shape the only
     // way to tell the two pairs apart.
-    if (static_cast<int64_t>(b.images.size()) < o.batch_size && rng.Bernoulli(o.shape_twin_fraction)) {
+    if (static_cast<int64_t>(b.images.size()) < o.batch_size &&
+        rng.Bernoulli(o.shape_twin_fraction)) {
       SceneSpec twin = spec;
       twin.shape = static_cast<Shape>((static_cast<int>(spec.shape) + 1 + rng.Int(kNumShapes - 1)) %
                                       kNumShapes);
@@ -140,7 +141,8 @@ torch::Tensor RastersToTensor(const std::vector<Raster>& rasters) {
 }
 
 absl::StatusOr<PretrainStats> Pretrain(clip::ClipModel& model, const text::Tokenizer& tokenizer,
-                                       const FashionMnist& fashion, const PretrainOptions& options) {
+                                       const FashionMnist& fashion,
+                                       const PretrainOptions& options) {
   if (options.steps < 1 || options.batch_size < 2 || options.batch_size > 4096 ||
       !(options.learning_rate > 0) || options.warmup_steps < 1 ||
       !(options.fashion_fraction >= 0 && options.fashion_fraction <= 1) ||
@@ -154,7 +156,8 @@ absl::StatusOr<PretrainStats> Pretrain(clip::ClipModel& model, const text::Token
   }
   const clip::ClipConfig& c = model->config();
   if (tokenizer.vocab_size() > c.vocab_size) {
-    return absl::InvalidArgumentError(absl::StrCat("Pretrain: tokenizer has ", tokenizer.vocab_size(),
+    return absl::InvalidArgumentError(absl::StrCat("Pretrain: tokenizer has ",
+                                                   tokenizer.vocab_size(),
                                                    " tokens but the model only ", c.vocab_size));
   }
   const auto start = std::chrono::steady_clock::now();
@@ -187,19 +190,21 @@ absl::StatusOr<PretrainStats> Pretrain(clip::ClipModel& model, const text::Token
     double loss_sum = 0, acc_sum = 0;
     int64_t window = 0;
     for (int64_t step = 0; step < options.steps; ++step) {
-      ASSIGN_OR_RETURN(Batch batch, MakeBatch(options, c.context_length,
-                                              static_cast<int>(c.image_resolution), tokenizer,
-                                              fashion, rng));
+      ASSIGN_OR_RETURN(Batch batch,
+                       MakeBatch(options, c.context_length, static_cast<int>(c.image_resolution),
+                                 tokenizer, fashion, rng));
       const double lr = LearningRate(options, step);
       for (auto& group : optimizer.param_groups()) {
         static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
       }
       torch::Tensor images = RastersToTensor(batch.images);
-      torch::Tensor tokens =
-          torch::from_blob(batch.tokens.data(), {options.batch_size, c.context_length}, torch::kLong)
-              .clone();
-      torch::Tensor img = F::normalize(model->EncodeImage(images), F::NormalizeFuncOptions().dim(-1));
-      torch::Tensor txt = F::normalize(model->EncodeText(tokens), F::NormalizeFuncOptions().dim(-1));
+      torch::Tensor tokens = torch::from_blob(batch.tokens.data(),
+                                              {options.batch_size, c.context_length}, torch::kLong)
+                                 .clone();
+      torch::Tensor img =
+          F::normalize(model->EncodeImage(images), F::NormalizeFuncOptions().dim(-1));
+      torch::Tensor txt =
+          F::normalize(model->EncodeText(tokens), F::NormalizeFuncOptions().dim(-1));
       torch::Tensor logits = logit_scale.exp() * torch::matmul(img, txt.t());
       // Symmetric InfoNCE with soft targets: each image's probability mass
       // spread over the captions that describe it, each caption's over the
@@ -207,9 +212,8 @@ absl::StatusOr<PretrainStats> Pretrain(clip::ClipModel& model, const text::Token
       const torch::Tensor positives = Positives(batch);
       const torch::Tensor targets = positives / positives.sum(1, /*keepdim=*/true);
       const torch::Tensor text_targets = positives.t() / positives.t().sum(1, /*keepdim=*/true);
-      torch::Tensor loss =
-          0.5 * (-(targets * torch::log_softmax(logits, 1)).sum(1).mean() -
-                 (text_targets * torch::log_softmax(logits.t(), 1)).sum(1).mean());
+      torch::Tensor loss = 0.5 * (-(targets * torch::log_softmax(logits, 1)).sum(1).mean() -
+                                  (text_targets * torch::log_softmax(logits.t(), 1)).sum(1).mean());
       optimizer.zero_grad();
       loss.backward();
       optimizer.step();
@@ -245,8 +249,7 @@ absl::StatusOr<PretrainStats> Pretrain(clip::ClipModel& model, const text::Token
   model->eval();
   for (auto& p : model->parameters(/*recurse=*/true)) p.requires_grad_(false);
   RETURN_IF_ERROR(status);
-  stats.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return stats;
 }
 

@@ -22,8 +22,8 @@ void AppendChunk(std::string& out, const char type[4], const std::string& data) 
   std::string body(type, 4);
   body += data;
   out += body;
-  const uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(body.data()),
-                          static_cast<uInt>(body.size()));
+  const uLong crc =
+      crc32(0L, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size()));
   AppendU32(out, static_cast<uint32_t>(crc));
 }
 

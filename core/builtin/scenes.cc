@@ -112,12 +112,30 @@ Color FromHsv(double h, double s, double v) {
   const double x = c * (1 - std::abs(std::fmod(hp, 2.0) - 1));
   double r = 0, g = 0, b = 0;
   switch (static_cast<int>(hp)) {
-    case 0: r = c; g = x; break;
-    case 1: r = x; g = c; break;
-    case 2: g = c; b = x; break;
-    case 3: g = x; b = c; break;
-    case 4: r = x; b = c; break;
-    default: r = c; b = x; break;
+    case 0:
+      r = c;
+      g = x;
+      break;
+    case 1:
+      r = x;
+      g = c;
+      break;
+    case 2:
+      g = c;
+      b = x;
+      break;
+    case 3:
+      g = x;
+      b = c;
+      break;
+    case 4:
+      r = x;
+      b = c;
+      break;
+    default:
+      r = c;
+      b = x;
+      break;
   }
   const double m = v - c;
   return {static_cast<float>((r + m) * 255), static_cast<float>((g + m) * 255),
@@ -162,14 +180,23 @@ std::vector<Placed> Layout(const SceneSpec& spec, int res, Random& rng) {
     const double radius = spec.large ? r * rng.Uniform(0.27, 0.33) : r * rng.Uniform(0.15, 0.19);
     double cx = 0.5, cy = 0.5;
     switch (spec.position) {
-      case Position::kCenter: break;
-      case Position::kLeft: cx = 0.3; break;
-      case Position::kRight: cx = 0.7; break;
-      case Position::kTop: cy = 0.3; break;
-      case Position::kBottom: cy = 0.7; break;
+      case Position::kCenter:
+        break;
+      case Position::kLeft:
+        cx = 0.3;
+        break;
+      case Position::kRight:
+        cx = 0.7;
+        break;
+      case Position::kTop:
+        cy = 0.3;
+        break;
+      case Position::kBottom:
+        cy = 0.7;
+        break;
     }
-    out.push_back({(cx + rng.Uniform(-0.04, 0.04)) * r, (cy + rng.Uniform(-0.04, 0.04)) * r,
-                   radius});
+    out.push_back(
+        {(cx + rng.Uniform(-0.04, 0.04)) * r, (cy + rng.Uniform(-0.04, 0.04)) * r, radius});
     return out;
   }
   for (int i = 0; i < spec.count; ++i) {
@@ -194,7 +221,8 @@ std::vector<Placed> Layout(const SceneSpec& spec, int res, Random& rng) {
 Color TextureColor(Texture t, const Color& base, double x, double y, double period) {
   bool alt = false;
   switch (t) {
-    case Texture::kSolid: break;
+    case Texture::kSolid:
+      break;
     case Texture::kStriped:
       alt = std::fmod(std::floor((x + y) / period), 2.0) != 0;
       break;
@@ -205,7 +233,9 @@ Color TextureColor(Texture t, const Color& base, double x, double y, double peri
       break;
     }
     case Texture::kCheckered:
-      alt = (static_cast<int>(std::floor(x / period)) + static_cast<int>(std::floor(y / period))) % 2 != 0;
+      alt = (static_cast<int>(std::floor(x / period)) + static_cast<int>(std::floor(y / period))) %
+                2 !=
+            0;
       break;
   }
   if (!alt) return base;
@@ -219,7 +249,7 @@ uint8_t ToByte(double v) { return static_cast<uint8_t>(std::clamp(std::lround(v)
 
 const char* ShapeName(Shape shape) {
   static constexpr std::array<const char*, kNumShapes> kNames = {
-      "circle", "square", "triangle", "star", "cross", "ring",
+      "circle",  "square",  "triangle", "star",     "cross", "ring",
       "diamond", "hexagon", "pentagon", "crescent", "heart", "arrow"};
   return kNames[static_cast<int>(shape)];
 }
@@ -232,9 +262,9 @@ std::vector<std::string> ShapeNames() {
 
 const std::vector<NamedColor>& SceneColors() {
   static const std::vector<NamedColor>* colors = new std::vector<NamedColor>{
-      {"red", {215, 35, 35}},    {"green", {40, 165, 60}},    {"blue", {40, 80, 220}},
+      {"red", {215, 35, 35}},     {"green", {40, 165, 60}},   {"blue", {40, 80, 220}},
       {"yellow", {240, 215, 40}}, {"orange", {245, 135, 20}}, {"purple", {135, 50, 180}},
-      {"pink", {250, 135, 190}}, {"white", {245, 245, 245}},  {"black", {15, 15, 15}},
+      {"pink", {250, 135, 190}},  {"white", {245, 245, 245}}, {"black", {15, 15, 15}},
       {"gray", {128, 128, 128}},
   };
   return *colors;
@@ -250,7 +280,8 @@ SceneSpec RandomScene(Random& rng, int shape) {
   } while (std::abs(Luma(SceneColors()[s.background].rgb) - Luma(SceneColors()[s.color].rgb)) < 40);
   // Mostly single, large, solid objects: at 32 px a shape is only
   // recognisable when it is big and its silhouette is not broken up.
-  s.texture = rng.Bernoulli(0.7) ? Texture::kSolid : static_cast<Texture>(1 + rng.Int(kNumTextures - 1));
+  s.texture =
+      rng.Bernoulli(0.7) ? Texture::kSolid : static_cast<Texture>(1 + rng.Int(kNumTextures - 1));
   const double u = rng.Uniform();
   s.count = u < 0.85 ? 1 : (u < 0.95 ? 2 : 3);
   s.large = s.count == 1 && rng.Bernoulli(0.75);
@@ -354,10 +385,17 @@ std::string SceneCaption(const SceneSpec& spec, Random& rng) {
   if (rng.Bernoulli(0.75)) adjectives.emplace_back(SceneColors()[spec.color].name);
   if (spec.texture != Texture::kSolid && rng.Bernoulli(0.6)) {
     switch (spec.texture) {
-      case Texture::kStriped: adjectives.push_back("striped"); break;
-      case Texture::kDotted: adjectives.push_back(pick({"dotted", "polka-dot"})); break;
-      case Texture::kCheckered: adjectives.push_back(pick({"checkered", "chequered"})); break;
-      case Texture::kSolid: break;
+      case Texture::kStriped:
+        adjectives.push_back("striped");
+        break;
+      case Texture::kDotted:
+        adjectives.push_back(pick({"dotted", "polka-dot"}));
+        break;
+      case Texture::kCheckered:
+        adjectives.push_back(pick({"checkered", "chequered"}));
+        break;
+      case Texture::kSolid:
+        break;
     }
   }
   std::string noun = ShapeName(spec.shape);
@@ -372,17 +410,26 @@ std::string SceneCaption(const SceneSpec& spec, Random& rng) {
   } else {
     phrase = absl::StrCat(spec.count == 2 ? "two " : "three ", phrase);
   }
-  std::string caption = absl::StrCat(
-      pick({"", "", "a photo of ", "a photo of ", "an image of ", "a picture of ", "a drawing of ",
-            "a rendering of "}),
-      phrase);
+  std::string caption = absl::StrCat(pick({"", "", "a photo of ", "a photo of ", "an image of ",
+                                           "a picture of ", "a drawing of ", "a rendering of "}),
+                                     phrase);
   if (spec.count == 1 && rng.Bernoulli(0.5)) {
     switch (spec.position) {
-      case Position::kCenter: caption += pick({" in the center", " in the middle"}); break;
-      case Position::kLeft: caption += pick({" on the left", " at the left"}); break;
-      case Position::kRight: caption += pick({" on the right", " at the right"}); break;
-      case Position::kTop: caption += pick({" at the top", " near the top"}); break;
-      case Position::kBottom: caption += pick({" at the bottom", " near the bottom"}); break;
+      case Position::kCenter:
+        caption += pick({" in the center", " in the middle"});
+        break;
+      case Position::kLeft:
+        caption += pick({" on the left", " at the left"});
+        break;
+      case Position::kRight:
+        caption += pick({" on the right", " at the right"});
+        break;
+      case Position::kTop:
+        caption += pick({" at the top", " near the top"});
+        break;
+      case Position::kBottom:
+        caption += pick({" at the bottom", " near the bottom"});
+        break;
     }
   }
   if (rng.Bernoulli(0.4)) {
@@ -394,8 +441,12 @@ std::string SceneCaption(const SceneSpec& spec, Random& rng) {
 }
 
 std::string ShapeCaption(Shape shape, Random& rng) {
-  static constexpr std::array<const char*, 6> kPrefixes = {
-      "a ", "a photo of a ", "a photo of a ", "a drawing of a ", "an image of a ", "a picture of a "};
+  static constexpr std::array<const char*, 6> kPrefixes = {"a ",
+                                                           "a photo of a ",
+                                                           "a photo of a ",
+                                                           "a drawing of a ",
+                                                           "an image of a ",
+                                                           "a picture of a "};
   std::string prefix = kPrefixes[rng.Int(static_cast<int>(kPrefixes.size()))];
   const std::string name = ShapeName(shape);
   // "an arrow", but the default zero-shot template says "a {}": keep both.

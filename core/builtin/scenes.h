@@ -15,8 +15,18 @@
 namespace provp::builtin {
 
 enum class Shape {
-  kCircle, kSquare, kTriangle, kStar, kCross, kRing,
-  kDiamond, kHexagon, kPentagon, kCrescent, kHeart, kArrow,
+  kCircle,
+  kSquare,
+  kTriangle,
+  kStar,
+  kCross,
+  kRing,
+  kDiamond,
+  kHexagon,
+  kPentagon,
+  kCrescent,
+  kHeart,
+  kArrow,
 };
 inline constexpr int kNumShapes = 12;
 

@@ -12,10 +12,10 @@
 #include <sstream>
 #include <utility>
 
-#include <nlohmann/json.hpp>
 #include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/serialization/import_read.h>
 #include <torch/script.h>
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -36,7 +36,8 @@ using Shapes = std::map<std::string, std::vector<int64_t>>;
 // Entries some OpenAI files carry next to the weights (build_model deletes
 // them; the TorchScript archives keep them as integer buffers).
 const std::set<std::string>& OpenAIIgnorable() {
-  static const auto* keys = new std::set<std::string>{"input_resolution", "context_length", "vocab_size"};
+  static const auto* keys =
+      new std::set<std::string>{"input_resolution", "context_length", "vocab_size"};
   return *keys;
 }
 
@@ -94,10 +95,12 @@ absl::Status CheckWeights(const std::string& file, const Shapes& expected, Weigh
     std::vector<int64_t> found = it->second.sizes().vec();
     if (found != shape) {
       return absl::InvalidArgumentError(absl::StrCat(file, ": key ", name, ": expected shape ",
-                                                     ShapeString(shape), ", found ", ShapeString(found)));
+                                                     ShapeString(shape), ", found ",
+                                                     ShapeString(found)));
     }
     if (!it->second.is_floating_point()) {
-      return absl::InvalidArgumentError(absl::StrCat(file, ": key ", name, ": expected a floating dtype, found ",
+      return absl::InvalidArgumentError(absl::StrCat(file, ": key ", name,
+                                                     ": expected a floating dtype, found ",
                                                      c10::toString(it->second.scalar_type())));
     }
   }
@@ -114,7 +117,8 @@ absl::Status CheckWeights(const std::string& file, const Shapes& expected, Weigh
 }
 
 // Number of `<prefix>N.` blocks (max N + 1), from the key names.
-absl::StatusOr<int64_t> CountBlocks(const std::string& file, const Weights& weights, const std::string& prefix) {
+absl::StatusOr<int64_t> CountBlocks(const std::string& file, const Weights& weights,
+                                    const std::string& prefix) {
   int64_t count = 0;
   for (const auto& [name, tensor] : weights) {
     if (!absl::StartsWith(name, prefix)) continue;
@@ -122,15 +126,16 @@ absl::StatusOr<int64_t> CountBlocks(const std::string& file, const Weights& weig
     std::string index = rest.substr(0, rest.find('.'));
     int64_t n = 0;
     if (!absl::SimpleAtoi(index, &n) || n < 0 || n >= 1024) {
-      return absl::InvalidArgumentError(absl::StrCat(file, ": key ", name, " has a bad block index"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(file, ": key ", name, " has a bad block index"));
     }
     count = std::max(count, n + 1);
   }
   return count;
 }
 
-absl::StatusOr<torch::Tensor> Need(const std::string& file, const Weights& w, const std::string& key,
-                                   int64_t rank) {
+absl::StatusOr<torch::Tensor> Need(const std::string& file, const Weights& w,
+                                   const std::string& key, int64_t rank) {
   auto it = w.find(key);
   if (it == w.end()) return absl::InvalidArgumentError(absl::StrCat(file, ": missing key ", key));
   if (it->second.dim() != rank) {
@@ -155,7 +160,8 @@ absl::StatusOr<ClipConfig> InferOpenAIConfig(const std::string& file, const Weig
   int64_t grid = 0;
   while ((grid + 1) * (grid + 1) + 1 <= vpos.size(0)) ++grid;
   if (grid * grid + 1 != vpos.size(0)) {
-    return absl::InvalidArgumentError(absl::StrCat(file, ": key visual.positional_embedding has ", vpos.size(0),
+    return absl::InvalidArgumentError(absl::StrCat(file, ": key visual.positional_embedding has ",
+                                                   vpos.size(0),
                                                    " rows, not a square grid plus one"));
   }
   c.image_resolution = grid * c.vision_patch_size;
@@ -168,67 +174,71 @@ absl::StatusOr<ClipConfig> InferOpenAIConfig(const std::string& file, const Weig
   ASSIGN_OR_RETURN(c.text_layers, CountBlocks(file, w, "transformer.resblocks."));
   c.text_heads = std::max<int64_t>(1, c.text_width / 64);
   if (absl::Status s = ValidateConfig(c); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(file, ": sizes inferred from the weights: ", s.message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(file, ": sizes inferred from the weights: ", s.message()));
   }
   return c;
 }
 
 absl::StatusOr<Weights> ReadTorchSaveDict(const std::string& path, const std::string& bytes) {
-  return util::TorchCall(absl::StrCat(path, ": torch.save archive"), [&]() -> absl::StatusOr<Weights> {
-    // What torch::jit::pickle_load does, but through a bounds-checked
-    // istream reader: 1.13's vector reader copies past the end of a
-    // truncated archive (found by ASan on truncated fixtures).
-    std::istringstream in(bytes);
-    caffe2::serialize::PyTorchStreamReader reader(&in);
-    c10::IValue value = torch::jit::readArchiveAndTensors("data", "", "", c10::nullopt, c10::nullopt,
-                                                          c10::nullopt, reader);
-    if (!value.isGenericDict()) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": torch.save archive does not hold a dict (found ",
-                                                     value.tagKind(), ")"));
-    }
-    c10::Dict<c10::IValue, c10::IValue> dict = value.toGenericDict();
-    // open_clip training checkpoints wrap the weights in {"state_dict": ...}.
-    if (dict.size() >= 1 && dict.contains(c10::IValue("state_dict")) && dict.at(c10::IValue("state_dict")).isGenericDict()) {
-      dict = dict.at(c10::IValue("state_dict")).toGenericDict();
-    }
-    Weights out;
-    for (const auto& item : dict) {
-      if (!item.key().isString()) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ": dict key of kind ", item.key().tagKind(),
-                                                       " is not a string"));
-      }
-      const std::string name = item.key().toStringRef();
-      if (OpenAIIgnorable().count(name) != 0) continue;
-      if (!item.value().isTensor()) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ": key ", name, " holds a ", item.value().tagKind(),
-                                                       ", not a tensor"));
-      }
-      out[name] = item.value().toTensor().detach().contiguous();
-    }
-    return out;
-  });
+  return util::TorchCall(
+      absl::StrCat(path, ": torch.save archive"), [&]() -> absl::StatusOr<Weights> {
+        // What torch::jit::pickle_load does, but through a bounds-checked
+        // istream reader: 1.13's vector reader copies past the end of a
+        // truncated archive (found by ASan on truncated fixtures).
+        std::istringstream in(bytes);
+        caffe2::serialize::PyTorchStreamReader reader(&in);
+        c10::IValue value = torch::jit::readArchiveAndTensors("data", "", "", c10::nullopt,
+                                                              c10::nullopt, c10::nullopt, reader);
+        if (!value.isGenericDict()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              path, ": torch.save archive does not hold a dict (found ", value.tagKind(), ")"));
+        }
+        c10::Dict<c10::IValue, c10::IValue> dict = value.toGenericDict();
+        // open_clip training checkpoints wrap the weights in {"state_dict": ...}.
+        if (dict.size() >= 1 && dict.contains(c10::IValue("state_dict")) &&
+            dict.at(c10::IValue("state_dict")).isGenericDict()) {
+          dict = dict.at(c10::IValue("state_dict")).toGenericDict();
+        }
+        Weights out;
+        for (const auto& item : dict) {
+          if (!item.key().isString()) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                path, ": dict key of kind ", item.key().tagKind(), " is not a string"));
+          }
+          const std::string name = item.key().toStringRef();
+          if (OpenAIIgnorable().count(name) != 0) continue;
+          if (!item.value().isTensor()) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                path, ": key ", name, " holds a ", item.value().tagKind(), ", not a tensor"));
+          }
+          out[name] = item.value().toTensor().detach().contiguous();
+        }
+        return out;
+      });
 }
 
 absl::StatusOr<Weights> ReadTorchScript(const std::string& path, const std::string& bytes) {
-  return util::TorchCall(absl::StrCat(path, ": TorchScript archive"), [&]() -> absl::StatusOr<Weights> {
-    std::istringstream in(bytes);
-    torch::jit::Module module = torch::jit::load(in, torch::kCPU);
-    Weights out;
-    for (const auto& item : module.named_parameters(/*recurse=*/true)) {
-      out[item.name] = item.value.detach().contiguous();
-    }
-    for (const auto& item : module.named_buffers(/*recurse=*/true)) {
-      if (OpenAIIgnorable().count(item.name) != 0) continue;
-      out[item.name] = item.value.detach().contiguous();
-    }
-    return out;
-  });
+  return util::TorchCall(absl::StrCat(path, ": TorchScript archive"),
+                         [&]() -> absl::StatusOr<Weights> {
+                           std::istringstream in(bytes);
+                           torch::jit::Module module = torch::jit::load(in, torch::kCPU);
+                           Weights out;
+                           for (const auto& item : module.named_parameters(/*recurse=*/true)) {
+                             out[item.name] = item.value.detach().contiguous();
+                           }
+                           for (const auto& item : module.named_buffers(/*recurse=*/true)) {
+                             if (OpenAIIgnorable().count(item.name) != 0) continue;
+                             out[item.name] = item.value.detach().contiguous();
+                           }
+                           return out;
+                         });
 }
 
 // ---- Hugging Face ---------------------------------------------------------
 
-absl::StatusOr<int64_t> JsonInt(const std::string& file, const nlohmann::json& obj, const std::string& section,
-                                const char* key, int64_t fallback) {
+absl::StatusOr<int64_t> JsonInt(const std::string& file, const nlohmann::json& obj,
+                                const std::string& section, const char* key, int64_t fallback) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return fallback;
   if (!it->is_number_integer()) {
@@ -237,7 +247,8 @@ absl::StatusOr<int64_t> JsonInt(const std::string& file, const nlohmann::json& o
   return it->get<int64_t>();
 }
 
-absl::StatusOr<ClipConfig> ReadHfConfig(const std::string& file, int64_t* text_mlp, int64_t* vision_mlp) {
+absl::StatusOr<ClipConfig> ReadHfConfig(const std::string& file, int64_t* text_mlp,
+                                        int64_t* vision_mlp) {
   ASSIGN_OR_RETURN(std::string text, util::ReadFile(file, uint64_t{1} << 20));
   nlohmann::json root = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded() || !root.is_object()) {
@@ -247,16 +258,19 @@ absl::StatusOr<ClipConfig> ReadHfConfig(const std::string& file, int64_t* text_m
   auto section = [&](const char* name) -> absl::StatusOr<const nlohmann::json*> {
     auto it = root.find(name);
     if (it == root.end() || it->is_null()) return &kEmpty;
-    if (!it->is_object()) return absl::InvalidArgumentError(absl::StrCat(file, ": ", name, " is not an object"));
+    if (!it->is_object())
+      return absl::InvalidArgumentError(absl::StrCat(file, ": ", name, " is not an object"));
     return &*it;
   };
   ASSIGN_OR_RETURN(const nlohmann::json* tc, section("text_config"));
   ASSIGN_OR_RETURN(const nlohmann::json* vc, section("vision_config"));
-  for (const auto& [sec, obj] : {std::pair<const char*, const nlohmann::json*>{"text_config", tc}, {"vision_config", vc}}) {
+  for (const auto& [sec, obj] :
+       {std::pair<const char*, const nlohmann::json*>{"text_config", tc}, {"vision_config", vc}}) {
     auto act = obj->find("hidden_act");
     if (act != obj->end() && !(act->is_string() && act->get<std::string>() == "quick_gelu")) {
-      return absl::InvalidArgumentError(absl::StrCat(file, ": ", sec, ".hidden_act is ", act->dump(),
-                                                     "; only quick_gelu (OpenAI CLIP) is supported"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(file, ": ", sec, ".hidden_act is ", act->dump(),
+                       "; only quick_gelu (OpenAI CLIP) is supported"));
     }
   }
   // Defaults are transformers' CLIPConfig defaults: save_pretrained omits them.
@@ -266,7 +280,8 @@ absl::StatusOr<ClipConfig> ReadHfConfig(const std::string& file, int64_t* text_m
   ASSIGN_OR_RETURN(*text_mlp, JsonInt(file, *tc, "text_config.", "intermediate_size", 2048));
   ASSIGN_OR_RETURN(c.text_layers, JsonInt(file, *tc, "text_config.", "num_hidden_layers", 12));
   ASSIGN_OR_RETURN(c.text_heads, JsonInt(file, *tc, "text_config.", "num_attention_heads", 8));
-  ASSIGN_OR_RETURN(c.context_length, JsonInt(file, *tc, "text_config.", "max_position_embeddings", 77));
+  ASSIGN_OR_RETURN(c.context_length,
+                   JsonInt(file, *tc, "text_config.", "max_position_embeddings", 77));
   ASSIGN_OR_RETURN(c.vocab_size, JsonInt(file, *tc, "text_config.", "vocab_size", 49408));
   ASSIGN_OR_RETURN(c.vision_width, JsonInt(file, *vc, "vision_config.", "hidden_size", 768));
   ASSIGN_OR_RETURN(*vision_mlp, JsonInt(file, *vc, "vision_config.", "intermediate_size", 3072));
@@ -280,9 +295,9 @@ absl::StatusOr<ClipConfig> ReadHfConfig(const std::string& file, int64_t* text_m
     return absl::InvalidArgumentError(absl::StrCat(file, ": ", s.message()));
   }
   if (*text_mlp != 4 * c.text_width || *vision_mlp != 4 * c.vision_width) {
-    return absl::InvalidArgumentError(absl::StrCat(file, ": intermediate_size must be 4 x hidden_size (text ",
-                                                   *text_mlp, " vs ", c.text_width, ", vision ", *vision_mlp,
-                                                   " vs ", c.vision_width, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(file, ": intermediate_size must be 4 x hidden_size (text ", *text_mlp, " vs ",
+                     c.text_width, ", vision ", *vision_mlp, " vs ", c.vision_width, ")"));
   }
   return c;
 }
@@ -292,7 +307,8 @@ Shapes HfShapes(const ClipConfig& c) {
   const int64_t vw = c.vision_width;
   const int64_t tw = c.text_width;
   s["vision_model.embeddings.class_embedding"] = {vw};
-  s["vision_model.embeddings.patch_embedding.weight"] = {vw, 3, c.vision_patch_size, c.vision_patch_size};
+  s["vision_model.embeddings.patch_embedding.weight"] = {vw, 3, c.vision_patch_size,
+                                                         c.vision_patch_size};
   s["vision_model.embeddings.position_embedding.weight"] = {c.num_patches() + 1, vw};
   s["vision_model.pre_layrnorm.weight"] = {vw};
   s["vision_model.pre_layrnorm.bias"] = {vw};
@@ -334,15 +350,17 @@ absl::StatusOr<LoadedCheckpoint> LoadHf(const std::string& dir) {
     return absl::NotFoundError(absl::StrCat(dir, ": Hugging Face directory without config.json"));
   }
   if (!IsFile(weights_path)) {
-    return absl::NotFoundError(absl::StrCat(dir, ": Hugging Face directory without model.safetensors"));
+    return absl::NotFoundError(
+        absl::StrCat(dir, ": Hugging Face directory without model.safetensors"));
   }
   int64_t text_mlp = 0;
   int64_t vision_mlp = 0;
   ASSIGN_OR_RETURN(ClipConfig config, ReadHfConfig(config_path, &text_mlp, &vision_mlp));
   ASSIGN_OR_RETURN(SafetensorsContents file, ReadSafetensors(weights_path));
   Weights& hf = file.tensors;
-  RETURN_IF_ERROR(CheckWeights(weights_path, HfShapes(config), hf,
-                               {"text_model.embeddings.position_ids", "vision_model.embeddings.position_ids"}));
+  RETURN_IF_ERROR(
+      CheckWeights(weights_path, HfShapes(config), hf,
+                   {"text_model.embeddings.position_ids", "vision_model.embeddings.position_ids"}));
   LoadedCheckpoint ck;
   ck.layout = CheckpointLayout::kHuggingFaceDirectory;
   ck.config = config;
@@ -373,7 +391,8 @@ absl::StatusOr<LoadedCheckpoint> LoadHf(const std::string& dir) {
                           hf.at(absl::StrCat(f, "self_attn.k_proj.", kind)),
                           hf.at(absl::StrCat(f, "self_attn.v_proj.", kind))},
                          0);
-          take(absl::StrCat(t, "attn.out_proj.", kind), absl::StrCat(f, "self_attn.out_proj.", kind));
+          take(absl::StrCat(t, "attn.out_proj.", kind),
+               absl::StrCat(f, "self_attn.out_proj.", kind));
           take(absl::StrCat(t, "ln_1.", kind), absl::StrCat(f, "layer_norm1.", kind));
           take(absl::StrCat(t, "ln_2.", kind), absl::StrCat(f, "layer_norm2.", kind));
           take(absl::StrCat(t, "mlp.c_fc.", kind), absl::StrCat(f, "mlp.fc1.", kind));
@@ -458,7 +477,8 @@ absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& path) {
     ASSIGN_OR_RETURN(ck, LoadHf(path));
     ck.tokenizer_dir = TokenizerDirFor(path);
   } else {
-    if (!IsFile(path)) return absl::NotFoundError(absl::StrCat(path, ": no such checkpoint file or directory"));
+    if (!IsFile(path))
+      return absl::NotFoundError(absl::StrCat(path, ": no such checkpoint file or directory"));
     ASSIGN_OR_RETURN(std::string bytes, util::ReadFile(path));
     Weights weights;
     if (bytes.size() >= 4 && bytes.compare(0, 4, "PK\x03\x04") == 0) {
@@ -478,13 +498,16 @@ absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& path) {
       ASSIGN_OR_RETURN(SafetensorsContents file, ParseSafetensors(bytes, path));
       weights = std::move(file.tensors);
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": not a recognised checkpoint (expected safetensors, a torch.save zip or a TorchScript zip)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path,
+                       ": not a recognised checkpoint (expected safetensors, a torch.save zip or a "
+                       "TorchScript zip)"));
     }
     bytes.clear();
     bytes.shrink_to_fit();
     ASSIGN_OR_RETURN(ck.config, InferOpenAIConfig(path, weights));
-    RETURN_IF_ERROR(CheckWeights(path, ExpectedWeightShapes(ck.config), weights, OpenAIIgnorable()));
+    RETURN_IF_ERROR(
+        CheckWeights(path, ExpectedWeightShapes(ck.config), weights, OpenAIIgnorable()));
     ck.weights = std::move(weights);
     ck.tokenizer_dir = TokenizerDirFor(ParentDir(path));
   }

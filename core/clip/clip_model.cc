@@ -172,10 +172,10 @@ class VisionTransformerImpl : public torch::nn::Module {
  public:
   explicit VisionTransformerImpl(const ClipConfig& c) {
     const int64_t w = c.vision_width;
-    conv1 = register_module(
-        "conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, w, c.vision_patch_size)
-                                       .stride(c.vision_patch_size)
-                                       .bias(false)));
+    conv1 = register_module("conv1",
+                            torch::nn::Conv2d(torch::nn::Conv2dOptions(3, w, c.vision_patch_size)
+                                                  .stride(c.vision_patch_size)
+                                                  .bias(false)));
     class_embedding = register_parameter("class_embedding", torch::zeros({w}));
     positional_embedding =
         register_parameter("positional_embedding", torch::zeros({c.num_patches() + 1, w}));
@@ -235,23 +235,24 @@ absl::Status PlaceAndFreeze(ClipModel& model, const ModelOptions& options) {
   try {
     device = torch::Device(options.device);
   } catch (const std::exception&) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("ModelOptions.device \"", options.device, "\" is not a device (cpu, cuda, cuda:N)"));
+    return absl::InvalidArgumentError(absl::StrCat("ModelOptions.device \"", options.device,
+                                                   "\" is not a device (cpu, cuda, cuda:N)"));
   }
   if (device.is_cuda() && !torch::cuda::is_available()) {
     return absl::FailedPreconditionError(
         absl::StrCat("ModelOptions.device \"", options.device, "\": CUDA is not available"));
   }
   if (!device.is_cpu() && !device.is_cuda()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("ModelOptions.device \"", options.device, "\": only cpu and cuda are supported"));
+    return absl::InvalidArgumentError(absl::StrCat("ModelOptions.device \"", options.device,
+                                                   "\": only cpu and cuda are supported"));
   }
   const torch::Dtype dtype = options.dtype;
   if (dtype != torch::kFloat32 && dtype != torch::kBFloat16 && dtype != torch::kFloat16) {
     return absl::InvalidArgumentError("ModelOptions.dtype must be float32, bfloat16 or float16");
   }
   if (dtype == torch::kFloat16 && device.is_cpu()) {
-    return absl::InvalidArgumentError("ModelOptions.dtype float16 needs a CUDA device; use float32 or bfloat16 on CPU");
+    return absl::InvalidArgumentError(
+        "ModelOptions.dtype float16 needs a CUDA device; use float32 or bfloat16 on CPU");
   }
   return util::TorchCall("PlaceAndFreeze", [&]() {
     model->to(device, dtype);
@@ -296,7 +297,8 @@ ClipModelImpl::ClipModelImpl(const ClipConfig& config)
   p.logit_scale = register_parameter("logit_scale", torch::full({}, std::log(1.0 / 0.07)));
 }
 
-torch::Tensor ClipModelImpl::EncodeImage(const torch::Tensor& images, const VisualPrompts* prompts) {
+torch::Tensor ClipModelImpl::EncodeImage(const torch::Tensor& images,
+                                         const VisualPrompts* prompts) {
   const ClipConfig& c = config_;
   const int64_t r = c.image_resolution;
   TORCH_CHECK(images.defined() && images.dim() == 4 && images.size(1) == 3 && images.size(2) == r &&
@@ -316,8 +318,8 @@ torch::Tensor ClipModelImpl::EncodeImage(const torch::Tensor& images, const Visu
   double alpha = 0.0;
   if (prompts != nullptr) {
     const torch::Tensor& pt = prompts->prompts;
-    TORCH_CHECK(pt.defined() && pt.dim() == 3, "EncodeImage: prompts must be [depth,m,", w, "], got ",
-                pt.defined() ? ShapeString(pt.sizes()) : "an undefined tensor");
+    TORCH_CHECK(pt.defined() && pt.dim() == 3, "EncodeImage: prompts must be [depth,m,", w,
+                "], got ", pt.defined() ? ShapeString(pt.sizes()) : "an undefined tensor");
     depth = pt.size(0);
     m = pt.size(1);
     TORCH_CHECK(pt.size(2) == w, "EncodeImage: prompt width ", pt.size(2), " != vision_width ", w);
@@ -332,7 +334,7 @@ torch::Tensor ClipModelImpl::EncodeImage(const torch::Tensor& images, const Visu
   }
 
   torch::Tensor x = v.conv1(images.to(conv_w.device(), conv_w.scalar_type()));  // [B,W,g,g]
-  x = x.flatten(2).transpose(1, 2);                                              // [B,N,W]
+  x = x.flatten(2).transpose(1, 2);                                             // [B,N,W]
   torch::Tensor cls = v.class_embedding.to(x.scalar_type()).view({1, 1, w}).expand({b, 1, w});
   x = torch::cat({cls, x}, 1) + v.positional_embedding.to(x.scalar_type());
   x = v.ln_pre(x);
@@ -346,7 +348,8 @@ torch::Tensor ClipModelImpl::EncodeImage(const torch::Tensor& images, const Visu
   for (int64_t l = 0; l < static_cast<int64_t>(blocks.size()); ++l) {
     if (prompt_tensor.defined() && l >= 1 && l < depth) {
       // Progressive rule, out of place so autograd sees both terms.
-      torch::Tensor slots = alpha * x.narrow(1, 1, m) + (1.0 - alpha) * prompt_tensor[l].unsqueeze(0);
+      torch::Tensor slots =
+          alpha * x.narrow(1, 1, m) + (1.0 - alpha) * prompt_tensor[l].unsqueeze(0);
       x = torch::cat({x.narrow(1, 0, 1), slots, x.narrow(1, 1 + m, x.size(1) - 1 - m)}, 1);
     }
     x = blocks[l](x, /*causal=*/false);
@@ -396,17 +399,19 @@ absl::Status ClipModelImpl::LoadWeights(const std::map<std::string, torch::Tenso
       }
       if (!it->second.defined() || it->second.sizes() != item.value().sizes()) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "weight ", item.key(), ": expected shape ", ShapeString(item.value().sizes()), ", found ",
-            it->second.defined() ? ShapeString(it->second.sizes()) : "undefined"));
+            "weight ", item.key(), ": expected shape ", ShapeString(item.value().sizes()),
+            ", found ", it->second.defined() ? ShapeString(it->second.sizes()) : "undefined"));
       }
       if (!it->second.is_floating_point()) {
-        return absl::InvalidArgumentError(absl::StrCat("weight ", item.key(), ": expected a floating dtype, found ",
+        return absl::InvalidArgumentError(absl::StrCat("weight ", item.key(),
+                                                       ": expected a floating dtype, found ",
                                                        c10::toString(it->second.scalar_type())));
       }
     }
     for (const auto& [name, tensor] : weights) {
       if (params.find(name) == nullptr) {
-        return absl::InvalidArgumentError(absl::StrCat("unexpected weight ", name, " for ", config_.DebugString()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("unexpected weight ", name, " for ", config_.DebugString()));
       }
     }
     torch::NoGradGuard no_grad;
@@ -428,8 +433,8 @@ absl::StatusOr<ClipModel> BuildClipModel(const LoadedCheckpoint& checkpoint,
   return model;
 }
 
-absl::StatusOr<ClipModel> BuildRandomClipModel(const ClipConfig& config, const ModelOptions& options,
-                                               uint64_t seed) {
+absl::StatusOr<ClipModel> BuildRandomClipModel(const ClipConfig& config,
+                                               const ModelOptions& options, uint64_t seed) {
   RETURN_IF_ERROR(ValidateConfig(config));
   ASSIGN_OR_RETURN(ClipModel model, util::TorchCall("BuildRandomClipModel", [&]() {
                      ClipModel m(config);

@@ -21,8 +21,8 @@ constexpr int64_t kMaxVocab = int64_t{1} << 22;
 
 absl::Status CheckRange(const char* field, int64_t value, int64_t lo, int64_t hi) {
   if (value < lo || value > hi) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("CLIP config field ", field, " = ", value, " is outside [", lo, ", ", hi, "]"));
+    return absl::InvalidArgumentError(absl::StrCat("CLIP config field ", field, " = ", value,
+                                                   " is outside [", lo, ", ", hi, "]"));
   }
   return absl::OkStatus();
 }
@@ -52,17 +52,19 @@ absl::Status ValidateConfig(const ClipConfig& c) {
     if (absl::Status s = CheckRange(name, value, lo, hi); !s.ok()) return s;
   }
   if (c.image_resolution % c.vision_patch_size != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("CLIP config: image_resolution ", c.image_resolution,
-                                                   " is not a multiple of vision_patch_size ",
-                                                   c.vision_patch_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat("CLIP config: image_resolution ", c.image_resolution,
+                     " is not a multiple of vision_patch_size ", c.vision_patch_size));
   }
   if (c.vision_width % c.vision_heads != 0) {
     return absl::InvalidArgumentError(absl::StrCat("CLIP config: vision_width ", c.vision_width,
-                                                   " is not a multiple of vision_heads ", c.vision_heads));
+                                                   " is not a multiple of vision_heads ",
+                                                   c.vision_heads));
   }
   if (c.text_width % c.text_heads != 0) {
     return absl::InvalidArgumentError(absl::StrCat("CLIP config: text_width ", c.text_width,
-                                                   " is not a multiple of text_heads ", c.text_heads));
+                                                   " is not a multiple of text_heads ",
+                                                   c.text_heads));
   }
   if (!(c.layer_norm_eps > 0.0 && c.layer_norm_eps < 1.0)) {
     return absl::InvalidArgumentError(

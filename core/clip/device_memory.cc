@@ -28,8 +28,8 @@ absl::StatusOr<int> ParseCudaIndex(const std::string& device) {
   int index = -1;
   if (device.rfind("cuda:", 0) != 0 || !absl::SimpleAtoi(device.substr(5), &index) || index < 0 ||
       index > 1024) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("device memory: \"", device, "\" is not a CUDA device (\"cuda\" or \"cuda:N\")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "device memory: \"", device, "\" is not a CUDA device (\"cuda\" or \"cuda:N\")"));
   }
   return index;
 }
@@ -40,7 +40,8 @@ absl::StatusOr<int64_t> TotalBytes(int index) {
   static std::mutex mu;
   static std::array<int64_t, 64> cached{};
   if (index >= static_cast<int>(cached.size())) {
-    return absl::FailedPreconditionError(absl::StrCat("device memory: cuda:", index, " out of range"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("device memory: cuda:", index, " out of range"));
   }
   std::lock_guard<std::mutex> lock(mu);
   if (cached[index] == 0) {
@@ -48,8 +49,8 @@ absl::StatusOr<int64_t> TotalBytes(int index) {
     size_t free_bytes = 0, total_bytes = 0;
     const cudaError_t err = cudaMemGetInfo(&free_bytes, &total_bytes);
     if (err != cudaSuccess) {
-      return absl::InternalError(
-          absl::StrCat("device memory: cudaMemGetInfo on cuda:", index, ": ", cudaGetErrorString(err)));
+      return absl::InternalError(absl::StrCat("device memory: cudaMemGetInfo on cuda:", index, ": ",
+                                              cudaGetErrorString(err)));
     }
     cached[index] = static_cast<int64_t>(total_bytes);
   }

@@ -33,9 +33,9 @@ struct DtypeInfo {
 };
 
 constexpr DtypeInfo kDtypes[] = {
-    {"F64", torch::kFloat64, 8}, {"F32", torch::kFloat32, 4}, {"F16", torch::kFloat16, 2},
-    {"BF16", torch::kBFloat16, 2}, {"I64", torch::kInt64, 8}, {"I32", torch::kInt32, 4},
-    {"I16", torch::kInt16, 2}, {"I8", torch::kInt8, 1}, {"U8", torch::kUInt8, 1},
+    {"F64", torch::kFloat64, 8},   {"F32", torch::kFloat32, 4}, {"F16", torch::kFloat16, 2},
+    {"BF16", torch::kBFloat16, 2}, {"I64", torch::kInt64, 8},   {"I32", torch::kInt32, 4},
+    {"I16", torch::kInt16, 2},     {"I8", torch::kInt8, 1},     {"U8", torch::kUInt8, 1},
     {"BOOL", torch::kBool, 1},
 };
 
@@ -98,7 +98,8 @@ absl::StatusOr<Entry> ParseEntry(const std::string& label, const std::string& na
   Entry e;
   e.name = name;
   if (name.empty()) return Bad(label, "empty tensor name in safetensors header");
-  if (!value.is_object()) return Bad(label, absl::StrCat("tensor ", name, ": header entry is not an object"));
+  if (!value.is_object())
+    return Bad(label, absl::StrCat("tensor ", name, ": header entry is not an object"));
   auto dtype_it = value.find("dtype");
   auto shape_it = value.find("shape");
   auto offsets_it = value.find("data_offsets");
@@ -107,16 +108,18 @@ absl::StatusOr<Entry> ParseEntry(const std::string& label, const std::string& na
   }
   e.dtype = DtypeByName(dtype_it->get<std::string>());
   if (e.dtype == nullptr) {
-    return Bad(label, absl::StrCat("tensor ", name, ": unsupported dtype \"", dtype_it->get<std::string>(), "\""));
+    return Bad(label, absl::StrCat("tensor ", name, ": unsupported dtype \"",
+                                   dtype_it->get<std::string>(), "\""));
   }
   if (shape_it == value.end() || !shape_it->is_array() || shape_it->size() > kMaxRank) {
-    return Bad(label, absl::StrCat("tensor ", name, ": \"shape\" must be an array of at most ", kMaxRank,
-                                   " integers"));
+    return Bad(label, absl::StrCat("tensor ", name, ": \"shape\" must be an array of at most ",
+                                   kMaxRank, " integers"));
   }
   uint64_t numel = 1;
   for (const auto& dim : *shape_it) {
     if (!dim.is_number_unsigned()) {
-      return Bad(label, absl::StrCat("tensor ", name, ": shape entry ", dim.dump(), " is not a non-negative integer"));
+      return Bad(label, absl::StrCat("tensor ", name, ": shape entry ", dim.dump(),
+                                     " is not a non-negative integer"));
     }
     const uint64_t d = dim.get<uint64_t>();
     if (d > static_cast<uint64_t>(INT64_MAX) || __builtin_mul_overflow(numel, d, &numel)) {
@@ -130,7 +133,8 @@ absl::StatusOr<Entry> ParseEntry(const std::string& label, const std::string& na
   }
   if (offsets_it == value.end() || !offsets_it->is_array() || offsets_it->size() != 2 ||
       !(*offsets_it)[0].is_number_unsigned() || !(*offsets_it)[1].is_number_unsigned()) {
-    return Bad(label, absl::StrCat("tensor ", name, ": \"data_offsets\" must be two non-negative integers"));
+    return Bad(label, absl::StrCat("tensor ", name,
+                                   ": \"data_offsets\" must be two non-negative integers"));
   }
   e.begin = (*offsets_it)[0].get<uint64_t>();
   e.end = (*offsets_it)[1].get<uint64_t>();
@@ -139,23 +143,28 @@ absl::StatusOr<Entry> ParseEntry(const std::string& label, const std::string& na
                                    "] outside the data section of ", data_size, " bytes"));
   }
   if (e.end - e.begin != nbytes) {
-    return Bad(label, absl::StrCat("tensor ", name, ": data_offsets span ", e.end - e.begin, " bytes but shape [",
-                                   absl::StrJoin(e.shape, ","), "] of ", e.dtype->name, " needs ", nbytes));
+    return Bad(label, absl::StrCat("tensor ", name, ": data_offsets span ", e.end - e.begin,
+                                   " bytes but shape [", absl::StrJoin(e.shape, ","), "] of ",
+                                   e.dtype->name, " needs ", nbytes));
   }
   return e;
 }
 
 }  // namespace
 
-absl::StatusOr<SafetensorsContents> ParseSafetensors(absl::string_view bytes, const std::string& label) {
+absl::StatusOr<SafetensorsContents> ParseSafetensors(absl::string_view bytes,
+                                                     const std::string& label) {
   if (bytes.size() < 8) {
-    return Bad(label, absl::StrCat("file of ", bytes.size(), " bytes is too short for safetensors"));
+    return Bad(label,
+               absl::StrCat("file of ", bytes.size(), " bytes is too short for safetensors"));
   }
   uint64_t header_len = 0;
-  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | static_cast<unsigned char>(bytes[i]);
+  for (int i = 7; i >= 0; --i)
+    header_len = (header_len << 8) | static_cast<unsigned char>(bytes[i]);
   if (header_len > bytes.size() - 8 || header_len > kMaxHeaderBytes) {
-    return Bad(label, absl::StrCat("safetensors header length ", header_len, " exceeds the file (",
-                                   bytes.size(), " bytes) or the ", kMaxHeaderBytes, "-byte limit"));
+    return Bad(label,
+               absl::StrCat("safetensors header length ", header_len, " exceeds the file (",
+                            bytes.size(), " bytes) or the ", kMaxHeaderBytes, "-byte limit"));
   }
   absl::string_view header = bytes.substr(8, header_len);
   const uint64_t data_size = bytes.size() - 8 - header_len;
@@ -163,7 +172,8 @@ absl::StatusOr<SafetensorsContents> ParseSafetensors(absl::string_view bytes, co
   if (!NestingWithin(header, kMaxJsonDepth)) {
     return Bad(label, "safetensors header nests too deeply");
   }
-  nlohmann::json root = nlohmann::json::parse(header.begin(), header.end(), nullptr, /*allow_exceptions=*/false);
+  nlohmann::json root =
+      nlohmann::json::parse(header.begin(), header.end(), nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded() || !root.is_object()) {
     return Bad(label, "safetensors header is not a JSON object");
   }
@@ -175,7 +185,8 @@ absl::StatusOr<SafetensorsContents> ParseSafetensors(absl::string_view bytes, co
       if (!it.value().is_object()) return Bad(label, "__metadata__ is not an object");
       for (auto m = it.value().begin(); m != it.value().end(); ++m) {
         if (!m.value().is_string()) {
-          return Bad(label, absl::StrCat("__metadata__ value for \"", m.key(), "\" is not a string"));
+          return Bad(label,
+                     absl::StrCat("__metadata__ value for \"", m.key(), "\" is not a string"));
         }
         out.metadata[m.key()] = m.value().get<std::string>();
       }
@@ -186,12 +197,13 @@ absl::StatusOr<SafetensorsContents> ParseSafetensors(absl::string_view bytes, co
   }
   std::vector<const Entry*> by_offset;
   for (const Entry& e : entries) by_offset.push_back(&e);
-  std::sort(by_offset.begin(), by_offset.end(),
-            [](const Entry* a, const Entry* b) { return a->begin < b->begin || (a->begin == b->begin && a->end < b->end); });
+  std::sort(by_offset.begin(), by_offset.end(), [](const Entry* a, const Entry* b) {
+    return a->begin < b->begin || (a->begin == b->begin && a->end < b->end);
+  });
   for (size_t i = 1; i < by_offset.size(); ++i) {
     if (by_offset[i]->begin < by_offset[i - 1]->end) {
-      return Bad(label, absl::StrCat("tensors ", by_offset[i - 1]->name, " and ", by_offset[i]->name,
-                                     " overlap in the data section"));
+      return Bad(label, absl::StrCat("tensors ", by_offset[i - 1]->name, " and ",
+                                     by_offset[i]->name, " overlap in the data section"));
     }
   }
   // Every size below is now bounded by the file size.
@@ -210,8 +222,9 @@ absl::StatusOr<SafetensorsContents> ReadSafetensors(const std::string& path) {
   return ParseSafetensors(bytes, path);
 }
 
-absl::StatusOr<std::string> SerializeSafetensors(const std::map<std::string, torch::Tensor>& tensors,
-                                                 const std::map<std::string, std::string>& metadata) {
+absl::StatusOr<std::string> SerializeSafetensors(
+    const std::map<std::string, torch::Tensor>& tensors,
+    const std::map<std::string, std::string>& metadata) {
   std::vector<torch::Tensor> cpu;
   nlohmann::json header = nlohmann::json::object();
   if (!metadata.empty()) {
@@ -222,21 +235,26 @@ absl::StatusOr<std::string> SerializeSafetensors(const std::map<std::string, tor
   uint64_t offset = 0;
   for (const auto& [name, tensor] : tensors) {
     if (name.empty() || name == "__metadata__") {
-      return absl::InvalidArgumentError(absl::StrCat("safetensors: invalid tensor name \"", name, "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("safetensors: invalid tensor name \"", name, "\""));
     }
     if (!tensor.defined()) {
-      return absl::InvalidArgumentError(absl::StrCat("safetensors: tensor ", name, " is undefined"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("safetensors: tensor ", name, " is undefined"));
     }
     const DtypeInfo* d = DtypeByTorch(tensor.scalar_type());
     if (d == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("safetensors: tensor ", name, " has unsupported dtype ",
+      return absl::InvalidArgumentError(absl::StrCat("safetensors: tensor ", name,
+                                                     " has unsupported dtype ",
                                                      c10::toString(tensor.scalar_type())));
     }
     ASSIGN_OR_RETURN(torch::Tensor c, util::TorchCall("safetensors: copy to CPU", [&]() {
                        return tensor.detach().to(torch::kCPU).contiguous();
                      }));
     const uint64_t nbytes = static_cast<uint64_t>(c.numel()) * d->size;
-    header[name] = {{"dtype", d->name}, {"shape", c.sizes().vec()}, {"data_offsets", {offset, offset + nbytes}}};
+    header[name] = {{"dtype", d->name},
+                    {"shape", c.sizes().vec()},
+                    {"data_offsets", {offset, offset + nbytes}}};
     offset += nbytes;
     cpu.push_back(std::move(c));
   }
@@ -254,7 +272,8 @@ absl::StatusOr<std::string> SerializeSafetensors(const std::map<std::string, tor
   return out;
 }
 
-absl::Status WriteSafetensors(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,
+absl::Status WriteSafetensors(const std::string& path,
+                              const std::map<std::string, torch::Tensor>& tensors,
                               const std::map<std::string, std::string>& metadata) {
   ASSIGN_OR_RETURN(std::string bytes, SerializeSafetensors(tensors, metadata));
   return util::WriteFileAtomic(path, bytes);

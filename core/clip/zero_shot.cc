@@ -129,7 +129,8 @@ absl::StatusOr<torch::Tensor> ZeroShotClassifier::TextFeatures(
       for (size_t j = 0; j < missing_names.size(); ++j) {
         torch::Tensor row = f[static_cast<int64_t>(j)].clone();
         rows[missing_index[j]] = row;
-        const std::string key = absl::StrCat(options_.model_id, "\x1f", t, "\x1f", missing_names[j]);
+        const std::string key =
+            absl::StrCat(options_.model_id, "\x1f", t, "\x1f", missing_names[j]);
         if (index_.count(key)) continue;  // Another thread raced us here.
         lru_.emplace_front(key, row);
         index_[key] = lru_.begin();
@@ -148,7 +149,7 @@ absl::StatusOr<torch::Tensor> ZeroShotClassifier::TextFeatures(
 }
 
 absl::StatusOr<torch::Tensor> ZeroShotClassifier::ImageFeatures(const torch::Tensor& images,
-                                                                 const VisualPrompts* prompts) {
+                                                                const VisualPrompts* prompts) {
   return util::TorchCall("encode image", [&] {
     c10::InferenceMode guard;
     // EncodeImage moves the images to the model's device and dtype.

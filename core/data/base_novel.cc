@@ -45,8 +45,7 @@ absl::StatusOr<Dataset> SubsampleClasses(const Dataset& dataset, ClassSubset sub
   const size_t begin = subset == ClassSubset::kBase ? 0 : cut;
   const size_t end = subset == ClassSubset::kBase ? cut : labels.size();
   if (begin == end) {
-    return absl::InvalidArgumentError(absl::StrCat("dataset ", dataset.name, ": ",
-                                                   labels.size(),
+    return absl::InvalidArgumentError(absl::StrCat("dataset ", dataset.name, ": ", labels.size(),
                                                    " class(es) leave no novel classes"));
   }
   Dataset out;

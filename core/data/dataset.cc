@@ -57,18 +57,17 @@ absl::Status ValidateDataset(const Dataset& dataset) {
     }
     auto [it, inserted] = seen.emplace(name, label);
     if (!inserted) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": duplicate class name '", name,
-                                                     "' (labels ", it->second, " and ", label,
-                                                     ")"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": duplicate class name '", name, "' (labels ", it->second, " and ", label, ")"));
     }
   }
   for (Split split : {Split::kTrain, Split::kVal, Split::kTest}) {
     const std::vector<Item>& items = dataset.items(split);
     for (size_t i = 0; i < items.size(); ++i) {
       if (items[i].label < 0 || items[i].label >= dataset.num_classes()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            where, ": ", SplitName(split), "[", i, "] (", items[i].path, "): label ",
-            items[i].label, " out of range [0, ", dataset.num_classes(), ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": ", SplitName(split), "[", i, "] (", items[i].path, "): label ",
+                         items[i].label, " out of range [0, ", dataset.num_classes(), ")"));
       }
     }
   }

@@ -18,9 +18,7 @@ struct Item {
   std::string path;
   int label = 0;
 
-  bool operator==(const Item& other) const {
-    return label == other.label && path == other.path;
-  }
+  bool operator==(const Item& other) const { return label == other.label && path == other.path; }
 };
 
 enum class Split { kTrain, kVal, kTest };

@@ -42,14 +42,13 @@ absl::Status SampleSplit(const Dataset& dataset, Split split, int shots, bool er
       for (int64_t p : picks) out.push_back(items[members[static_cast<size_t>(p)]]);
       continue;
     }
-    const std::string& name =
-        label >= 0 && label < dataset.num_classes() ? dataset.class_names[static_cast<size_t>(label)]
-                                                    : std::string("?");
+    const std::string& name = label >= 0 && label < dataset.num_classes()
+                                  ? dataset.class_names[static_cast<size_t>(label)]
+                                  : std::string("?");
     if (error_if_fewer) {
       return absl::FailedPreconditionError(
-          absl::StrCat("fewer images than shots: ", SplitName(split), " class '", name,
-                       "' (label ", label, ") has ", available, " image(s), ", shots,
-                       " shots requested"));
+          absl::StrCat("fewer images than shots: ", SplitName(split), " class '", name, "' (label ",
+                       label, ") has ", available, " image(s), ", shots, " shots requested"));
     }
     short_classes.push_back(ShortClass{split, label, name, available, shots});
     for (size_t m : members) out.push_back(items[m]);
@@ -63,17 +62,15 @@ std::string Normalize(const std::string& path) {
 
 }  // namespace
 
-absl::StatusOr<FewShotResult> SampleFewShot(const Dataset& dataset,
-                                            const FewShotOptions& options) {
+absl::StatusOr<FewShotResult> SampleFewShot(const Dataset& dataset, const FewShotOptions& options) {
   if (options.shots < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("shots must be >= 1, got ", options.shots));
+    return absl::InvalidArgumentError(absl::StrCat("shots must be >= 1, got ", options.shots));
   }
   FewShotResult result;
   result.dataset = dataset;
   PyRandom rng(options.seed);
-  RETURN_IF_ERROR(SampleSplit(dataset, Split::kTrain, options.shots, options.error_if_fewer,
-                              rng, result.dataset.train, result.short_classes));
+  RETURN_IF_ERROR(SampleSplit(dataset, Split::kTrain, options.shots, options.error_if_fewer, rng,
+                              result.dataset.train, result.short_classes));
   if (options.sample_val) {
     // Val is never the selection criterion for error_if_fewer: the
     // reference samples it with min(K, 4) and tolerates short classes.
@@ -118,9 +115,8 @@ absl::StatusOr<Dataset> ApplyFewShotList(const Dataset& dataset, const std::stri
           Normalize((std::filesystem::path(dataset.image_root) / rel).string());
       auto found = index.find(full);
       if (found == index.end()) {
-        return absl::InvalidArgumentError(absl::StrCat(list_path, ": \"", key, "\"[", i, "]: ",
-                                                       rel, " is not in the dataset's ", key,
-                                                       " split"));
+        return absl::InvalidArgumentError(absl::StrCat(list_path, ": \"", key, "\"[", i, "]: ", rel,
+                                                       " is not in the dataset's ", key, " split"));
       }
       chosen.push_back(items[found->second]);
     }

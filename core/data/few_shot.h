@@ -49,8 +49,7 @@ struct FewShotResult {
 // order. FAILED_PRECONDITION "fewer images than shots" naming the class
 // when options.error_if_fewer and a class is short; INVALID_ARGUMENT for
 // shots < 1.
-absl::StatusOr<FewShotResult> SampleFewShot(const Dataset& dataset,
-                                            const FewShotOptions& options);
+absl::StatusOr<FewShotResult> SampleFewShot(const Dataset& dataset, const FewShotOptions& options);
 
 // Keeps exactly the train and val images listed in a JSON file
 //   {"train": ["rel/path.jpg", ...], "val": [...]}

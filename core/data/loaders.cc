@@ -112,8 +112,7 @@ absl::Status CheckFilesExist(const Dataset& dataset, const std::string& source) 
                                           " listed image file(s) missing in total"));
 }
 
-absl::Status Finish(const Dataset& dataset, const std::string& source,
-                    const LoadOptions& options) {
+absl::Status Finish(const Dataset& dataset, const std::string& source, const LoadOptions& options) {
   absl::Status valid = ValidateDataset(dataset);
   if (!valid.ok()) {
     return absl::Status(valid.code(), absl::StrCat(source, ": ", valid.message()));
@@ -130,8 +129,7 @@ struct SplitEntry {
 };
 
 absl::StatusOr<std::vector<SplitEntry>> ParseSplitEntries(const json& root, const char* key,
-                                                          const std::string& path,
-                                                          bool required) {
+                                                          const std::string& path, bool required) {
   std::vector<SplitEntry> entries;
   auto it = root.find(key);
   if (it == root.end()) {
@@ -159,29 +157,28 @@ absl::StatusOr<std::vector<SplitEntry>> ParseSplitEntries(const json& root, cons
     }
     const int64_t label = e[1].get<int64_t>();
     if (label < 0 || label > 10000000) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, "[1]: label ", label, " out of range"));
+      return absl::InvalidArgumentError(absl::StrCat(where, "[1]: label ", label, " out of range"));
     }
     if (!e[2].is_string()) {
       return absl::InvalidArgumentError(absl::StrCat(where, "[2]: class name is not a string"));
     }
-    entries.push_back(SplitEntry{e[0].get<std::string>(), static_cast<int>(label),
-                                 e[2].get<std::string>()});
+    entries.push_back(
+        SplitEntry{e[0].get<std::string>(), static_cast<int>(label), e[2].get<std::string>()});
   }
   return entries;
 }
 
 // Class names by label from the training entries (Dassl's get_lab2cname):
 // labels must be 0..n-1 without gaps, one name per label.
-absl::StatusOr<std::vector<std::string>> ClassNamesFromTrain(
-    const std::vector<SplitEntry>& train, const std::string& path) {
+absl::StatusOr<std::vector<std::string>> ClassNamesFromTrain(const std::vector<SplitEntry>& train,
+                                                             const std::string& path) {
   std::map<int, std::string> by_label;
   for (size_t i = 0; i < train.size(); ++i) {
     auto [it, inserted] = by_label.emplace(train[i].label, train[i].class_name);
     if (!inserted && it->second != train[i].class_name) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": \"train\"[", i, "]: label ", train[i].label, " named '",
-          train[i].class_name, "' but earlier '", it->second, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": \"train\"[", i, "]: label ", train[i].label, " named '",
+                       train[i].class_name, "' but earlier '", it->second, "'"));
     }
   }
   std::vector<std::string> names;
@@ -251,15 +248,15 @@ const std::vector<CoopLayout>& CoopLayouts() {
   return *kLayouts;
 }
 
-absl::StatusOr<Dataset> LoadSplitJson(const std::string& split_path,
-                                      const std::string& image_root, const std::string& name,
-                                      const LoadOptions& options) {
+absl::StatusOr<Dataset> LoadSplitJson(const std::string& split_path, const std::string& image_root,
+                                      const std::string& name, const LoadOptions& options) {
   ASSIGN_OR_RETURN(json root, ReadJsonFile(split_path, options));
   if (!root.is_object()) {
     return absl::InvalidArgumentError(
         absl::StrCat(split_path, ": expected an object with \"train\", \"val\", \"test\""));
   }
-  ASSIGN_OR_RETURN(std::vector<SplitEntry> train, ParseSplitEntries(root, "train", split_path, true));
+  ASSIGN_OR_RETURN(std::vector<SplitEntry> train,
+                   ParseSplitEntries(root, "train", split_path, true));
   ASSIGN_OR_RETURN(std::vector<SplitEntry> val, ParseSplitEntries(root, "val", split_path, false));
   ASSIGN_OR_RETURN(std::vector<SplitEntry> test, ParseSplitEntries(root, "test", split_path, true));
 
@@ -295,8 +292,7 @@ absl::StatusOr<Dataset> LoadImageNet(const std::string& dataset_dir, const LoadO
   dataset.image_root = image_dir;
   std::unordered_map<std::string, int> label_by_wnid;
   for (Split split : {Split::kTrain, Split::kTest}) {
-    const std::string split_dir =
-        JoinPath(image_dir, split == Split::kTrain ? "train" : "val");
+    const std::string split_dir = JoinPath(image_dir, split == Split::kTrain ? "train" : "val");
     ASSIGN_OR_RETURN(std::vector<std::string> folders, ListDir(split_dir, /*want_dirs=*/true));
     for (const std::string& wnid : folders) {
       const std::string folder = JoinPath(split_dir, wnid);
@@ -358,9 +354,8 @@ absl::StatusOr<Dataset> LoadFgvcAircraft(const std::string& dataset_dir,
       const std::string variant = line.substr(space + 1);
       auto it = label_by_name.find(variant);
       if (it == label_by_name.end()) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ": line ", i + 1,
-                                                       ": unknown class '", variant,
-                                                       "' (not in ", variants_path, ")"));
+        return absl::InvalidArgumentError(absl::StrCat(path, ": line ", i + 1, ": unknown class '",
+                                                       variant, "' (not in ", variants_path, ")"));
       }
       dataset.mutable_items(split).push_back(
           Item{JoinPath(dataset.image_root, line.substr(0, space) + ".jpg"), it->second});
@@ -408,10 +403,9 @@ absl::StatusOr<Dataset> LoadCoopDataset(const std::string& root, const std::stri
   if (!IsRegularFile(split_path)) {
     std::vector<std::string> known;
     for (const CoopLayout& layout : CoopLayouts()) known.push_back(layout.name);
-    return absl::NotFoundError(absl::StrCat("missing split file ", split_path, " (dataset '",
-                                            dataset_name, "' is not one of ",
-                                            absl::StrJoin(known, ", "),
-                                            ", so a split_zhou_<name>.json is required)"));
+    return absl::NotFoundError(absl::StrCat(
+        "missing split file ", split_path, " (dataset '", dataset_name, "' is not one of ",
+        absl::StrJoin(known, ", "), ", so a split_zhou_<name>.json is required)"));
   }
   return LoadSplitJson(split_path, options.image_root.empty() ? root : options.image_root,
                        dataset_name, options);
@@ -467,8 +461,7 @@ absl::StatusOr<Dataset> LoadClassFolders(const std::string& root, const std::str
   return dataset;
 }
 
-absl::StatusOr<Dataset> LoadManifest(const std::string& manifest_path,
-                                     const LoadOptions& options) {
+absl::StatusOr<Dataset> LoadManifest(const std::string& manifest_path, const LoadOptions& options) {
   ASSIGN_OR_RETURN(json root, ReadJsonFile(manifest_path, options));
   if (!root.is_object()) {
     return absl::InvalidArgumentError(
@@ -523,9 +516,8 @@ absl::StatusOr<Dataset> LoadManifest(const std::string& manifest_path,
     }
     const int64_t label_value = label->get<int64_t>();
     if (label_value < 0 || label_value >= static_cast<int64_t>(dataset.class_names.size())) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ".label ", label_value,
-                                                     " out of range [0, ",
-                                                     dataset.class_names.size(), ")"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ".label ", label_value, " out of range [0, ", dataset.class_names.size(), ")"));
     }
     Split split = Split::kTrain;
     if (auto s = e.find("split"); s != e.end()) {
@@ -541,9 +533,8 @@ absl::StatusOr<Dataset> LoadManifest(const std::string& manifest_path,
             absl::StrCat(where, ".split must be \"train\", \"val\" or \"test\""));
       }
     }
-    dataset.mutable_items(split).push_back(
-        Item{JoinPath(dataset.image_root, path->get<std::string>()),
-             static_cast<int>(label_value)});
+    dataset.mutable_items(split).push_back(Item{
+        JoinPath(dataset.image_root, path->get<std::string>()), static_cast<int>(label_value)});
   }
   RETURN_IF_ERROR(Finish(dataset, manifest_path, options));
   return dataset;

@@ -54,9 +54,8 @@ absl::StatusOr<Dataset> LoadCoopDataset(const std::string& root, const std::stri
 
 // Reads one split_zhou JSON ({"train"|"val"|"test": [[path, label, name]]})
 // with image paths relative to `image_root`.
-absl::StatusOr<Dataset> LoadSplitJson(const std::string& split_path,
-                                      const std::string& image_root, const std::string& name,
-                                      const LoadOptions& options = {});
+absl::StatusOr<Dataset> LoadSplitJson(const std::string& split_path, const std::string& image_root,
+                                      const std::string& name, const LoadOptions& options = {});
 
 // CoOp's ImageNet: `dataset_dir`/classnames.txt ("<wnid> <name>" lines) and
 // images/{train,val}/<wnid>/*. Labels follow the sorted train folders. As in

@@ -49,8 +49,8 @@ void PyRandom::InitByArray(const uint32_t* key, int key_length) {
     if (j >= key_length) j = 0;
   }
   for (int k = kN - 1; k > 0; --k) {
-    mt_[i] = (mt_[i] ^ ((mt_[i - 1] ^ (mt_[i - 1] >> 30)) * 1566083941U)) -
-             static_cast<uint32_t>(i);
+    mt_[i] =
+        (mt_[i] ^ ((mt_[i - 1] ^ (mt_[i - 1] >> 30)) * 1566083941U)) - static_cast<uint32_t>(i);
     ++i;
     if (i >= kN) {
       mt_[0] = mt_[kN - 1];
@@ -63,10 +63,9 @@ void PyRandom::InitByArray(const uint32_t* key, int key_length) {
 
 void PyRandom::Seed(int64_t seed) {
   // abs() of INT64_MIN does not fit int64, but it does fit uint64.
-  const uint64_t magnitude = seed < 0 ? uint64_t{0} - static_cast<uint64_t>(seed)
-                                      : static_cast<uint64_t>(seed);
-  uint32_t key[2] = {static_cast<uint32_t>(magnitude),
-                     static_cast<uint32_t>(magnitude >> 32)};
+  const uint64_t magnitude =
+      seed < 0 ? uint64_t{0} - static_cast<uint64_t>(seed) : static_cast<uint64_t>(seed);
+  uint32_t key[2] = {static_cast<uint32_t>(magnitude), static_cast<uint32_t>(magnitude >> 32)};
   const int bits = BitLength(magnitude);
   const int key_used = bits == 0 ? 1 : (bits - 1) / 32 + 1;
   InitByArray(key, key_used);
@@ -115,8 +114,7 @@ uint32_t PyRandom::RandBelow(uint32_t n) {
 absl::StatusOr<std::vector<int64_t>> PyRandom::Sample(int64_t n, int64_t k) {
   if (n < 0 || n > int64_t{0xffffffff} || k < 0 || k > n) {
     return absl::InvalidArgumentError(
-        absl::StrCat("sample of ", k, " from a population of ", n,
-                     ": need 0 <= k <= n < 2^32"));
+        absl::StrCat("sample of ", k, " from a population of ", n, ": need 0 <= k <= n < 2^32"));
   }
   std::vector<int64_t> result;
   result.reserve(static_cast<size_t>(k));

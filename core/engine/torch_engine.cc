@@ -47,8 +47,8 @@ FeatureMatrix ToMatrix(const torch::Tensor& t) {
 }
 
 torch::Tensor ToTensor(const Image& image) {
-  return torch::from_blob(const_cast<uint8_t*>(image.rgb.data()),
-                          {image.height, image.width, 3}, torch::kUInt8)
+  return torch::from_blob(const_cast<uint8_t*>(image.rgb.data()), {image.height, image.width, 3},
+                          torch::kUInt8)
       .clone();
 }
 
@@ -98,7 +98,8 @@ class TorchEngine : public Engine {
 
   absl::Status Warmup() override {
     Image black{config_.image_resolution > 0 ? static_cast<int>(config_.image_resolution) : 32,
-                static_cast<int>(config_.image_resolution), {}};
+                static_cast<int>(config_.image_resolution),
+                {}};
     black.rgb.assign(static_cast<size_t>(black.height) * black.width * 3, 0);
     RETURN_IF_ERROR(EncodeImages({&black}, "").status());
     RETURN_IF_ERROR(ClassTextFeatures({"cat", "dog"}, {}).status());
@@ -140,10 +141,9 @@ class TorchEngine : public Engine {
     }
     return util::TorchCall("encode texts", [&]() -> absl::StatusOr<FeatureMatrix> {
       c10::InferenceMode guard;
-      torch::Tensor tokens =
-          torch::tensor(ids, torch::kInt64)
-              .view({static_cast<int64_t>(texts.size()), config_.context_length})
-              .to(torch::Device(options_.device));
+      torch::Tensor tokens = torch::tensor(ids, torch::kInt64)
+                                 .view({static_cast<int64_t>(texts.size()), config_.context_length})
+                                 .to(torch::Device(options_.device));
       torch::Tensor f = model_->EncodeText(tokens).to(torch::kFloat32);
       f = f / f.norm(2, -1, true);
       return ToMatrix(f);
@@ -171,8 +171,7 @@ class TorchEngine : public Engine {
   absl::StatusOr<PromptSetMeta> LoadPromptSet(const std::string& id,
                                               const std::string& path) override {
     return util::TorchCall("load prompt set", [&]() -> absl::StatusOr<PromptSetMeta> {
-      ASSIGN_OR_RETURN(train::PromptSet set,
-                       train::LoadPromptSet(path, config_, info_.backbone));
+      ASSIGN_OR_RETURN(train::PromptSet set, train::LoadPromptSet(path, config_, info_.backbone));
       auto loaded = std::make_shared<LoadedPromptSet>();
       loaded->meta = MetaOf(set);
       if (set.prompts.defined()) {
@@ -380,9 +379,9 @@ class TorchEngine : public Engine {
                                   &novel_n));
     ev.num_base_images = static_cast<int64_t>(base_eval.size());
     ev.num_novel_images = static_cast<int64_t>(novel_eval.size());
-    ev.harmonic_mean = novel_names.empty() ? ev.base_accuracy
-                                           : train::HarmonicMean(ev.base_accuracy,
-                                                                 ev.novel_accuracy);
+    ev.harmonic_mean = novel_names.empty()
+                           ? ev.base_accuracy
+                           : train::HarmonicMean(ev.base_accuracy, ev.novel_accuracy);
     for (size_t c = 0; c < base_pc.size(); ++c) {
       ev.per_class.push_back({base_names[c], base_pc[c], base_n[c], false});
     }
@@ -390,8 +389,7 @@ class TorchEngine : public Engine {
       ev.per_class.push_back({novel_names[c], novel_pc[c], novel_n[c], true});
     }
     train::PromptSet set = train::PromptSetFromRun(trainer->model().options(), config, result,
-                                                   config_, info_.backbone, base_names,
-                                                   templates);
+                                                   config_, info_.backbone, base_names, templates);
     set.info.training_summary["novel_class_names"] = novel_names;
     set.info.evaluation = {{"base_accuracy", ev.base_accuracy},
                            {"novel_accuracy", ev.novel_accuracy},
@@ -414,9 +412,9 @@ class TorchEngine : public Engine {
 
 absl::StatusOr<std::unique_ptr<Engine>> CreateTorchEngine(const TorchEngineOptions& options) {
   util::SetTorchThreads(options.num_threads);
-  ASSIGN_OR_RETURN(clip::LoadedCheckpoint checkpoint,
-                   util::TorchCall("load checkpoint",
-                                   [&] { return clip::LoadCheckpoint(options.model_path); }));
+  ASSIGN_OR_RETURN(clip::LoadedCheckpoint checkpoint, util::TorchCall("load checkpoint", [&] {
+                     return clip::LoadCheckpoint(options.model_path);
+                   }));
   clip::ModelOptions mo;
   mo.device = options.device;
   mo.dtype = torch::kFloat32;
@@ -427,9 +425,9 @@ absl::StatusOr<std::unique_ptr<Engine>> CreateTorchEngine(const TorchEngineOptio
     }
     mo.dtype = torch::kBFloat16;
   }
-  ASSIGN_OR_RETURN(clip::ClipModel model,
-                   util::TorchCall("build model",
-                                   [&] { return clip::BuildClipModel(checkpoint, mo); }));
+  ASSIGN_OR_RETURN(clip::ClipModel model, util::TorchCall("build model", [&] {
+                     return clip::BuildClipModel(checkpoint, mo);
+                   }));
   std::string vocab = !options.vocab_path.empty() ? options.vocab_path : checkpoint.tokenizer_dir;
   if (vocab.empty()) {
     return absl::InvalidArgumentError(

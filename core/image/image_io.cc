@@ -83,8 +83,8 @@ absl::StatusOr<Probe> ProbeJpeg(const unsigned char* b, size_t n) {
     const unsigned char marker = b[pos++];
     if ((marker >= 0xD0 && marker <= 0xD7) || marker == 0x01) continue;  // no payload
     if (marker == 0xD8 || marker == 0xD9 || marker == 0x00) {
-      return Invalid(absl::StrCat("JPEG: unexpected marker 0x", absl::Hex(marker),
-                                  " before the first scan"));
+      return Invalid(
+          absl::StrCat("JPEG: unexpected marker 0x", absl::Hex(marker), " before the first scan"));
     }
     if (pos + 2 > n) return Invalid("JPEG header is truncated");
     const size_t length = Be16(b + pos);
@@ -293,9 +293,9 @@ absl::StatusOr<RgbImage> DecodeImage(absl::string_view bytes, const DecodeOption
   const ImageInfo& info = probe.info;
   const int64_t pixels = info.width * info.height;  // both <= 2^31: no overflow
   if (pixels > options.max_pixels) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        FormatName(info.format), " image of ", info.width, "x", info.height, " (", pixels,
-        " pixels) exceeds the limit of ", options.max_pixels, " pixels"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(FormatName(info.format), " image of ", info.width, "x", info.height, " (",
+                     pixels, " pixels) exceeds the limit of ", options.max_pixels, " pixels"));
   }
   if (bytes.size() > kMaxFileBytes) {
     return Invalid(absl::StrCat("image data of ", bytes.size(), " bytes exceeds the limit of ",
@@ -334,8 +334,8 @@ absl::StatusOr<RgbImage> DecodeImage(absl::string_view bytes, const DecodeOption
         absl::StrCat("out of memory decoding ", FormatName(info.format)));
   }
   if (decoded.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cannot decode ", FormatName(info.format), " data (corrupt or truncated)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot decode ", FormatName(info.format), " data (corrupt or truncated)"));
   }
   // The decoder may disagree with our header reading (e.g. a JPEG with two
   // frame headers); never return more than the budget either way.

@@ -34,13 +34,16 @@ constexpr bool kRoundLikePil = true;
 // unlike std::uniform_real_distribution.
 double Uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
 
-double Uniform(std::mt19937_64& rng, double lo, double hi) { return lo + (hi - lo) * Uniform01(rng); }
+double Uniform(std::mt19937_64& rng, double lo, double hi) {
+  return lo + (hi - lo) * Uniform01(rng);
+}
 
 // Uniform integer in [lo, hi_exclusive) without modulo bias.
 int64_t RandInt(std::mt19937_64& rng, int64_t lo, int64_t hi_exclusive) {
   const uint64_t n = static_cast<uint64_t>(hi_exclusive - lo);
   if (n <= 1) return lo;
-  const uint64_t limit = std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % n;
+  const uint64_t limit =
+      std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % n;
   uint64_t r = rng();
   while (r >= limit) r = rng();
   return lo + static_cast<int64_t>(r % n);
@@ -52,8 +55,8 @@ int64_t RoundHalfEven(double x) { return static_cast<int64_t>(std::nearbyint(x))
 absl::Status ValidateImage(const torch::Tensor& t, const std::string& what) {
   if (!t.defined()) return absl::InvalidArgumentError(absl::StrCat(what, ": undefined tensor"));
   if (t.scalar_type() != torch::kUInt8) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": expected dtype uint8, got ", std::string(c10::toString(t.scalar_type()))));
+    return absl::InvalidArgumentError(absl::StrCat(what, ": expected dtype uint8, got ",
+                                                   std::string(c10::toString(t.scalar_type()))));
   }
   if (t.dim() != 3 || t.size(2) != 3) {
     return absl::InvalidArgumentError(
@@ -76,8 +79,8 @@ absl::Status ValidateSize(int64_t size, const std::string& what) {
 absl::Status ValidateNorm(const Normalization& norm, const std::string& what) {
   for (int c = 0; c < 3; ++c) {
     if (!std::isfinite(norm.mean[c]) || !std::isfinite(norm.std[c]) || norm.std[c] <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, ": normalisation channel ", c, " needs a finite mean and a positive std"));
+      return absl::InvalidArgumentError(absl::StrCat(what, ": normalisation channel ", c,
+                                                     " needs a finite mean and a positive std"));
     }
   }
   return absl::OkStatus();
@@ -111,10 +114,12 @@ torch::Tensor ResizeBicubic(const torch::Tensor& x, int64_t out_h, int64_t out_w
 // [N,3,H,W] float in 0..255 -> normalised, in place where possible.
 torch::Tensor Normalize(torch::Tensor x, const Normalization& norm) {
   const auto opts = torch::TensorOptions().dtype(torch::kFloat).device(x.device());
-  torch::Tensor mean =
-      torch::tensor({norm.mean[0], norm.mean[1], norm.mean[2]}, torch::kDouble).to(opts).view({1, 3, 1, 1});
-  torch::Tensor std =
-      torch::tensor({norm.std[0], norm.std[1], norm.std[2]}, torch::kDouble).to(opts).view({1, 3, 1, 1});
+  torch::Tensor mean = torch::tensor({norm.mean[0], norm.mean[1], norm.mean[2]}, torch::kDouble)
+                           .to(opts)
+                           .view({1, 3, 1, 1});
+  torch::Tensor std = torch::tensor({norm.std[0], norm.std[1], norm.std[2]}, torch::kDouble)
+                          .to(opts)
+                          .view({1, 3, 1, 1});
   return x.div_(255.0).sub_(mean).div_(std);
 }
 
@@ -136,15 +141,15 @@ absl::StatusOr<torch::Tensor> PreprocessForEval(const torch::Tensor& rgb_hwc_uin
   // torchvision: new_short = size, new_long = int(size * long / short).
   const int64_t short_side = std::min(h, w);
   const int64_t long_side = std::max(h, w);
-  const int64_t new_long = static_cast<int64_t>(static_cast<double>(size * long_side) /
-                                                static_cast<double>(short_side));
+  const int64_t new_long =
+      static_cast<int64_t>(static_cast<double>(size * long_side) / static_cast<double>(short_side));
   const int64_t new_h = h <= w ? size : new_long;
   const int64_t new_w = h <= w ? new_long : size;
   const int64_t budget = std::max(h * w, kMinResizeBudgetPixels);
   if (new_long > budget / size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, ": a ", w, "x", h, " image is too thin to resize to short side ", size, " (would be ",
-        new_w, "x", new_h, ")"));
+    return absl::InvalidArgumentError(absl::StrCat(what, ": a ", w, "x", h,
+                                                   " image is too thin to resize to short side ",
+                                                   size, " (would be ", new_w, "x", new_h, ")"));
   }
   // Python's round((new - size) / 2.0), as torchvision's center_crop.
   const int64_t top = RoundHalfEven(static_cast<double>(new_h - size) / 2.0);
@@ -205,12 +210,14 @@ absl::StatusOr<torch::Tensor> AugmentBatch(const std::vector<torch::Tensor>& rgb
   const bool scale_finite = std::isfinite(options.scale_min) && std::isfinite(options.scale_max);
   const bool ratio_finite = std::isfinite(options.ratio_min) && std::isfinite(options.ratio_max);
   if (!scale_finite || !(options.scale_min > 0) || options.scale_min > options.scale_max) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": scale range must satisfy 0 < min <= max, got [",
-                                                   options.scale_min, ", ", options.scale_max, "]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": scale range must satisfy 0 < min <= max, got [", options.scale_min,
+                     ", ", options.scale_max, "]"));
   }
   if (!ratio_finite || !(options.ratio_min > 0) || options.ratio_min > options.ratio_max) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": ratio range must satisfy 0 < min <= max, got [",
-                                                   options.ratio_min, ", ", options.ratio_max, "]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": ratio range must satisfy 0 < min <= max, got [", options.ratio_min,
+                     ", ", options.ratio_max, "]"));
   }
   if (!(options.flip_probability >= 0 && options.flip_probability <= 1)) {
     return absl::InvalidArgumentError(

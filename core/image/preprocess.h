@@ -72,8 +72,7 @@ CropBox SampleCropBox(int64_t height, int64_t width, const AugmentOptions& optio
 // host), so runs are reproducible for a seed on any device and the RNG state
 // can be checkpointed; the pixel work runs on `device`.
 absl::StatusOr<torch::Tensor> AugmentBatch(const std::vector<torch::Tensor>& rgb_hwc_uint8,
-                                           const AugmentOptions& options,
-                                           std::mt19937_64& rng,
+                                           const AugmentOptions& options, std::mt19937_64& rng,
                                            const torch::Device& device);
 
 }  // namespace provp::image

@@ -35,8 +35,8 @@ absl::StatusOr<std::vector<double>> ValidateBuckets(std::vector<double> bounds) 
     }
     if (i > 0 && !(bounds[i] > bounds[i - 1])) {
       return absl::InvalidArgumentError(absl::StrCat("bucket bounds must strictly increase: #",
-                                                     i - 1, "=", bounds[i - 1], " then #", i,
-                                                     "=", bounds[i]));
+                                                     i - 1, "=", bounds[i - 1], " then #", i, "=",
+                                                     bounds[i]));
     }
   }
   return bounds;
@@ -61,9 +61,8 @@ absl::StatusOr<std::vector<double>> ExponentialBuckets(double start, double fact
 absl::StatusOr<std::vector<double>> LinearBuckets(double start, double width, int count) {
   if (absl::Status s = CheckCount(count); !s.ok()) return s;
   if (!(width > 0) || !std::isfinite(start)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("linear buckets need a finite start and width > 0, got ", start, " and ",
-                     width));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "linear buckets need a finite start and width > 0, got ", start, " and ", width));
   }
   std::vector<double> bounds;
   bounds.reserve(static_cast<size_t>(count));

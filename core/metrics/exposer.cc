@@ -6,8 +6,8 @@
 #include <arpa/inet.h>
 #include <civetweb.h>
 #include <dlfcn.h>
-#include <pthread.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,8 +15,8 @@
 #include <chrono>
 #include <cstring>
 #include <mutex>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -52,8 +52,8 @@ void InitCivetwebOnce() {
 // matter reach the caller through mg_start2's error buffer.
 int SilentLog(const mg_connection*, const char*) { return 1; }
 
-void Reply(mg_connection* conn, int code, absl::string_view reason,
-           absl::string_view content_type, absl::string_view body, bool head_only) {
+void Reply(mg_connection* conn, int code, absl::string_view reason, absl::string_view content_type,
+           absl::string_view body, bool head_only) {
   const std::string header =
       absl::StrCat("HTTP/1.1 ", code, " ", reason, "\r\nContent-Type: ", content_type,
                    "\r\nContent-Length: ", body.size(),
@@ -136,9 +136,9 @@ absl::StatusOr<std::unique_ptr<Exposer>> Exposer::Create(const Registry* registr
   const std::string listen = ipv6 ? absl::StrCat("[", opts.bind_address, "]:", opts.port)
                                   : absl::StrCat(opts.bind_address, ":", opts.port);
   const std::string threads = absl::StrCat(opts.num_threads);
-  const char* config[] = {"listening_ports", listen.c_str(),  "num_threads", threads.c_str(),
-                          "request_timeout_ms", "10000", "enable_keep_alive", "no",
-                          nullptr};
+  const char* config[] = {
+      "listening_ports", listen.c_str(),      "num_threads", threads.c_str(), "request_timeout_ms",
+      "10000",           "enable_keep_alive", "no",          nullptr};
   mg_callbacks callbacks;
   std::memset(&callbacks, 0, sizeof(callbacks));
   callbacks.log_message = SilentLog;

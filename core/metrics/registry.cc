@@ -153,9 +153,9 @@ absl::Status Registry::CheckNewLocked(absl::string_view name, absl::string_view 
   std::set<std::string> seen;
   for (const std::string& label : label_names) {
     if (!IsValidLabelName(label)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "metric '", name, "': label name '", label,
-          "' must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("metric '", name, "': label name '", label,
+                       "' must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __"));
     }
     if (type == MetricType::kHistogram && label == "le") {
       return absl::InvalidArgumentError(
@@ -167,7 +167,8 @@ absl::Status Registry::CheckNewLocked(absl::string_view name, absl::string_view 
     }
   }
   if (options.max_label_sets < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("metric '", name, "': max_label_sets must be >= 1"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("metric '", name, "': max_label_sets must be >= 1"));
   }
   for (const std::string& fold : options.fold_labels) {
     if (seen.count(fold) == 0) {
@@ -259,8 +260,7 @@ absl::StatusOr<Family<Histogram>*> Registry::AddHistogram(absl::string_view name
   }
   auto family = std::make_unique<Family<Histogram>>(
       std::string(name), std::string(help), MetricType::kHistogram, std::move(label_names),
-      std::move(options),
-      [b = *std::move(bounds)] { return std::make_unique<Histogram>(b); });
+      std::move(options), [b = *std::move(bounds)] { return std::make_unique<Histogram>(b); });
   Family<Histogram>* out = family.get();
   InsertLocked(std::move(family));
   return out;

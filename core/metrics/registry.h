@@ -77,9 +77,9 @@ class FamilyBase {
   // Returns the key WithLabels() should use for `values`: sanitised, and
   // folded when the cap says so. `exists` tells whether a key is already
   // present. Called with mu_ held exclusively.
-  std::vector<std::string> AdmitKeyLocked(std::vector<std::string> key,
-                                          const std::function<bool(const std::vector<std::string>&)>& exists,
-                                          size_t current_size);
+  std::vector<std::string> AdmitKeyLocked(
+      std::vector<std::string> key,
+      const std::function<bool(const std::vector<std::string>&)>& exists, size_t current_size);
   // Sanitises label values (UTF-8, length); wrong arity maps to all-"other".
   std::vector<std::string> NormalizeValues(const std::vector<std::string>& values);
 
@@ -134,8 +134,7 @@ class Family final : public FamilyBase {
     auto it = metrics_.find(key);
     if (it != metrics_.end()) return *it->second;
     key = AdmitKeyLocked(
-        std::move(key),
-        [this](const std::vector<std::string>& k) { return metrics_.count(k) > 0; },
+        std::move(key), [this](const std::vector<std::string>& k) { return metrics_.count(k) > 0; },
         metrics_.size());
     std::unique_ptr<T>& slot = metrics_[key];
     if (!slot) slot = factory_();
@@ -205,7 +204,7 @@ class Registry {
   absl::Status CheckNewLocked(absl::string_view name, absl::string_view help, MetricType type,
                               const std::vector<std::string>& label_names,
                               const FamilyOptions& options) const;  // mu_ held
-  void InsertLocked(std::unique_ptr<FamilyBase> family);              // mu_ held
+  void InsertLocked(std::unique_ptr<FamilyBase> family);            // mu_ held
 
   mutable std::shared_mutex mu_;
   std::map<std::string, std::unique_ptr<FamilyBase>> families_;  // guarded by mu_

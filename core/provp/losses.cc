@@ -29,7 +29,8 @@ absl::StatusOr<LossTerms> ComputeLosses(const torch::Tensor& student, const torc
     return absl::InvalidArgumentError(absl::StrCat("loss: labels must be [", batch, "]"));
   }
   if (!(options.lambda_ref >= 0.0) || !(options.temperature > 0.0) || !std::isfinite(logit_scale)) {
-    return absl::InvalidArgumentError("loss: lambda_ref must be >= 0, temperature > 0, logit_scale finite");
+    return absl::InvalidArgumentError(
+        "loss: lambda_ref must be >= 0, temperature > 0, logit_scale finite");
   }
   const bool use_ref = options.lambda_ref > 0.0;
   if (use_ref && (!frozen.defined() || frozen.sizes() != student.sizes())) {
@@ -43,8 +44,8 @@ absl::StatusOr<LossTerms> ComputeLosses(const torch::Tensor& student, const torc
       const int64_t lo = y.min().item<int64_t>();
       const int64_t hi = y.max().item<int64_t>();
       if (lo < 0 || hi >= num_classes) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("loss: labels must be in [0, ", num_classes, "), found [", lo, ", ", hi, "]"));
+        return absl::InvalidArgumentError(absl::StrCat("loss: labels must be in [0, ", num_classes,
+                                                       "), found [", lo, ", ", hi, "]"));
       }
     }
     LossTerms out;

@@ -34,10 +34,11 @@ PromptLearnerImpl::PromptLearnerImpl(const PromptLearnerOptions& options) : opti
     const double u = static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0);
     v = static_cast<float>((2.0 * u - 1.0) * bound_);
   }
-  torch::Tensor init = torch::from_blob(values.data(), {options.depth, options.length, options.width},
-                                        torch::kFloat32)
-                           .clone()
-                           .to(options.device);
+  torch::Tensor init =
+      torch::from_blob(values.data(), {options.depth, options.length, options.width},
+                       torch::kFloat32)
+          .clone()
+          .to(options.device);
   prompts_ = register_parameter("prompts", init);
 }
 

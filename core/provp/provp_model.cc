@@ -26,32 +26,35 @@ absl::StatusOr<std::unique_ptr<ProvpModel>> ProvpModel::Create(clip::ClipModel c
   if (!clip) return absl::InvalidArgumentError("ProvpModel: no CLIP model given");
   const clip::ClipConfig& config = clip->config();
   ASSIGN_OR_RETURN(ProvpOptions resolved, ResolveOptions(options, config.vision_layers));
-  return util::TorchCall("ProvpModel::Create", [&]() -> absl::StatusOr<std::unique_ptr<ProvpModel>> {
-    clip->eval();
-    for (auto& p : clip->parameters()) p.requires_grad_(false);
-    auto params = clip->parameters();
-    if (params.empty()) return absl::InvalidArgumentError("ProvpModel: CLIP model has no parameters");
-    const torch::Device device = params.front().device();
-    const torch::Dtype dtype = params.front().scalar_type();
-    PromptLearner learner{nullptr};
-    if (HasPrompts(resolved)) {
-      PromptLearnerOptions po;
-      po.depth = resolved.depth;
-      po.length = resolved.num_prompts;
-      po.width = config.vision_width;
-      po.init_bound = resolved.init_bound;
-      po.seed = seed;
-      po.device = device;
-      learner = PromptLearner(po);
-    }
-    const double scale = clip->LogitScale();
-    return std::unique_ptr<ProvpModel>(
-        new ProvpModel(std::move(clip), resolved, std::move(learner), device, dtype, scale));
-  });
+  return util::TorchCall(
+      "ProvpModel::Create", [&]() -> absl::StatusOr<std::unique_ptr<ProvpModel>> {
+        clip->eval();
+        for (auto& p : clip->parameters()) p.requires_grad_(false);
+        auto params = clip->parameters();
+        if (params.empty())
+          return absl::InvalidArgumentError("ProvpModel: CLIP model has no parameters");
+        const torch::Device device = params.front().device();
+        const torch::Dtype dtype = params.front().scalar_type();
+        PromptLearner learner{nullptr};
+        if (HasPrompts(resolved)) {
+          PromptLearnerOptions po;
+          po.depth = resolved.depth;
+          po.length = resolved.num_prompts;
+          po.width = config.vision_width;
+          po.init_bound = resolved.init_bound;
+          po.seed = seed;
+          po.device = device;
+          learner = PromptLearner(po);
+        }
+        const double scale = clip->LogitScale();
+        return std::unique_ptr<ProvpModel>(
+            new ProvpModel(std::move(clip), resolved, std::move(learner), device, dtype, scale));
+      });
 }
 
 torch::Tensor ProvpModel::ToModelInput(const torch::Tensor& images) const {
-  TORCH_CHECK(images.dim() == 4 && images.size(1) == 3, "images must be [B,3,R,R], got ", images.sizes());
+  TORCH_CHECK(images.dim() == 4 && images.size(1) == 3, "images must be [B,3,R,R], got ",
+              images.sizes());
   return images.to(device_, dtype_);
 }
 

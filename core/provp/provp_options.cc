@@ -15,8 +15,8 @@ struct VariantEntry {
 };
 
 constexpr VariantEntry kVariants[] = {
-    {Variant::kProvpRef, "provp_ref"},   {Variant::kProvp, "provp"},
-    {Variant::kVptDeep, "vpt_deep"},     {Variant::kVptShallow, "vpt_shallow"},
+    {Variant::kProvpRef, "provp_ref"}, {Variant::kProvp, "provp"},
+    {Variant::kVptDeep, "vpt_deep"},   {Variant::kVptShallow, "vpt_shallow"},
     {Variant::kZeroShot, "zero_shot"},
 };
 
@@ -37,8 +37,9 @@ absl::StatusOr<Variant> VariantFromName(absl::string_view name) {
   for (const auto& entry : kVariants) {
     if (name == entry.name) return entry.variant;
   }
-  return absl::InvalidArgumentError(absl::StrCat("unknown ProVP variant '", name, "' (expected one of: ",
-                                                 absl::StrJoin(VariantNames(), ", "), ")"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown ProVP variant '", name,
+                   "' (expected one of: ", absl::StrJoin(VariantNames(), ", "), ")"));
 }
 
 std::vector<std::string> VariantNames() {
@@ -77,7 +78,8 @@ ProvpOptions DefaultOptionsFor(Variant variant) {
 absl::StatusOr<ProvpOptions> ResolveOptions(const ProvpOptions& options, int64_t vision_layers) {
   ProvpOptions out = options;
   if (vision_layers < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("vision_layers must be >= 1, got ", vision_layers));
+    return absl::InvalidArgumentError(
+        absl::StrCat("vision_layers must be >= 1, got ", vision_layers));
   }
   if (options.variant == Variant::kZeroShot) {
     out.num_prompts = 0;
@@ -86,8 +88,8 @@ absl::StatusOr<ProvpOptions> ResolveOptions(const ProvpOptions& options, int64_t
     return out;
   }
   if (options.num_prompts < 1 || options.num_prompts > kMaxPrompts) {
-    return absl::InvalidArgumentError(absl::StrCat("num_prompts must be in [1, ", kMaxPrompts, "], got ",
-                                                   options.num_prompts));
+    return absl::InvalidArgumentError(
+        absl::StrCat("num_prompts must be in [1, ", kMaxPrompts, "], got ", options.num_prompts));
   }
   if (options.variant == Variant::kVptShallow) {
     if (options.depth > 1) {

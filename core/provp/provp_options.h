@@ -58,7 +58,9 @@ ProvpOptions DefaultOptionsFor(Variant variant);
 absl::StatusOr<ProvpOptions> ResolveOptions(const ProvpOptions& options, int64_t vision_layers);
 
 // True when the variant trains prompts at all.
-inline bool HasPrompts(const ProvpOptions& options) { return options.variant != Variant::kZeroShot; }
+inline bool HasPrompts(const ProvpOptions& options) {
+  return options.variant != Variant::kZeroShot;
+}
 
 // sqrt(6 / (3*14*14 + width)): the reference's Xavier-style bound with its
 // hard-coded patch count 14 kept so runs compare with the published ones.

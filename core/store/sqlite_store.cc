@@ -95,8 +95,8 @@ class SqliteStore : public Store {
       absl::StrAppend(&schema, "CREATE TABLE IF NOT EXISTS ", TableName(k),
                       " (id TEXT PRIMARY KEY, state TEXT NOT NULL, request_id TEXT NOT NULL,"
                       " create_time_us INTEGER NOT NULL, data BLOB NOT NULL);",
-                      "CREATE INDEX IF NOT EXISTS ", TableName(k), "_request ON ",
-                      TableName(k), "(request_id);");
+                      "CREATE INDEX IF NOT EXISTS ", TableName(k), "_request ON ", TableName(k),
+                      "(request_id);");
     }
     absl::StrAppend(&schema,
                     "CREATE TABLE IF NOT EXISTS events (job_id TEXT NOT NULL, id INTEGER NOT "
@@ -105,9 +105,7 @@ class SqliteStore : public Store {
                 schema);
   }
 
-  absl::Status Insert(Kind kind, const Record& r) override {
-    return Write(kind, r, "INSERT INTO");
-  }
+  absl::Status Insert(Kind kind, const Record& r) override { return Write(kind, r, "INSERT INTO"); }
   absl::Status Put(Kind kind, const Record& r) override {
     return Write(kind, r, "INSERT OR REPLACE INTO");
   }
@@ -142,10 +140,9 @@ class SqliteStore : public Store {
 
   absl::StatusOr<std::vector<Record>> List(Kind kind, const ListOptions& o) override {
     std::lock_guard<std::mutex> lock(mu_);
-    std::string sql = absl::StrCat("SELECT id, state, request_id, create_time_us, data FROM ",
-                                   TableName(kind), StateClause(o.states),
-                                   OrderClause(o.order),
-                                   " LIMIT ? OFFSET ?");
+    std::string sql =
+        absl::StrCat("SELECT id, state, request_id, create_time_us, data FROM ", TableName(kind),
+                     StateClause(o.states), OrderClause(o.order), " LIMIT ? OFFSET ?");
     Statement st(db_, sql);
     RETURN_IF_ERROR(st.prepared());
     int i = 1;
@@ -229,7 +226,8 @@ class SqliteStore : public Store {
   absl::StatusOr<std::vector<Event>> ListEvents(const std::string& job_id, int64_t after_id,
                                                 int64_t limit) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Statement st(db_, "SELECT id, data FROM events WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?");
+    Statement st(db_,
+                 "SELECT id, data FROM events WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?");
     RETURN_IF_ERROR(st.prepared());
     st.BindText(1, job_id);
     st.Bind(2, after_id);
@@ -285,8 +283,7 @@ class SqliteStore : public Store {
     st.Bind(5, r.data);
     int rc = st.Step();
     if (rc == SQLITE_CONSTRAINT) {
-      return absl::AlreadyExistsError(
-          absl::StrCat(KindName(kind), " '", r.id, "' already exists"));
+      return absl::AlreadyExistsError(absl::StrCat(KindName(kind), " '", r.id, "' already exists"));
     }
     if (rc != SQLITE_DONE) return st.Error(rc);
     return absl::OkStatus();
@@ -314,9 +311,9 @@ class SqliteStore : public Store {
 
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);

@@ -77,8 +77,8 @@ class Store {
   virtual absl::StatusOr<int64_t> AppendEvent(
       const std::string& job_id, const std::function<std::string(int64_t)>& make_data) = 0;
   // Events with id > after_id, oldest first, at most `limit` (<= 0 = all).
-  virtual absl::StatusOr<std::vector<Event>> ListEvents(const std::string& job_id,
-                                                        int64_t after_id, int64_t limit) = 0;
+  virtual absl::StatusOr<std::vector<Event>> ListEvents(const std::string& job_id, int64_t after_id,
+                                                        int64_t limit) = 0;
 };
 
 // SQLite (WAL) database at `path`, created with its schema when missing.

@@ -32,11 +32,12 @@ class MergeTable {
 
  private:
   static uint64_t Key(int32_t left, int32_t right) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
+    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) |
+           static_cast<uint32_t>(right);
   }
   std::unordered_map<uint64_t, Merge> merges_;
-  std::vector<std::pair<int32_t, int32_t>> parts_;   // By rank.
-  std::vector<int32_t> produced_;                    // Merged id by rank.
+  std::vector<std::pair<int32_t, int32_t>> parts_;  // By rank.
+  std::vector<int32_t> produced_;                   // Merged id by rank.
 };
 
 // CLIP's bpe(): repeatedly take the lowest-ranked adjacent pair and merge all

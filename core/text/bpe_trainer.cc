@@ -64,7 +64,8 @@ class Trainer {
     for (int w : affected) {
       std::vector<int32_t>& s = words_[w].symbols;
       bool present = false;
-      for (size_t i = 0; i + 1 < s.size() && !present; ++i) present = s[i] == left && s[i + 1] == right;
+      for (size_t i = 0; i + 1 < s.size() && !present; ++i)
+        present = s[i] == left && s[i + 1] == right;
       if (!present) continue;  // Stale index entry.
       CountPairs(w, -1);
       std::vector<int32_t> out;

@@ -49,10 +49,30 @@ bool IsCased(char32_t c) {
 
 bool IsCaseIgnorable(char32_t c) {
   switch (c) {
-    case 0x27: case 0x2E: case 0x3A: case 0x5E: case 0x60: case 0xA8: case 0xAD:
-    case 0xAF: case 0xB4: case 0xB7: case 0xB8: case 0x387: case 0x55F: case 0x5F4:
-    case 0x2018: case 0x2019: case 0x2024: case 0x2027: case 0xFE13: case 0xFE52:
-    case 0xFE55: case 0xFF07: case 0xFF0E: case 0xFF1A:
+    case 0x27:
+    case 0x2E:
+    case 0x3A:
+    case 0x5E:
+    case 0x60:
+    case 0xA8:
+    case 0xAD:
+    case 0xAF:
+    case 0xB4:
+    case 0xB7:
+    case 0xB8:
+    case 0x387:
+    case 0x55F:
+    case 0x5F4:
+    case 0x2018:
+    case 0x2019:
+    case 0x2024:
+    case 0x2027:
+    case 0xFE13:
+    case 0xFE52:
+    case 0xFE55:
+    case 0xFF07:
+    case 0xFF0E:
+    case 0xFF1A:
       return true;
     default:
       break;
@@ -180,9 +200,7 @@ const ByteTables& GetByteTables() {
 
 }  // namespace
 
-bool IsPythonSpace(char32_t c) {
-  return (c >= 0x1C && c <= 0x1F) || IsRegexSpace(c);
-}
+bool IsPythonSpace(char32_t c) { return (c >= 0x1C && c <= 0x1F) || IsRegexSpace(c); }
 
 bool IsRegexSpace(char32_t c) {
   if ((c >= 0x9 && c <= 0xD) || c == 0x20) return true;
@@ -256,8 +274,8 @@ std::string EncodeUtf8(const std::u32string& text) {
 
 absl::StatusOr<std::u32string> CleanText(absl::string_view text) {
   if (text.size() > kMaxTextBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("text is ", text.size(),
-                                                   " bytes; the limit is ", kMaxTextBytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat("text is ", text.size(), " bytes; the limit is ", kMaxTextBytes));
   }
   // Validate first so the error names the offset; utf8proc then cannot fail
   // on encoding, only on memory.
@@ -266,16 +284,17 @@ absl::StatusOr<std::u32string> CleanText(absl::string_view text) {
   std::u32string nfc;
   if (!text.empty()) {
     utf8proc_uint8_t* mapped = nullptr;
-    utf8proc_ssize_t len = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
-                                        static_cast<utf8proc_ssize_t>(text.size()), &mapped,
-                                        static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+    utf8proc_ssize_t len =
+        utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                     static_cast<utf8proc_ssize_t>(text.size()), &mapped,
+                     static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
     std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owner(mapped, &std::free);
     if (len < 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("NFC normalisation failed: ", utf8proc_errmsg(len)));
     }
-    auto normalized = DecodeUtf8(absl::string_view(reinterpret_cast<const char*>(mapped),
-                                                   static_cast<size_t>(len)));
+    auto normalized = DecodeUtf8(
+        absl::string_view(reinterpret_cast<const char*>(mapped), static_cast<size_t>(len)));
     if (!normalized.ok()) return normalized.status();
     nfc = *std::move(normalized);
   }

@@ -76,8 +76,8 @@ absl::StatusOr<std::string> Gunzip(const std::string& data, const std::string& p
 
 // "a b" -> {"a", "b"}; anything but two symbols is an error naming the line.
 absl::StatusOr<std::pair<std::string, std::string>> ParseMergeLine(absl::string_view line,
-                                                                    const std::string& path,
-                                                                    size_t line_number) {
+                                                                   const std::string& path,
+                                                                   size_t line_number) {
   std::vector<absl::string_view> parts =
       absl::StrSplit(line, absl::ByAnyChar(" \t\r\v\f"), absl::SkipEmpty());
   if (parts.size() != 2) {
@@ -104,8 +104,8 @@ class BpeTokenizer final : public Tokenizer {
     auto lookup = [&](const std::string& symbol, const char* what) -> absl::StatusOr<int32_t> {
       auto it = encoder.find(symbol);
       if (it == encoder.end()) {
-        return absl::InvalidArgumentError(absl::StrCat(source, ": vocabulary lacks ", what, " \"",
-                                                       absl::CEscape(symbol), "\""));
+        return absl::InvalidArgumentError(
+            absl::StrCat(source, ": vocabulary lacks ", what, " \"", absl::CEscape(symbol), "\""));
       }
       return it->second;
     };
@@ -258,9 +258,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromVocabAndMerges(
   for (auto it = json.begin(); it != json.end(); ++it) {
     const nlohmann::json& value = it.value();
     if (!value.is_number_integer()) {
-      return absl::InvalidArgumentError(absl::StrCat(vocab_json_path, ": token \"",
-                                                     absl::CEscape(it.key()),
-                                                     "\" has a non-integer id"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          vocab_json_path, ": token \"", absl::CEscape(it.key()), "\" has a non-integer id"));
     }
     const int64_t id = value.get<int64_t>();
     // Ids index embedding rows; 2^31 is far beyond any text vocabulary.
@@ -306,15 +305,14 @@ absl::StatusOr<std::vector<int64_t>> Tokenizer::EncodeForContext(const std::stri
         "context_length is ", context_length, "; it must hold the start and end tokens (>= 2)"));
   }
   if (context_length > kMaxContextLength) {
-    return absl::InvalidArgumentError(absl::StrCat("context_length is ", context_length,
-                                                   "; the limit is ", kMaxContextLength));
+    return absl::InvalidArgumentError(
+        absl::StrCat("context_length is ", context_length, "; the limit is ", kMaxContextLength));
   }
   ASSIGN_OR_RETURN(std::vector<int64_t> ids, Encode(text));
   const auto needed = static_cast<int64_t>(ids.size()) + 2;
   if (needed > context_length && over_length == OverLength::kRefuse) {
-    return absl::InvalidArgumentError(absl::StrCat("text needs ", needed,
-                                                   " tokens with start and end; the context holds ",
-                                                   context_length));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "text needs ", needed, " tokens with start and end; the context holds ", context_length));
   }
   std::vector<int64_t> row(static_cast<size_t>(context_length), 0);
   row[0] = start_token();

@@ -44,13 +44,15 @@ absl::StatusOr<TrainCheckpoint> LoadTrainCheckpoint(const std::string& path) {
   TrainCheckpoint ck;
   auto get_int = [&](const char* key, int64_t* out) -> absl::Status {
     auto f = meta.find(key);
-    if (f == meta.end() || !f->is_number_integer()) return Bad(path, absl::StrCat("'", key, "' missing or not an integer"));
+    if (f == meta.end() || !f->is_number_integer())
+      return Bad(path, absl::StrCat("'", key, "' missing or not an integer"));
     *out = f->get<int64_t>();
     return absl::OkStatus();
   };
   auto get_string = [&](const char* key, std::string* out) -> absl::Status {
     auto f = meta.find(key);
-    if (f == meta.end() || !f->is_string()) return Bad(path, absl::StrCat("'", key, "' missing or not a string"));
+    if (f == meta.end() || !f->is_string())
+      return Bad(path, absl::StrCat("'", key, "' missing or not a string"));
     *out = f->get<std::string>();
     return absl::OkStatus();
   };
@@ -62,7 +64,8 @@ absl::StatusOr<TrainCheckpoint> LoadTrainCheckpoint(const std::string& path) {
   RETURN_IF_ERROR(get_string("data_fingerprint", &ck.data_fingerprint));
   if (ck.epochs_completed < 0) return Bad(path, "epochs_completed is negative");
   auto acc = meta.find("best_validation_accuracy");
-  if (acc == meta.end() || !acc->is_number()) return Bad(path, "'best_validation_accuracy' missing");
+  if (acc == meta.end() || !acc->is_number())
+    return Bad(path, "'best_validation_accuracy' missing");
   ck.best_validation_accuracy = acc->get<double>();
   auto cfg = meta.find("config");
   if (cfg == meta.end()) return Bad(path, "'config' missing");
@@ -70,7 +73,8 @@ absl::StatusOr<TrainCheckpoint> LoadTrainCheckpoint(const std::string& path) {
   if (!config.ok()) return Bad(path, std::string(config.status().message()));
   ck.config = *std::move(config);
   auto hist = meta.find("history");
-  if (hist == meta.end() || !hist->is_array()) return Bad(path, "'history' missing or not an array");
+  if (hist == meta.end() || !hist->is_array())
+    return Bad(path, "'history' missing or not an array");
   ck.history = *hist;
 
   auto prompts = file.tensors.find("prompts");

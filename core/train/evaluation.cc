@@ -20,7 +20,8 @@ class Tally {
 
   // logits [b,C] (any device), labels the b matching entries.
   void Add(const torch::Tensor& logits, const int64_t* labels) {
-    torch::Tensor top = std::get<1>(logits.topk(k_, /*dim=*/1)).to(torch::kCPU, torch::kInt64).contiguous();
+    torch::Tensor top =
+        std::get<1>(logits.topk(k_, /*dim=*/1)).to(torch::kCPU, torch::kInt64).contiguous();
     const int64_t b = top.size(0);
     const int64_t* idx = top.data_ptr<int64_t>();
     for (int64_t i = 0; i < b; ++i) {
@@ -71,8 +72,9 @@ class Tally {
   int64_t n_ = 0;
 };
 
-absl::Status CheckInputs(const clip::ClipModel& model, size_t num_images, const std::vector<int64_t>& labels,
-                         const torch::Tensor& text_features, int64_t batch_size) {
+absl::Status CheckInputs(const clip::ClipModel& model, size_t num_images,
+                         const std::vector<int64_t>& labels, const torch::Tensor& text_features,
+                         int64_t batch_size) {
   if (!model) return absl::InvalidArgumentError("evaluate: no model");
   if (labels.size() != num_images) {
     return absl::InvalidArgumentError(
@@ -111,9 +113,11 @@ ModelPlacement PlacementOf(clip::ClipModel& model) {
 
 // Normalised logits-free scores: cosine of image and text features (the
 // logit scale does not change rankings).
-torch::Tensor Scores(clip::ClipModel& model, const clip::VisualPrompts* prompts, const torch::Tensor& batch,
-                     const torch::Tensor& text_normed, const ModelPlacement& place) {
-  torch::Tensor f = model->EncodeImage(batch.to(place.device, place.dtype), prompts).to(torch::kFloat32);
+torch::Tensor Scores(clip::ClipModel& model, const clip::VisualPrompts* prompts,
+                     const torch::Tensor& batch, const torch::Tensor& text_normed,
+                     const ModelPlacement& place) {
+  torch::Tensor f =
+      model->EncodeImage(batch.to(place.device, place.dtype), prompts).to(torch::kFloat32);
   f = f / f.norm(2, {-1}, true);
   return torch::matmul(f, text_normed.t());
 }
@@ -131,8 +135,8 @@ absl::StatusOr<EvalResult> Evaluate(clip::ClipModel& model, const clip::VisualPr
   if (!set.images.defined() || set.images.dim() != 4 || set.images.size(1) != 3) {
     return absl::InvalidArgumentError("evaluate: images must be float [N,3,R,R]");
   }
-  RETURN_IF_ERROR(CheckInputs(model, static_cast<size_t>(set.images.size(0)), set.labels, text_features,
-                              batch_size));
+  RETURN_IF_ERROR(CheckInputs(model, static_cast<size_t>(set.images.size(0)), set.labels,
+                              text_features, batch_size));
   return util::TorchCall("Evaluate", [&] {
     torch::NoGradGuard no_grad;
     const ModelPlacement place = PlacementOf(model);
@@ -141,13 +145,15 @@ absl::StatusOr<EvalResult> Evaluate(clip::ClipModel& model, const clip::VisualPr
     const int64_t n = set.images.size(0);
     for (int64_t start = 0; start < n; start += batch_size) {
       const int64_t end = std::min(n, start + batch_size);
-      tally.Add(Scores(model, prompts, set.images.slice(0, start, end), text, place), set.labels.data() + start);
+      tally.Add(Scores(model, prompts, set.images.slice(0, start, end), text, place),
+                set.labels.data() + start);
     }
     return tally.Result();
   });
 }
 
-absl::StatusOr<EvalResult> EvaluateImages(clip::ClipModel& model, const clip::VisualPrompts* prompts,
+absl::StatusOr<EvalResult> EvaluateImages(clip::ClipModel& model,
+                                          const clip::VisualPrompts* prompts,
                                           const std::vector<torch::Tensor>& rgb_hwc_uint8,
                                           const std::vector<int64_t>& labels,
                                           const torch::Tensor& text_features, int64_t size,
@@ -168,7 +174,8 @@ absl::StatusOr<EvalResult> EvaluateImages(clip::ClipModel& model, const clip::Vi
     for (int64_t i = start; i < end; ++i) {
       auto pre = image::PreprocessForEval(rgb_hwc_uint8[i], size, norm);
       if (!pre.ok()) {
-        return absl::Status(pre.status().code(), absl::StrCat("evaluate: image ", i, ": ", pre.status().message()));
+        return absl::Status(pre.status().code(),
+                            absl::StrCat("evaluate: image ", i, ": ", pre.status().message()));
       }
       batch.push_back(*std::move(pre));
     }
@@ -183,8 +190,8 @@ absl::StatusOr<EvalSet> MakeEvalSet(const std::vector<torch::Tensor>& rgb_hwc_ui
                                     const std::vector<int64_t>& labels, int64_t size,
                                     const image::Normalization& norm) {
   if (rgb_hwc_uint8.size() != labels.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("eval set: ", rgb_hwc_uint8.size(), " images but ",
-                                                   labels.size(), " labels"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("eval set: ", rgb_hwc_uint8.size(), " images but ", labels.size(), " labels"));
   }
   if (rgb_hwc_uint8.empty()) return absl::InvalidArgumentError("eval set: no images");
   std::vector<torch::Tensor> pre;
@@ -192,7 +199,8 @@ absl::StatusOr<EvalSet> MakeEvalSet(const std::vector<torch::Tensor>& rgb_hwc_ui
   for (size_t i = 0; i < rgb_hwc_uint8.size(); ++i) {
     auto p = image::PreprocessForEval(rgb_hwc_uint8[i], size, norm);
     if (!p.ok()) {
-      return absl::Status(p.status().code(), absl::StrCat("eval set: image ", i, ": ", p.status().message()));
+      return absl::Status(p.status().code(),
+                          absl::StrCat("eval set: image ", i, ": ", p.status().message()));
     }
     pre.push_back(*std::move(p));
   }

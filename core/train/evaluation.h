@@ -9,8 +9,8 @@
 #include <cstdint>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
 #include "core/clip/clip_model.h"
@@ -20,8 +20,8 @@ namespace provp::train {
 
 // A labelled set already preprocessed for the model.
 struct EvalSet {
-  torch::Tensor images;          // float [N,3,R,R], normalised; any device
-  std::vector<int64_t> labels;   // N labels in [0, C)
+  torch::Tensor images;         // float [N,3,R,R], normalised; any device
+  std::vector<int64_t> labels;  // N labels in [0, C)
 };
 
 struct EvalResult {
@@ -46,7 +46,8 @@ absl::StatusOr<EvalResult> Evaluate(clip::ClipModel& model, const clip::VisualPr
 // Same from uint8 [H,W,3] images: each batch goes through PreprocessForEval
 // (resize shorter side, center crop to `size`) just before its forward, so
 // large test sets never sit preprocessed in memory.
-absl::StatusOr<EvalResult> EvaluateImages(clip::ClipModel& model, const clip::VisualPrompts* prompts,
+absl::StatusOr<EvalResult> EvaluateImages(clip::ClipModel& model,
+                                          const clip::VisualPrompts* prompts,
                                           const std::vector<torch::Tensor>& rgb_hwc_uint8,
                                           const std::vector<int64_t>& labels,
                                           const torch::Tensor& text_features, int64_t size,

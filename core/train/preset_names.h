@@ -9,8 +9,8 @@
 namespace provp::train {
 
 inline constexpr std::string_view kPresetNames[] = {
-    "few_shot_1", "few_shot_1_no_ref", "few_shot_2",  "few_shot_2_no_ref", "few_shot_4",
-    "few_shot_4_no_ref", "few_shot_8", "few_shot_16", "base_to_novel",     "imagenet",
+    "few_shot_1",        "few_shot_1_no_ref", "few_shot_2",  "few_shot_2_no_ref", "few_shot_4",
+    "few_shot_4_no_ref", "few_shot_8",        "few_shot_16", "base_to_novel",     "imagenet",
 };
 
 constexpr bool IsPresetName(std::string_view name) {

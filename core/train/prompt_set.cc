@@ -18,9 +18,12 @@ absl::Status Bad(const std::string& path, const std::string& what) {
 }
 
 nlohmann::json ModelToJson(const provp::ProvpOptions& m) {
-  return {{"variant", provp::VariantName(m.variant)}, {"num_prompts", m.num_prompts},
-          {"depth", m.depth},                         {"alpha", m.alpha},
-          {"lambda_ref", m.lambda_ref},               {"temperature", m.temperature},
+  return {{"variant", provp::VariantName(m.variant)},
+          {"num_prompts", m.num_prompts},
+          {"depth", m.depth},
+          {"alpha", m.alpha},
+          {"lambda_ref", m.lambda_ref},
+          {"temperature", m.temperature},
           {"init_bound", m.init_bound}};
 }
 
@@ -94,7 +97,8 @@ absl::StatusOr<PromptSet> ReadPromptSet(const std::string& path) {
 
   auto prompts = file.tensors.find("prompts");
   if (info.model.variant == provp::Variant::kZeroShot) {
-    if (prompts != file.tensors.end()) return Bad(path, "a zero_shot prompt set must not hold prompts");
+    if (prompts != file.tensors.end())
+      return Bad(path, "a zero_shot prompt set must not hold prompts");
     return set;
   }
   if (prompts == file.tensors.end()) return Bad(path, "tensor 'prompts' missing");
@@ -102,10 +106,12 @@ absl::StatusOr<PromptSet> ReadPromptSet(const std::string& path) {
   if (p.dim() != 3 || p.scalar_type() != torch::kFloat32) {
     return Bad(path, "tensor 'prompts' must be fp32 [depth,m,width]");
   }
-  if (p.size(0) != info.model.depth || p.size(1) != info.model.num_prompts || p.size(2) != info.vision_width) {
-    return Bad(path, absl::StrCat("tensor 'prompts' is [", p.size(0), ",", p.size(1), ",", p.size(2),
-                                  "] but the metadata says depth ", info.model.depth, ", num_prompts ",
-                                  info.model.num_prompts, ", vision_width ", info.vision_width));
+  if (p.size(0) != info.model.depth || p.size(1) != info.model.num_prompts ||
+      p.size(2) != info.vision_width) {
+    return Bad(path,
+               absl::StrCat("tensor 'prompts' is [", p.size(0), ",", p.size(1), ",", p.size(2),
+                            "] but the metadata says depth ", info.model.depth, ", num_prompts ",
+                            info.model.num_prompts, ", vision_width ", info.vision_width));
   }
   set.prompts = p;
   return set;
@@ -114,24 +120,25 @@ absl::StatusOr<PromptSet> ReadPromptSet(const std::string& path) {
 absl::Status CheckPromptSetMatches(const PromptSet& set, const clip::ClipConfig& config,
                                    const std::string& fingerprint) {
   const auto& info = set.info;
-  if (!info.backbone_fingerprint.empty() && !fingerprint.empty() && info.backbone_fingerprint != fingerprint) {
-    return absl::FailedPreconditionError(absl::StrCat("prompt set was trained on backbone ",
-                                                      info.backbone_fingerprint, ", but the loaded backbone is ",
-                                                      fingerprint));
+  if (!info.backbone_fingerprint.empty() && !fingerprint.empty() &&
+      info.backbone_fingerprint != fingerprint) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("prompt set was trained on backbone ", info.backbone_fingerprint,
+                     ", but the loaded backbone is ", fingerprint));
   }
   if (info.model.variant == provp::Variant::kZeroShot) return absl::OkStatus();
   if (!set.prompts.defined() || set.prompts.dim() != 3) {
     return absl::FailedPreconditionError("prompt set holds no [depth,m,width] prompts");
   }
   if (set.prompts.size(2) != config.vision_width) {
-    return absl::FailedPreconditionError(absl::StrCat("prompt width ", set.prompts.size(2),
-                                                      " does not match the backbone's vision width ",
-                                                      config.vision_width));
+    return absl::FailedPreconditionError(
+        absl::StrCat("prompt width ", set.prompts.size(2),
+                     " does not match the backbone's vision width ", config.vision_width));
   }
   if (set.prompts.size(0) > config.vision_layers) {
     return absl::FailedPreconditionError(absl::StrCat("prompt depth ", set.prompts.size(0),
-                                                      " exceeds the backbone's ", config.vision_layers,
-                                                      " vision layers"));
+                                                      " exceeds the backbone's ",
+                                                      config.vision_layers, " vision layers"));
   }
   return absl::OkStatus();
 }

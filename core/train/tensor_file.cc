@@ -33,7 +33,9 @@ absl::StatusOr<TensorFile> ReadTensorFile(const std::string& path) {
     for (auto& [name, t] : contents.tensors) {
       const auto type = t.scalar_type();
       out.tensors[name] =
-          (type == torch::kFloat16 || type == torch::kBFloat16 || type == torch::kFloat64) ? t.to(torch::kFloat32) : t;
+          (type == torch::kFloat16 || type == torch::kBFloat16 || type == torch::kFloat64)
+              ? t.to(torch::kFloat32)
+              : t;
     }
   }));
   return out;

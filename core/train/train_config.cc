@@ -63,7 +63,8 @@ static_assert(PresetTableMatchesNames(), "kPresets and preset_names.h disagree")
 TrainConfig FromSpec(const PresetSpec& spec) {
   TrainConfig c;
   c.preset = spec.name;
-  c.model = provp::DefaultOptionsFor(spec.use_ref ? provp::Variant::kProvpRef : provp::Variant::kProvp);
+  c.model =
+      provp::DefaultOptionsFor(spec.use_ref ? provp::Variant::kProvpRef : provp::Variant::kProvp);
   c.model.num_prompts = spec.num_prompts;
   c.shots = spec.shots;
   c.epochs = spec.epochs;
@@ -143,9 +144,9 @@ absl::StatusOr<TrainConfig> PresetConfig(absl::string_view name) {
   for (const auto& p : kPresets) {
     if (name == p.name) return FromSpec(p);
   }
-  return absl::InvalidArgumentError(absl::StrCat("unknown training preset '", name,
-                                                 "' (expected one of: ", absl::StrJoin(PresetNames(), ", "),
-                                                 ")"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown training preset '", name,
+                   "' (expected one of: ", absl::StrJoin(PresetNames(), ", "), ")"));
 }
 
 absl::StatusOr<TrainConfig> PresetForShots(int64_t shots, bool no_ref) {
@@ -160,27 +161,38 @@ absl::StatusOr<TrainConfig> PresetForShots(int64_t shots, bool no_ref) {
 }
 
 absl::Status ValidateConfig(const TrainConfig& c) {
-  auto bad = [](const std::string& what) { return absl::InvalidArgumentError("train config: " + what); };
-  if (c.epochs < 0 || c.epochs > kMaxEpochs) return bad(absl::StrCat("epochs must be in [0, ", kMaxEpochs, "]"));
+  auto bad = [](const std::string& what) {
+    return absl::InvalidArgumentError("train config: " + what);
+  };
+  if (c.epochs < 0 || c.epochs > kMaxEpochs)
+    return bad(absl::StrCat("epochs must be in [0, ", kMaxEpochs, "]"));
   if (!(c.lr > 0.0 && std::isfinite(c.lr))) return bad("lr must be finite and > 0");
   if (!(c.momentum >= 0.0 && c.momentum < 1.0)) return bad("momentum must be in [0, 1)");
-  if (!(c.weight_decay >= 0.0 && std::isfinite(c.weight_decay))) return bad("weight_decay must be >= 0");
-  if (!(c.warmup_lr > 0.0 && std::isfinite(c.warmup_lr))) return bad("warmup_lr must be finite and > 0");
-  if (c.warmup_epochs < 0 || c.warmup_epochs > c.epochs) return bad("warmup_epochs must be in [0, epochs]");
-  if (c.batch_size < 1 || c.batch_size > kMaxBatch) return bad(absl::StrCat("batch_size must be in [1, ", kMaxBatch, "]"));
+  if (!(c.weight_decay >= 0.0 && std::isfinite(c.weight_decay)))
+    return bad("weight_decay must be >= 0");
+  if (!(c.warmup_lr > 0.0 && std::isfinite(c.warmup_lr)))
+    return bad("warmup_lr must be finite and > 0");
+  if (c.warmup_epochs < 0 || c.warmup_epochs > c.epochs)
+    return bad("warmup_epochs must be in [0, epochs]");
+  if (c.batch_size < 1 || c.batch_size > kMaxBatch)
+    return bad(absl::StrCat("batch_size must be in [1, ", kMaxBatch, "]"));
   if (c.shots < 0) return bad("shots must be >= 0");
   const auto& a = c.augment;
-  if (a.size < 0 || a.size > kMaxAugmentSize) return bad(absl::StrCat("augment.size must be in [0, ", kMaxAugmentSize, "]"));
+  if (a.size < 0 || a.size > kMaxAugmentSize)
+    return bad(absl::StrCat("augment.size must be in [0, ", kMaxAugmentSize, "]"));
   if (!(a.scale_min > 0.0 && a.scale_min <= a.scale_max && a.scale_max <= 1.0)) {
     return bad("augment scale must satisfy 0 < scale_min <= scale_max <= 1");
   }
-  if (!(a.ratio_min > 0.0 && a.ratio_min <= a.ratio_max)) return bad("augment ratio must satisfy 0 < ratio_min <= ratio_max");
-  if (!(a.flip_probability >= 0.0 && a.flip_probability <= 1.0)) return bad("augment.flip_probability must be in [0, 1]");
+  if (!(a.ratio_min > 0.0 && a.ratio_min <= a.ratio_max))
+    return bad("augment ratio must satisfy 0 < ratio_min <= ratio_max");
+  if (!(a.flip_probability >= 0.0 && a.flip_probability <= 1.0))
+    return bad("augment.flip_probability must be in [0, 1]");
   for (double s : a.norm.std) {
     if (!(s > 0.0)) return bad("augment.std entries must be > 0");
   }
   // Model-side ranges that do not depend on the backbone.
-  return provp::ResolveOptions(c.model, /*vision_layers=*/std::max<int64_t>(1, c.model.depth)).status();
+  return provp::ResolveOptions(c.model, /*vision_layers=*/std::max<int64_t>(1, c.model.depth))
+      .status();
 }
 
 LrScheduleOptions ScheduleOf(const TrainConfig& c) {
@@ -299,6 +311,8 @@ absl::StatusOr<TrainConfig> MergeConfigJson(const TrainConfig& base, const json&
   return c;
 }
 
-absl::StatusOr<TrainConfig> ConfigFromJson(const json& j) { return MergeConfigJson(TrainConfig{}, j); }
+absl::StatusOr<TrainConfig> ConfigFromJson(const json& j) {
+  return MergeConfigJson(TrainConfig{}, j);
+}
 
 }  // namespace provp::train

@@ -29,7 +29,8 @@ constexpr uint64_t kSamplerSeedSalt = 0x9E3779B97F4A7C15ULL;
 // Unbiased index in [0, n) from the 64-bit engine (rejection sampling), so
 // the sampler order is fixed by the seed on every standard library.
 int64_t UniformIndex(std::mt19937_64& rng, uint64_t n) {
-  const uint64_t limit = std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % n;
+  const uint64_t limit =
+      std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % n;
   uint64_t x;
   do {
     x = rng();
@@ -41,7 +42,8 @@ int64_t UniformIndex(std::mt19937_64& rng, uint64_t n) {
 std::vector<int64_t> Permutation(int64_t n, std::mt19937_64& rng) {
   std::vector<int64_t> p(n);
   for (int64_t i = 0; i < n; ++i) p[i] = i;
-  for (int64_t i = n - 1; i > 0; --i) std::swap(p[i], p[UniformIndex(rng, static_cast<uint64_t>(i + 1))]);
+  for (int64_t i = n - 1; i > 0; --i)
+    std::swap(p[i], p[UniformIndex(rng, static_cast<uint64_t>(i + 1))]);
   return p;
 }
 
@@ -86,25 +88,28 @@ std::string RngToString(const std::mt19937_64& rng) {
 absl::Status RngFromString(const std::string& text, std::mt19937_64* rng) {
   std::istringstream is(text);
   is >> *rng;
-  if (is.fail()) return absl::InvalidArgumentError("checkpoint: rng_state is not a std::mt19937_64 state");
+  if (is.fail())
+    return absl::InvalidArgumentError("checkpoint: rng_state is not a std::mt19937_64 state");
   return absl::OkStatus();
 }
 
 absl::Status CheckTrainingSet(const TrainingSet& data, int64_t num_classes) {
   if (data.images.empty()) return absl::InvalidArgumentError("training set: no images");
   if (data.images.size() != data.labels.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("training set: ", data.images.size(), " images but ",
-                                                   data.labels.size(), " labels"));
+    return absl::InvalidArgumentError(absl::StrCat("training set: ", data.images.size(),
+                                                   " images but ", data.labels.size(), " labels"));
   }
   for (size_t i = 0; i < data.images.size(); ++i) {
     const torch::Tensor& im = data.images[i];
     if (!im.defined() || im.dim() != 3 || im.size(2) != 3 || im.size(0) < 1 || im.size(1) < 1 ||
         im.scalar_type() != torch::kUInt8) {
-      return absl::InvalidArgumentError(absl::StrCat("training set: image ", i, " must be uint8 [H,W,3]"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("training set: image ", i, " must be uint8 [H,W,3]"));
     }
     if (data.labels[i] < 0 || data.labels[i] >= num_classes) {
-      return absl::InvalidArgumentError(absl::StrCat("training set: label ", data.labels[i], " of image ", i,
-                                                     " is outside [0, ", num_classes, ")"));
+      return absl::InvalidArgumentError(absl::StrCat("training set: label ", data.labels[i],
+                                                     " of image ", i, " is outside [0, ",
+                                                     num_classes, ")"));
     }
   }
   return absl::OkStatus();
@@ -135,7 +140,8 @@ std::string TrainingSetFingerprint(const TrainingSet& data) {
   uint64_t h = util::Fnv1a64(nullptr, 0);
   const uint64_t n = data.images.size();
   h = util::Fnv1a64(&n, sizeof(n), h);
-  if (!data.labels.empty()) h = util::Fnv1a64(data.labels.data(), data.labels.size() * sizeof(int64_t), h);
+  if (!data.labels.empty())
+    h = util::Fnv1a64(data.labels.data(), data.labels.size() * sizeof(int64_t), h);
   for (const auto& im : data.images) {
     for (int64_t d = 0; d < im.dim(); ++d) {
       const int64_t s = im.size(d);
@@ -148,7 +154,8 @@ std::string TrainingSetFingerprint(const TrainingSet& data) {
 Trainer::Trainer(std::unique_ptr<provp::ProvpModel> model, TrainerOptions options)
     : model_(std::move(model)), options_(std::move(options)) {}
 
-absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(clip::ClipModel clip, TrainerOptions options) {
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(clip::ClipModel clip,
+                                                         TrainerOptions options) {
   RETURN_IF_ERROR(ValidateConfig(options.config));
   if (!clip) return absl::InvalidArgumentError("trainer: no CLIP model given");
   ASSIGN_OR_RETURN(auto model, provp::ProvpModel::Create(std::move(clip), options.config.model,
@@ -156,7 +163,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(clip::ClipModel clip, T
   return std::unique_ptr<Trainer>(new Trainer(std::move(model), std::move(options)));
 }
 
-absl::StatusOr<TrainResult> Trainer::Run(const TrainingSet& data, const torch::Tensor& text_features,
+absl::StatusOr<TrainResult> Trainer::Run(const TrainingSet& data,
+                                         const torch::Tensor& text_features,
                                          const EvalSet* validation) {
   const TrainConfig& cfg = options_.config;
   const clip::ClipConfig& clip_config = model_->clip()->config();
@@ -217,13 +225,13 @@ absl::StatusOr<TrainResult> Trainer::Run(const TrainingSet& data, const torch::T
     }
     if (!ck.backbone_fingerprint.empty() && !state.backbone_fingerprint.empty() &&
         ck.backbone_fingerprint != state.backbone_fingerprint) {
-      return absl::FailedPreconditionError(absl::StrCat("checkpoint ", options_.checkpoint_path,
-                                                        " belongs to backbone ", ck.backbone_fingerprint,
-                                                        ", not ", state.backbone_fingerprint));
+      return absl::FailedPreconditionError(
+          absl::StrCat("checkpoint ", options_.checkpoint_path, " belongs to backbone ",
+                       ck.backbone_fingerprint, ", not ", state.backbone_fingerprint));
     }
     if (ck.data_fingerprint != state.data_fingerprint) {
-      return absl::FailedPreconditionError(absl::StrCat("checkpoint ", options_.checkpoint_path,
-                                                        " was trained on a different training set"));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "checkpoint ", options_.checkpoint_path, " was trained on a different training set"));
     }
     if (ck.epochs_completed < 0 || ck.epochs_completed > cfg.epochs) {
       return absl::InvalidArgumentError(absl::StrCat("checkpoint ", options_.checkpoint_path,
@@ -234,11 +242,11 @@ absl::StatusOr<TrainResult> Trainer::Run(const TrainingSet& data, const torch::T
     if (ck.momentum_buffer.defined()) {
       if (ck.momentum_buffer.sizes() != param.sizes()) {
         return absl::InvalidArgumentError(
-            absl::StrCat("checkpoint ", options_.checkpoint_path, ": momentum_buffer shape differs from prompts"));
+            absl::StrCat("checkpoint ", options_.checkpoint_path,
+                         ": momentum_buffer shape differs from prompts"));
       }
-      RETURN_IF_ERROR(util::TorchCall("trainer: restore momentum", [&] {
-        SetMomentum(opt, param, ck.momentum_buffer);
-      }));
+      RETURN_IF_ERROR(util::TorchCall("trainer: restore momentum",
+                                      [&] { SetMomentum(opt, param, ck.momentum_buffer); }));
       restored_momentum = true;
     }
     RETURN_IF_ERROR(RngFromString(ck.rng_state, &rng));
@@ -253,11 +261,14 @@ absl::StatusOr<TrainResult> Trainer::Run(const TrainingSet& data, const torch::T
   int64_t global_step = state.epochs_completed * steps_per_epoch;
   int64_t steps_this_run = 0;
   const Clock::time_point run_start = Clock::now();
-  auto cancelled = [&]() { return options_.cancel && options_.cancel->load(std::memory_order_relaxed); };
+  auto cancelled = [&]() {
+    return options_.cancel && options_.cancel->load(std::memory_order_relaxed);
+  };
 
   for (int64_t epoch = state.epochs_completed; epoch < cfg.epochs; ++epoch) {
     const double lr = LearningRateForEpoch(schedule, epoch);
-    for (auto& group : opt.param_groups()) static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
+    for (auto& group : opt.param_groups())
+      static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
     const std::vector<int64_t> order = Permutation(n, rng);
     const Clock::time_point epoch_start = Clock::now();
     double sum_loss = 0, sum_ce = 0, sum_ref = 0;
@@ -265,7 +276,8 @@ absl::StatusOr<TrainResult> Trainer::Run(const TrainingSet& data, const torch::T
 
     for (int64_t step = 0; step < steps_per_epoch; ++step) {
       if (cancelled()) {
-        return absl::CancelledError(absl::StrCat("training cancelled at epoch ", epoch, " step ", step));
+        return absl::CancelledError(
+            absl::StrCat("training cancelled at epoch ", epoch, " step ", step));
       }
       std::vector<torch::Tensor> batch_images;
       std::vector<int64_t> batch_labels;
@@ -277,9 +289,8 @@ absl::StatusOr<TrainResult> Trainer::Run(const TrainingSet& data, const torch::T
       }
       ASSIGN_OR_RETURN(torch::Tensor x, image::AugmentBatch(batch_images, augment, rng, device));
       torch::Tensor y;
-      RETURN_IF_ERROR(util::TorchCall("trainer: labels", [&] {
-        y = torch::tensor(batch_labels, torch::kInt64).to(device);
-      }));
+      RETURN_IF_ERROR(util::TorchCall(
+          "trainer: labels", [&] { y = torch::tensor(batch_labels, torch::kInt64).to(device); }));
       ASSIGN_OR_RETURN(provp::LossTerms terms, model_->Loss(x, y, text));
       double loss = 0, ce = 0, ref = 0;
       int64_t batch_correct = 0;
@@ -289,8 +300,8 @@ absl::StatusOr<TrainResult> Trainer::Run(const TrainingSet& data, const torch::T
         ref = terms.ref.item<double>();
         if (!std::isfinite(loss)) {
           return absl::FailedPreconditionError(absl::StrFormat(
-              "training diverged: non-finite loss %g at epoch %d step %d (ce %g, ref %g, lr %g)", loss,
-              epoch, step, ce, ref, lr));
+              "training diverged: non-finite loss %g at epoch %d step %d (ce %g, ref %g, lr %g)",
+              loss, epoch, step, ce, ref, lr));
         }
         opt.zero_grad();
         terms.total.backward();
@@ -301,7 +312,8 @@ absl::StatusOr<TrainResult> Trainer::Run(const TrainingSet& data, const torch::T
       if (restored_momentum) {
         // A wrong state key would make SGD start a second, fresh buffer.
         if (opt.state().size() != 1) {
-          return absl::InternalError("trainer: restored SGD momentum was not picked up by the optimizer");
+          return absl::InternalError(
+              "trainer: restored SGD momentum was not picked up by the optimizer");
         }
         restored_momentum = false;
       }
@@ -331,7 +343,8 @@ absl::StatusOr<TrainResult> Trainer::Run(const TrainingSet& data, const torch::T
         p.images_per_second = elapsed > 0 ? steps_this_run * batch / elapsed : 0.0;
         p.eta_seconds = (total_steps - global_step) * (elapsed / steps_this_run);
         if (!options_.on_progress(p)) {
-          return absl::CancelledError(absl::StrCat("training cancelled at epoch ", epoch, " step ", step + 1));
+          return absl::CancelledError(
+              absl::StrCat("training cancelled at epoch ", epoch, " step ", step + 1));
         }
       }
     }
@@ -346,7 +359,8 @@ absl::StatusOr<TrainResult> Trainer::Run(const TrainingSet& data, const torch::T
                               {"seconds", Seconds(epoch_start)}};
     double val_acc = -1.0;
     if (validation != nullptr) {
-      ASSIGN_OR_RETURN(EvalResult ev, Evaluate(model_->clip(), model_->visual_prompts(), *validation, text));
+      ASSIGN_OR_RETURN(EvalResult ev,
+                       Evaluate(model_->clip(), model_->visual_prompts(), *validation, text));
       val_acc = ev.top1;
       summary["validation_top1"] = val_acc;
       // Strict '>' keeps the earliest epoch on ties (as Dassl does, Q20).
@@ -387,7 +401,8 @@ absl::StatusOr<TrainResult> Trainer::Run(const TrainingSet& data, const torch::T
       p.train_accuracy = summary["train_accuracy"].get<double>();
       p.elapsed_seconds = elapsed;
       p.images_per_second = elapsed > 0 ? steps_this_run * batch / elapsed : 0.0;
-      p.eta_seconds = steps_this_run ? (total_steps - global_step) * (elapsed / steps_this_run) : 0.0;
+      p.eta_seconds =
+          steps_this_run ? (total_steps - global_step) * (elapsed / steps_this_run) : 0.0;
       p.validation_accuracy = val_acc;
       if (!options_.on_progress(p)) {
         return absl::CancelledError(absl::StrCat("training cancelled after epoch ", epoch));
@@ -407,13 +422,13 @@ absl::StatusOr<TrainResult> Trainer::Run(const TrainingSet& data, const torch::T
     result.final_train_accuracy = last.value("train_accuracy", 0.0);
   }
   result.selected_epoch = state.epochs_completed - 1;
-  if (cfg.selection == ModelSelection::kBestValidation && state.best_epoch >= 0 && state.best_prompts.defined()) {
+  if (cfg.selection == ModelSelection::kBestValidation && state.best_epoch >= 0 &&
+      state.best_prompts.defined()) {
     RETURN_IF_ERROR(model_->SetPrompts(state.best_prompts));
     result.selected_epoch = state.best_epoch;
   }
-  RETURN_IF_ERROR(util::TorchCall("trainer: result", [&] {
-    result.prompts = param.detach().to(torch::kCPU).clone();
-  }));
+  RETURN_IF_ERROR(util::TorchCall(
+      "trainer: result", [&] { result.prompts = param.detach().to(torch::kCPU).clone(); }));
   result.seconds = Seconds(t0);
   const double run_seconds = Seconds(run_start);
   result.images_per_second = run_seconds > 0 ? steps_this_run * batch / run_seconds : 0.0;

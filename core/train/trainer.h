@@ -38,11 +38,11 @@ struct TrainingSet {
 struct TrainProgress {
   enum class Kind { kStep, kEpoch };
   Kind kind = Kind::kStep;
-  int64_t epoch = 0;            // 0-based
+  int64_t epoch = 0;  // 0-based
   int64_t epochs = 0;
-  int64_t step = 0;             // 1-based within the epoch
+  int64_t step = 0;  // 1-based within the epoch
   int64_t steps_per_epoch = 0;
-  int64_t global_step = 0;      // steps done so far, all epochs
+  int64_t global_step = 0;  // steps done so far, all epochs
   int64_t total_steps = 0;
   double lr = 0.0;
   // Step: this batch. Epoch: means over the epoch's steps.
@@ -99,7 +99,8 @@ class Trainer {
  public:
   // Validates the config against the backbone and builds the prompted model
   // (prompt init seeded by config.seed) on the backbone's device and dtype.
-  static absl::StatusOr<std::unique_ptr<Trainer>> Create(clip::ClipModel clip, TrainerOptions options);
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(clip::ClipModel clip,
+                                                         TrainerOptions options);
 
   // Trains on `data` against fixed `text_features` [C,D]. `validation`
   // (preprocessed) is evaluated after every epoch and is required for

@@ -12,10 +12,10 @@
 #define PROVP_STATUS_CONCAT_(a, b) PROVP_STATUS_CONCAT_INNER_(a, b)
 
 // Returns the status from the enclosing function when `expr` is not OK.
-#define RETURN_IF_ERROR(expr)                          \
-  do {                                                 \
-    ::absl::Status provp_status_ = (expr);             \
-    if (!provp_status_.ok()) return provp_status_;     \
+#define RETURN_IF_ERROR(expr)                      \
+  do {                                             \
+    ::absl::Status provp_status_ = (expr);         \
+    if (!provp_status_.ok()) return provp_status_; \
   } while (0)
 
 // `ASSIGN_OR_RETURN(auto x, MakeX());` declares/assigns x from a StatusOr,

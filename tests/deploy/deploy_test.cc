@@ -59,8 +59,8 @@ int RunCommand(const std::string& command, std::string* output) {
 }
 
 void RequireTool(const char* path, const char* package) {
-  ASSERT_EQ(access(path, X_OK), 0) << path << " is missing: install the Debian package '"
-                                   << package << "' (scripts/install-deps.sh)";
+  ASSERT_EQ(access(path, X_OK), 0) << path << " is missing: install the Debian package '" << package
+                                   << "' (scripts/install-deps.sh)";
 }
 
 // deploy/metrics.txt: name -> type.
@@ -89,8 +89,9 @@ std::set<std::string> ExternalMetrics() {
 }
 
 // Names in `exprs` that are neither listed nor external, as "name (where)".
-std::vector<std::string> UnlistedNames(const std::vector<std::pair<std::string, std::string>>& exprs,
-                                       std::set<std::string>* families_used) {
+std::vector<std::string> UnlistedNames(
+    const std::vector<std::pair<std::string, std::string>>& exprs,
+    std::set<std::string>* families_used) {
   const auto listed = ListedMetrics();
   const auto external = ExternalMetrics();
   auto is_histogram = [&](const std::string& n) {
@@ -175,8 +176,8 @@ TEST(PrometheusTest, ConfigPassesPromtool) {
   RequireTool(PROVP_PROMTOOL, "prometheus");
   std::string out;
   EXPECT_EQ(RunCommand(std::string(PROVP_PROMTOOL) + " check config " +
-                    Repo("deploy/prometheus/prometheus.yml"),
-                &out),
+                           Repo("deploy/prometheus/prometheus.yml"),
+                       &out),
             0)
       << out;
 }
@@ -184,8 +185,9 @@ TEST(PrometheusTest, ConfigPassesPromtool) {
 TEST(PrometheusTest, RulesPassPromtool) {
   RequireTool(PROVP_PROMTOOL, "prometheus");
   std::string out;
-  EXPECT_EQ(RunCommand(std::string(PROVP_PROMTOOL) + " check rules " + Repo("deploy/prometheus/alerts.yml"),
-                &out),
+  EXPECT_EQ(RunCommand(std::string(PROVP_PROMTOOL) + " check rules " +
+                           Repo("deploy/prometheus/alerts.yml"),
+                       &out),
             0)
       << out;
 }
@@ -194,8 +196,8 @@ TEST(PrometheusTest, RuleUnitTestsPass) {
   RequireTool(PROVP_PROMTOOL, "prometheus");
   std::string out;
   EXPECT_EQ(RunCommand("cd " + Repo("deploy/prometheus") + " && " + PROVP_PROMTOOL +
-                    " test rules alerts_test.yml",
-                &out),
+                           " test rules alerts_test.yml",
+                       &out),
             0)
       << out;
 }
@@ -269,7 +271,8 @@ TEST(DashboardTest, ParsesAndEveryPanelQueries) {
     EXPECT_FALSE(panel.at("targets").empty()) << panel.value("title", "?");
     for (const auto& target : panel.at("targets")) {
       EXPECT_FALSE(target.value("expr", "").empty()) << panel.value("title", "?");
-      EXPECT_EQ(target.at("datasource").value("uid", ""), "${datasource}") << panel.value("title", "?");
+      EXPECT_EQ(target.at("datasource").value("uid", ""), "${datasource}")
+          << panel.value("title", "?");
     }
     ++queried;
   }
@@ -285,19 +288,34 @@ TEST(DashboardTest, UsesOnlyListedMetrics) {
 TEST(DashboardTest, CoversEveryAreaOfApiGuide35) {
   std::set<std::string> used;
   UnlistedNames(DashboardExprs(Dashboard()), &used);
-  for (const char* family :
-       {"up", "provp_build_info", "grpc_server_handled_total", "provp_request_duration_seconds",
-        "provp_queue_duration_seconds", "provp_stage_duration_seconds",
-        "provp_classify_images_total", "provp_inferences_total", "provp_executions_total",
-        "provp_queue_depth", "provp_inflight_requests", "provp_requests_rejected_total",
-        "provp_text_embedding_cache_hits_total", "provp_text_embedding_cache_misses_total",
-        "provp_text_embedding_cache_entries", "provp_text_embedding_cache_bytes",
-        "provp_prompt_sets_loaded", "provp_prompt_set_load_duration_seconds",
-        "provp_gpu_memory_allocated_bytes", "provp_gpu_memory_reserved_bytes",
-        "provp_gpu_memory_total_bytes", "provp_tuning_jobs", "provp_tuning_queue_wait_seconds",
-        "provp_tuning_current_progress_ratio", "provp_tuning_current_train_loss",
-        "provp_tuning_job_duration_seconds", "provp_tuning_jobs_finished_total",
-        "provp_tuning_job_failures_total"}) {
+  for (const char* family : {"up",
+                             "provp_build_info",
+                             "grpc_server_handled_total",
+                             "provp_request_duration_seconds",
+                             "provp_queue_duration_seconds",
+                             "provp_stage_duration_seconds",
+                             "provp_classify_images_total",
+                             "provp_inferences_total",
+                             "provp_executions_total",
+                             "provp_queue_depth",
+                             "provp_inflight_requests",
+                             "provp_requests_rejected_total",
+                             "provp_text_embedding_cache_hits_total",
+                             "provp_text_embedding_cache_misses_total",
+                             "provp_text_embedding_cache_entries",
+                             "provp_text_embedding_cache_bytes",
+                             "provp_prompt_sets_loaded",
+                             "provp_prompt_set_load_duration_seconds",
+                             "provp_gpu_memory_allocated_bytes",
+                             "provp_gpu_memory_reserved_bytes",
+                             "provp_gpu_memory_total_bytes",
+                             "provp_tuning_jobs",
+                             "provp_tuning_queue_wait_seconds",
+                             "provp_tuning_current_progress_ratio",
+                             "provp_tuning_current_train_loss",
+                             "provp_tuning_job_duration_seconds",
+                             "provp_tuning_jobs_finished_total",
+                             "provp_tuning_job_failures_total"}) {
     EXPECT_EQ(used.count(family), 1u) << family << " is not on the dashboard";
   }
 }
@@ -333,7 +351,8 @@ class YamllintTest : public ::testing::TestWithParam<std::string> {};
 TEST_P(YamllintTest, PassesRelaxed) {
   RequireTool(PROVP_YAMLLINT, "yamllint");
   std::string out;
-  EXPECT_EQ(RunCommand(std::string(PROVP_YAMLLINT) + " -d relaxed " + Repo(GetParam()), &out), 0) << out;
+  EXPECT_EQ(RunCommand(std::string(PROVP_YAMLLINT) + " -d relaxed " + Repo(GetParam()), &out), 0)
+      << out;
 }
 
 INSTANTIATE_TEST_SUITE_P(Deploy, YamllintTest, ::testing::ValuesIn(DeployYamlFiles()),
@@ -371,13 +390,16 @@ TEST(ComposeTest, MountedFilesExistAndServicesArePresent) {
 TEST(KubernetesTest, DeploymentHasGpuProbesStorageAndSecrets) {
   const std::string deployment = ReadText(Repo("deploy/k8s/deployment.yaml"));
   size_t gpus = 0;
-  for (size_t pos = 0; (pos = deployment.find("nvidia.com/gpu: 1", pos)) != std::string::npos; ++pos) {
+  for (size_t pos = 0; (pos = deployment.find("nvidia.com/gpu: 1", pos)) != std::string::npos;
+       ++pos) {
     ++gpus;
   }
   EXPECT_EQ(gpus, 2u) << "GPU in requests and limits";
-  static const std::regex kGrpcProbe(R"((startup|liveness|readiness)Probe:\s*\n\s*grpc:\s*\n\s*port: 50051)");
+  static const std::regex kGrpcProbe(
+      R"((startup|liveness|readiness)Probe:\s*\n\s*grpc:\s*\n\s*port: 50051)");
   int probes = 0;
-  for (std::sregex_iterator it(deployment.begin(), deployment.end(), kGrpcProbe), end; it != end; ++it) {
+  for (std::sregex_iterator it(deployment.begin(), deployment.end(), kGrpcProbe), end; it != end;
+       ++it) {
     ++probes;
   }
   EXPECT_EQ(probes, 3);
@@ -438,7 +460,8 @@ TEST(DockerfileTest, StagesUseCiScriptsNonRootUserAndHealthcheck) {
     }
   }
   size_t builds = 0;
-  for (size_t pos = 0; (pos = dockerfile.find("bash scripts/build.sh", pos)) != std::string::npos; ++pos) {
+  for (size_t pos = 0; (pos = dockerfile.find("bash scripts/build.sh", pos)) != std::string::npos;
+       ++pos) {
     ++builds;
   }
   EXPECT_EQ(builds, 2u);
@@ -449,8 +472,9 @@ TEST(DockerfileTest, StagesUseCiScriptsNonRootUserAndHealthcheck) {
   EXPECT_THAT(dockerfile,
               HasSubstr("CMD [\"provp\", \"health\", \"--address\", \"127.0.0.1:50051\"]"));
   EXPECT_THAT(dockerfile, HasSubstr("ENTRYPOINT [\"provp-server\"]"));
-  for (const char* script : {"deploy/docker/collect-binaries.sh", "deploy/docker/runtime-packages.sh",
-                             "scripts/install-deps.sh", "scripts/build.sh"}) {
+  for (const char* script :
+       {"deploy/docker/collect-binaries.sh", "deploy/docker/runtime-packages.sh",
+        "scripts/install-deps.sh", "scripts/build.sh"}) {
     EXPECT_EQ(access(Repo(script).c_str(), R_OK), 0) << script;
   }
   EXPECT_EQ(access(Repo("deploy/docker/runtime-packages.sh").c_str(), X_OK), 0);
@@ -459,7 +483,8 @@ TEST(DockerfileTest, StagesUseCiScriptsNonRootUserAndHealthcheck) {
 TEST(DockerfileTest, RuntimePackagesResolvesALocalBinary) {
   // The script the runtime stages depend on, run against a binary here.
   std::string out;
-  ASSERT_EQ(RunCommand("bash " + Repo("deploy/docker/runtime-packages.sh") + " /bin/sh", &out), 0) << out;
+  ASSERT_EQ(RunCommand("bash " + Repo("deploy/docker/runtime-packages.sh") + " /bin/sh", &out), 0)
+      << out;
   EXPECT_THAT(out, HasSubstr("libc6"));
 }
 

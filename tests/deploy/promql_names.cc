@@ -6,7 +6,9 @@
 namespace provp::testing {
 namespace {
 
-bool IsIdentStart(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':'; }
+bool IsIdentStart(char c) {
+  return std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':';
+}
 bool IsIdentChar(char c) { return IsIdentStart(c) || std::isdigit(static_cast<unsigned char>(c)); }
 
 // Words that are never metric names even without a following '(':
@@ -14,10 +16,11 @@ bool IsIdentChar(char c) { return IsIdentStart(c) || std::isdigit(static_cast<un
 // `by (...)` clause may come before their parenthesis.
 bool IsKeyword(const std::string& word) {
   static const std::set<std::string> kKeywords = {
-      "and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",
-      "group_left", "group_right", "inf", "Inf", "nan", "NaN", "atan2", "start", "end",
-      "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
-      "bottomk", "topk", "quantile", "limitk", "limit_ratio"};
+      "and",  "or",       "unless",     "bool",        "offset", "by",           "without",
+      "on",   "ignoring", "group_left", "group_right", "inf",    "Inf",          "nan",
+      "NaN",  "atan2",    "start",      "end",         "sum",    "min",          "max",
+      "avg",  "group",    "stddev",     "stdvar",      "count",  "count_values", "bottomk",
+      "topk", "quantile", "limitk",     "limit_ratio"};
   return kKeywords.count(word) > 0;
 }
 
@@ -73,8 +76,8 @@ std::set<std::string> MetricNamesInPromQL(absl::string_view expr) {
   size_t i = 0;
   while (i < s.size()) {
     const char c = s[i];
-    if (std::isdigit(static_cast<unsigned char>(c)) || (c == '.' && i + 1 < s.size() &&
-                                                        std::isdigit(static_cast<unsigned char>(s[i + 1])))) {
+    if (std::isdigit(static_cast<unsigned char>(c)) ||
+        (c == '.' && i + 1 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1])))) {
       // Number or duration (0.99, 1e3, 5m, 0x1F): skip it whole.
       while (i < s.size() && (IsIdentChar(s[i]) || s[i] == '.')) ++i;
       continue;

@@ -22,8 +22,8 @@ std::set<std::string> MetricNamesInPromQL(absl::string_view expr);
 template <typename IsHistogram>
 std::string FamilyOfSample(const std::string& name, IsHistogram is_histogram) {
   for (absl::string_view suffix : {"_bucket", "_sum", "_count"}) {
-    if (name.size() > suffix.size() &&
-        name.compare(name.size() - suffix.size(), suffix.size(), suffix.data(), suffix.size()) == 0) {
+    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(),
+                                                    suffix.data(), suffix.size()) == 0) {
       std::string base = name.substr(0, name.size() - suffix.size());
       if (is_histogram(base)) return base;
     }

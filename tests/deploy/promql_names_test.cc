@@ -12,9 +12,9 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
 TEST(PromqlNamesTest, FindsSelectorsInsideFunctionsAndAggregations) {
-  EXPECT_THAT(MetricNamesInPromQL(
-                  "histogram_quantile(0.99, sum by (le, method) "
-                  "(rate(provp_request_duration_seconds_bucket{job=~\"$job\",le!=\"}\"}[$__rate_interval])))"),
+  EXPECT_THAT(MetricNamesInPromQL("histogram_quantile(0.99, sum by (le, method) "
+                                  "(rate(provp_request_duration_seconds_bucket{job=~\"$job\",le!="
+                                  "\"}\"}[$__rate_interval])))"),
               ElementsAre("provp_request_duration_seconds_bucket"));
   EXPECT_THAT(MetricNamesInPromQL("sum(rate(a_total[5m])) by (x) / ignoring(instance) group_left "
                                   "sum(b_total offset 1h) > bool 0.5 and on() up == 0"),

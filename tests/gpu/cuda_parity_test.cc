@@ -90,7 +90,8 @@ TEST_P(CudaParityTest, GradientReachesPromptsOnCuda) {
   torch::Tensor master = ref->tensors.at("prompts").to(torch::kCUDA).clone().requires_grad_(true);
   VisualPrompts prompts;
   prompts.prompts = master;
-  torch::Tensor f = (*model)->EncodeImage(ref->tensors.at("images").to(torch::kCUDA, torch::kBFloat16), &prompts);
+  torch::Tensor f =
+      (*model)->EncodeImage(ref->tensors.at("images").to(torch::kCUDA, torch::kBFloat16), &prompts);
   f.to(torch::kFloat32).pow(2).sum().backward();
   ASSERT_TRUE(master.grad().defined());
   EXPECT_EQ(master.grad().scalar_type(), torch::kFloat32);

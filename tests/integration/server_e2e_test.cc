@@ -225,7 +225,8 @@ TEST_F(E2ETest, ZeroShotTuneServeAndSigterm) {
   int metrics = 0;
   while (reader->Read(&ev)) {
     last = ev;
-    metrics += ev.type() == v1::TuningJobEvent::METRICS || ev.type() == v1::TuningJobEvent::CHECKPOINT;
+    metrics +=
+        ev.type() == v1::TuningJobEvent::METRICS || ev.type() == v1::TuningJobEvent::CHECKPOINT;
   }
   EXPECT_TRUE(reader->Finish().ok());
   done = true;
@@ -239,8 +240,8 @@ TEST_F(E2ETest, ZeroShotTuneServeAndSigterm) {
   EXPECT_EQ(job.result().evaluation().num_base_images(), 4);
   EXPECT_EQ(job.result().evaluation().num_novel_images(), 2);
   // Base classes, novel class, and both through the prompt set.
-  for (auto names : std::vector<std::vector<std::string>>{{"red", "green"}, {"blue"},
-                                                           {"red", "green", "blue", "violet"}}) {
+  for (auto names : std::vector<std::vector<std::string>>{
+           {"red", "green"}, {"blue"}, {"red", "green", "blue", "violet"}}) {
     auto c = Ctx(kAdmin);
     grpc::Status s = classify_->Classify(c.get(), Request(names, "promptSets/tune"), &resp);
     ASSERT_TRUE(s.ok()) << s.error_message();
@@ -297,7 +298,8 @@ TEST_F(E2ETest, SigkillMidJobResumesAfterRestart) {
   Launch();
   auto c2 = Ctx(kAdmin);
   v1::ClassifyResponse resp;
-  EXPECT_TRUE(classify_->Classify(c2.get(), Request({"red", "blue"}, "promptSets/crash"), &resp).ok());
+  EXPECT_TRUE(
+      classify_->Classify(c2.get(), Request({"red", "blue"}, "promptSets/crash"), &resp).ok());
 }
 
 // The product binary serves only with the LibTorch engine: the test fake

@@ -443,8 +443,8 @@ TEST_F(ServerTest, LimitsAndBadRequests) {
     cases.push_back({r, grpc::StatusCode::INVALID_ARGUMENT, "TOO_MANY_IMAGES"});
   }
   cases.push_back({ColourRequest({}), grpc::StatusCode::INVALID_ARGUMENT, "EMPTY_CLASS_LIST"});
-  cases.push_back({ColourRequest({"red", "red"}), grpc::StatusCode::INVALID_ARGUMENT,
-                   "DUPLICATE_CLASS_NAME"});
+  cases.push_back(
+      {ColourRequest({"red", "red"}), grpc::StatusCode::INVALID_ARGUMENT, "DUPLICATE_CLASS_NAME"});
   cases.push_back({ColourRequest({std::string(300, 'x')}), grpc::StatusCode::INVALID_ARGUMENT,
                    "NAME_TOO_LONG"});
   {
@@ -615,7 +615,7 @@ TEST_F(ServerTest, TuneWatchAndServeThePromptSet) {
       auto ctx = Ctx(kClient);
       v1::ClassifyResponse resp;
       (classify_->Classify(ctx.get(), ColourRequest({"red", "blue"}), &resp).ok() ? ok_calls
-                                                                                   : failed_calls)++;
+                                                                                  : failed_calls)++;
     }
   });
   // Watch to completion.
@@ -774,8 +774,7 @@ TEST_F(ServerTest, UnknownPresetOrVariantIsRejectedAtCreation) {
     v1::GetTuningJobRequest get;
     get.set_name(absl::StrCat("tuningJobs/bad-", i));
     auto gctx = Ctx(kAdmin);
-    EXPECT_EQ(jobs_->GetTuningJob(gctx.get(), get, &job).error_code(),
-              grpc::StatusCode::NOT_FOUND)
+    EXPECT_EQ(jobs_->GetTuningJob(gctx.get(), get, &job).error_code(), grpc::StatusCode::NOT_FOUND)
         << "case " << i;
   }
   // Every preset name the trainer knows is accepted.
@@ -791,8 +790,8 @@ TEST_F(ServerTest, UnknownPresetOrVariantIsRejectedAtCreation) {
     auto ctx = Ctx(kAdmin);
     grpc::Status s = jobs_->CreateTuningJob(ctx.get(), req, &job);
     EXPECT_TRUE(s.ok()) << preset << ": " << s.error_message();
-    if (s.ok()) WaitFor(job.name().substr(std::string("tuningJobs/").size()),
-                        v1::TuningJob::SUCCEEDED);
+    if (s.ok())
+      WaitFor(job.name().substr(std::string("tuningJobs/").size()), v1::TuningJob::SUCCEEDED);
   }
 }
 

@@ -34,7 +34,8 @@ class TlsTest : public ::testing::Test {
     if (system("openssl version > /dev/null 2>&1") != 0) GTEST_SKIP() << "no openssl CLI";
     const std::string d = dir_.path();
     std::string script =
-        "cd " + d + " && "
+        "cd " + d +
+        " && "
         "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 "
         "-subj /CN=provp-test-ca && "
         "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr "

@@ -131,8 +131,8 @@ absl::StatusOr<FeatureMatrix> FakeEngine::EncodeTexts(const std::vector<std::str
 
 absl::StatusOr<FeatureMatrix> FakeEngine::ClassTextFeatures(
     const std::vector<std::string>& class_names, const std::vector<std::string>& templates) {
-  std::vector<std::string> tmpl = templates.empty() ? std::vector<std::string>{"a photo of a {}."}
-                                                    : templates;
+  std::vector<std::string> tmpl =
+      templates.empty() ? std::vector<std::string>{"a photo of a {}."} : templates;
   FeatureMatrix m;
   m.rows = static_cast<int64_t>(class_names.size());
   m.dim = options_.dim;
@@ -172,8 +172,8 @@ absl::StatusOr<PromptSetMeta> FakeEngine::InspectPromptSet(const std::string& pa
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", e.what()));
   }
   if (meta.backbone != info_.backbone) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, " was made for backbone ", meta.backbone, ", not ", info_.backbone));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " was made for backbone ", meta.backbone, ", not ", info_.backbone));
   }
   meta.memory_bytes = options_.dim * 4;
   return meta;
@@ -236,8 +236,8 @@ absl::StatusOr<TuningOutcome> FakeEngine::RunTuning(const TuningSpec& spec,
       p.images_per_second = 1000.0 / std::max(1, options_.step_milliseconds);
       p.eta_seconds = (p.total_steps - p.step) * options_.step_milliseconds / 1000.0;
       if (s == steps - 1) {
-        RETURN_IF_ERROR(util::WriteFileAtomic(
-            spec.checkpoint_path, nlohmann::json{{"epochs_completed", e + 1}}.dump()));
+        RETURN_IF_ERROR(util::WriteFileAtomic(spec.checkpoint_path,
+                                              nlohmann::json{{"epochs_completed", e + 1}}.dump()));
         p.epoch_end = true;
       }
       if (cb.on_progress) cb.on_progress(p);

@@ -50,8 +50,9 @@ class FakeEngine : public Engine {
   absl::StatusOr<FeatureMatrix> EncodeImages(const std::vector<const Image*>& images,
                                              const std::string& prompt_set) override;
   absl::StatusOr<FeatureMatrix> EncodeTexts(const std::vector<std::string>& texts) override;
-  absl::StatusOr<FeatureMatrix> ClassTextFeatures(const std::vector<std::string>& class_names,
-                                                  const std::vector<std::string>& templates) override;
+  absl::StatusOr<FeatureMatrix> ClassTextFeatures(
+      const std::vector<std::string>& class_names,
+      const std::vector<std::string>& templates) override;
   absl::StatusOr<PromptSetMeta> InspectPromptSet(const std::string& path) override;
   absl::StatusOr<PromptSetMeta> LoadPromptSet(const std::string& id,
                                               const std::string& path) override;

@@ -58,7 +58,8 @@ bool ParseInt(const std::string& flag, const char* value, int64_t lo, int64_t hi
 // CPU has the AVX-512 subsets those kernels use, and neither
 // OPENBLAS_CORETYPE nor PROVP_KEEP_OPENBLAS is set (tests set the latter).
 void MaybeRestartWithAvx512Blas(char** argv) {
-  if (std::getenv("OPENBLAS_CORETYPE") != nullptr || std::getenv("PROVP_KEEP_OPENBLAS") != nullptr) {
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr ||
+      std::getenv("PROVP_KEEP_OPENBLAS") != nullptr) {
     return;
   }
   using CoreName = char* (*)();

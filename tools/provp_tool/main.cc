@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_format.h"
@@ -43,8 +43,8 @@ int Fail(const absl::Status& status) {
 
 // Where the BPE vocabulary comes from: the flag, the model directory, or
 // PROVP_CLIP_VOCAB; nothing is downloaded.
-absl::StatusOr<std::shared_ptr<const text::Tokenizer>> OpenTokenizer(
-    const std::string& flag, const std::string& model_dir) {
+absl::StatusOr<std::shared_ptr<const text::Tokenizer>> OpenTokenizer(const std::string& flag,
+                                                                     const std::string& model_dir) {
   std::string path = flag;
   if (path.empty()) path = model_dir;
   if (path.empty()) {
@@ -97,7 +97,8 @@ absl::StatusOr<std::vector<std::string>> ReadClasses(const std::string& inline_l
     part = absl::StripAsciiWhitespace(part);
     if (!part.empty()) names.emplace_back(part);
   }
-  if (names.empty()) return absl::InvalidArgumentError("no classes: pass --classes or --classes-file");
+  if (names.empty())
+    return absl::InvalidArgumentError("no classes: pass --classes or --classes-file");
   return names;
 }
 
@@ -178,8 +179,10 @@ int RunClassify(const ClassifyArgs& args) {
       if (args.json) {
         nlohmann::json list = nlohmann::json::array();
         for (const auto& p : top) {
-          list.push_back({{"label", p.label}, {"class_index", p.class_index},
-                          {"probability", p.probability}, {"logit", p.logit}});
+          list.push_back({{"label", p.label},
+                          {"class_index", p.class_index},
+                          {"probability", p.probability},
+                          {"logit", p.logit}});
         }
         results.push_back({{"file", files[i]}, {"top_k", list}});
       } else {
@@ -202,7 +205,7 @@ int RunInfo(const std::string& model_path) {
   std::printf("tensors      %zu\n", ckpt->weights.size());
   std::printf("fingerprint  %s\n", ckpt->fingerprint.c_str());
   std::printf("tokenizer    %s\n", ckpt->tokenizer_dir.empty() ? "(none next to the weights)"
-                                                                : ckpt->tokenizer_dir.c_str());
+                                                               : ckpt->tokenizer_dir.c_str());
   return 0;
 }
 
@@ -238,7 +241,8 @@ int main(int argc, char** argv) {
   classify->add_option("--classes-file", c.classes_file, "File with one class name per line");
   classify->add_option("--template", c.templates, "Prompt template(s) with {} (repeatable)");
   classify->add_option("--top-k", c.top_k, "Labels printed per image")->check(CLI::Range(1, 1000));
-  classify->add_option("--batch-size", c.batch_size, "Images per forward")->check(CLI::Range(1, 4096));
+  classify->add_option("--batch-size", c.batch_size, "Images per forward")
+      ->check(CLI::Range(1, 4096));
   classify->add_option("--device", c.device, "cpu, cuda or cuda:N");
   classify->add_flag("--json", c.json, "Print JSON");
   classify->add_option("images", c.inputs, "Image files or folders")->required();

@@ -79,7 +79,8 @@ int main(int argc, char** argv) {
   app.add_option("--template", o.templates,
                  "Text template(s) with {} (repeatable); default: the dataset's template");
   app.add_option("--device", o.device, "cpu, cuda or cuda:N");
-  app.add_option("--precision", o.precision, "fp32, bf16 or fp16 (default fp32 on CPU, bf16 on CUDA)")
+  app.add_option("--precision", o.precision,
+                 "fp32, bf16 or fp16 (default fp32 on CPU, bf16 on CUDA)")
       ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   app.add_option("--eval-batch-size", o.eval_batch_size, "Images per evaluation forward")
       ->check(CLI::Range(1, 65536));
@@ -129,8 +130,8 @@ int main(int argc, char** argv) {
       return result.status().code() == absl::StatusCode::kCancelled ? 130 : 1;
     }
     std::cout << "\n" << provp::tools::FormatResultTable(*result);
-    std::cout << "wrote " << o.out_dir << "/result.json and "
-              << (*result)["runs"].size() << " prompt set file(s)" << std::endl;
+    std::cout << "wrote " << o.out_dir << "/result.json and " << (*result)["runs"].size()
+              << " prompt set file(s)" << std::endl;
   } catch (const std::exception& e) {
     // Defensive: the core returns Status, but never die with a stack trace.
     std::fprintf(stderr, "provp-train: %s\n", e.what());

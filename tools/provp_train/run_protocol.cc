@@ -102,9 +102,9 @@ absl::StatusOr<train::TrainConfig> BuildConfig(const RunOptions& o, int64_t seed
   } else {
     absl::StatusOr<train::TrainConfig> preset = train::PresetForShots(o.shots);
     if (!preset.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "no preset for ", o.shots, " shots (", preset.status().message(),
-          "): pass --preset or explicit --epochs/--lr/--weight-decay"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("no preset for ", o.shots, " shots (", preset.status().message(),
+                       "): pass --preset or explicit --epochs/--lr/--weight-decay"));
     }
     base = *std::move(preset);
   }
@@ -198,8 +198,8 @@ absl::StatusOr<train::EvalResult> EvaluateItems(clip::ClipModel& model,
 }
 
 std::string ExpandListPath(const std::string& pattern, int64_t seed, int64_t shots) {
-  return absl::StrReplaceAll(
-      pattern, {{"{seed}", absl::StrCat(seed)}, {"{shots}", absl::StrCat(shots)}});
+  return absl::StrReplaceAll(pattern,
+                             {{"{seed}", absl::StrCat(seed)}, {"{shots}", absl::StrCat(shots)}});
 }
 
 json ShortClassesJson(const std::vector<data::ShortClass>& shorts) {
@@ -231,12 +231,12 @@ absl::StatusOr<json> RunProtocol(const RunOptions& o) {
 
   ASSIGN_OR_RETURN(data::Dataset dataset, LoadData(o));
   if (dataset.test.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("dataset ", dataset.name, " (",
-                                                   o.dataset_root, ") has no test images"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("dataset ", dataset.name, " (", o.dataset_root, ") has no test images"));
   }
-  Log(o, absl::StrFormat("dataset %s: %d classes, %d train / %d val / %d test images",
-                         dataset.name, dataset.num_classes(), dataset.train.size(),
-                         dataset.val.size(), dataset.test.size()));
+  Log(o, absl::StrFormat("dataset %s: %d classes, %d train / %d val / %d test images", dataset.name,
+                         dataset.num_classes(), dataset.train.size(), dataset.val.size(),
+                         dataset.test.size()));
   const std::vector<std::string> templates =
       o.templates.empty() ? std::vector<std::string>{data::TemplateForDataset(dataset.name)}
                           : o.templates;
@@ -269,9 +269,10 @@ absl::StatusOr<json> RunProtocol(const RunOptions& o) {
                  {"shots", o.shots},
                  {"seeds", o.seeds},
                  {"templates", templates},
-                 {"model", {{"path", o.model_path},
-                            {"fingerprint", checkpoint.fingerprint},
-                            {"architecture", clip_config.DebugString()}}},
+                 {"model",
+                  {{"path", o.model_path},
+                   {"fingerprint", checkpoint.fingerprint},
+                   {"architecture", clip_config.DebugString()}}},
                  {"device", o.device},
                  {"runs", json::array()}};
   std::vector<double> base_acc;
@@ -282,8 +283,8 @@ absl::StatusOr<json> RunProtocol(const RunOptions& o) {
     data::Dataset few = dataset;
     json short_classes = json::array();
     if (!o.fewshot_list.empty()) {
-      ASSIGN_OR_RETURN(few, data::ApplyFewShotList(
-                                dataset, ExpandListPath(o.fewshot_list, seed, o.shots)));
+      ASSIGN_OR_RETURN(
+          few, data::ApplyFewShotList(dataset, ExpandListPath(o.fewshot_list, seed, o.shots)));
     } else {
       data::FewShotOptions fso;
       fso.shots = static_cast<int>(o.shots);
@@ -318,9 +319,9 @@ absl::StatusOr<json> RunProtocol(const RunOptions& o) {
     ASSIGN_OR_RETURN(::provp::provp::ProvpOptions resolved,
                      ::provp::provp::ResolveOptions(config.model, clip_config.vision_layers));
 
-    ASSIGN_OR_RETURN(torch::Tensor base_text,
-                     clip::ClassTextFeatures(clip_model, *tokenizer, train_ds.class_names,
-                                             templates));
+    ASSIGN_OR_RETURN(
+        torch::Tensor base_text,
+        clip::ClassTextFeatures(clip_model, *tokenizer, train_ds.class_names, templates));
     train::TrainingSet train_set;
     RETURN_IF_ERROR(DecodeItems(train_ds.train, train_set.images, train_set.labels));
     std::unique_ptr<train::EvalSet> validation;
@@ -334,9 +335,8 @@ absl::StatusOr<json> RunProtocol(const RunOptions& o) {
     }
     Log(o, absl::StrFormat("seed %d: training on %d images of %d %s classes (%s, %d epochs, "
                            "%d prompts, variant %s)",
-                           seed, train_set.images.size(), train_ds.num_classes(),
-                           b2n ? "base" : "", config.preset, config.epochs,
-                           resolved.num_prompts,
+                           seed, train_set.images.size(), train_ds.num_classes(), b2n ? "base" : "",
+                           config.preset, config.epochs, resolved.num_prompts,
                            ::provp::provp::VariantName(resolved.variant)));
 
     train::TrainerOptions topt;
@@ -351,13 +351,12 @@ absl::StatusOr<json> RunProtocol(const RunOptions& o) {
     topt.on_progress = [&o, seed](const train::TrainProgress& p) {
       if (p.kind == train::TrainProgress::Kind::kEpoch) {
         std::string line = absl::StrFormat(
-            "seed %d epoch %d/%d  lr %.3g  loss %.4f (ce %.4f ref %.4f)  train acc %.1f%%",
-            seed, p.epoch + 1, p.epochs, p.lr, p.loss, p.ce, p.ref, Percent(p.train_accuracy));
+            "seed %d epoch %d/%d  lr %.3g  loss %.4f (ce %.4f ref %.4f)  train acc %.1f%%", seed,
+            p.epoch + 1, p.epochs, p.lr, p.loss, p.ce, p.ref, Percent(p.train_accuracy));
         if (p.validation_accuracy >= 0) {
           absl::StrAppendFormat(&line, "  val acc %.1f%%", Percent(p.validation_accuracy));
         }
-        absl::StrAppendFormat(&line, "  %.0f img/s  eta %.0fs", p.images_per_second,
-                              p.eta_seconds);
+        absl::StrAppendFormat(&line, "  %.0f img/s  eta %.0fs", p.images_per_second, p.eta_seconds);
         Log(o, line);
       }
       return o.cancel == nullptr || !o.cancel->load();
@@ -370,9 +369,9 @@ absl::StatusOr<json> RunProtocol(const RunOptions& o) {
     validation.reset();
 
     const clip::VisualPrompts* prompts = trainer->model().visual_prompts();
-    ASSIGN_OR_RETURN(train::EvalResult base_eval,
-                     EvaluateItems(trainer->model().clip(), prompts, train_ds.test, base_text,
-                                   resolution, o));
+    ASSIGN_OR_RETURN(
+        train::EvalResult base_eval,
+        EvaluateItems(trainer->model().clip(), prompts, train_ds.test, base_text, resolution, o));
     json run = {{"seed", seed},
                 {"train_images", train_ds.train.size()},
                 {"val_images", train_ds.val.size()},
@@ -394,12 +393,12 @@ absl::StatusOr<json> RunProtocol(const RunOptions& o) {
     const double base_pct = Percent(base_eval.top1);
     base_acc.push_back(base_pct);
     if (b2n) {
-      ASSIGN_OR_RETURN(torch::Tensor novel_text,
-                       clip::ClassTextFeatures(clip_model, *tokenizer, novel_ds.class_names,
-                                               templates));
+      ASSIGN_OR_RETURN(
+          torch::Tensor novel_text,
+          clip::ClassTextFeatures(clip_model, *tokenizer, novel_ds.class_names, templates));
       ASSIGN_OR_RETURN(train::EvalResult novel_eval,
-                       EvaluateItems(trainer->model().clip(), prompts, novel_ds.test,
-                                     novel_text, resolution, o));
+                       EvaluateItems(trainer->model().clip(), prompts, novel_ds.test, novel_text,
+                                     resolution, o));
       const double novel_pct = Percent(novel_eval.top1);
       novel_acc.push_back(novel_pct);
       run["base_accuracy"] = base_pct;
@@ -462,9 +461,8 @@ std::string FormatResultTable(const json& result) {
   for (const json& run : result.value("runs", json::array())) {
     const std::string seed = absl::StrCat(run.value("seed", int64_t{0}));
     if (b2n) {
-      absl::StrAppendFormat(&out, "%-8s %8.2f %8.2f %8.2f\n", seed,
-                            number(run, "base_accuracy"), number(run, "novel_accuracy"),
-                            number(run, "hm"));
+      absl::StrAppendFormat(&out, "%-8s %8.2f %8.2f %8.2f\n", seed, number(run, "base_accuracy"),
+                            number(run, "novel_accuracy"), number(run, "hm"));
     } else {
       absl::StrAppendFormat(&out, "%-8s %8.2f\n", seed, number(run, "accuracy"));
     }

@@ -69,10 +69,18 @@ image::RgbImage DrawShape(const Shape& shape, uint32_t seed) {
       const int dy = y - cy;
       bool inside = false;
       switch (shape.kind) {
-        case 0: inside = dx * dx + dy * dy <= 100; break;
-        case 1: inside = std::abs(dx) <= 9 && std::abs(dy) <= 9; break;
-        case 2: inside = dy >= -9 && dy <= 9 && std::abs(dx) <= (dy + 9) / 2; break;
-        default: inside = std::abs(dx) <= 3 && std::abs(dy) <= 12; break;
+        case 0:
+          inside = dx * dx + dy * dy <= 100;
+          break;
+        case 1:
+          inside = std::abs(dx) <= 9 && std::abs(dy) <= 9;
+          break;
+        case 2:
+          inside = dy >= -9 && dy <= 9 && std::abs(dx) <= (dy + 9) / 2;
+          break;
+        default:
+          inside = std::abs(dx) <= 3 && std::abs(dy) <= 12;
+          break;
       }
       uint8_t* p = &img.pixels[static_cast<size_t>((y * img.width + x) * 3)];
       const int noise = static_cast<int>(next() % 21) - 10;
@@ -214,19 +222,22 @@ TEST_F(ProvpTrainE2eTest, BaseToNovelTwoSeeds) {
     ASSERT_THAT(model, IsOk());
     auto tok = text::Tokenizer::FromPath(vocab_);
     ASSERT_THAT(tok, IsOk());
-    clip::ZeroShotClassifier classifier(*model, std::shared_ptr<const text::Tokenizer>(std::move(*tok)));
+    clip::ZeroShotClassifier classifier(*model,
+                                        std::shared_ptr<const text::Tokenizer>(std::move(*tok)));
     absl::StatusOr<image::RgbImage> img =
         image::DecodeImageFile(root_ + "/images/blue_triangle/test0.png");
     ASSERT_THAT(img, IsOk());
     torch::Tensor hwc =
         torch::from_blob(img->pixels.data(), {img->height, img->width, 3}, torch::kUInt8);
-    absl::StatusOr<torch::Tensor> pre = image::PreprocessForEval(hwc, ckpt->config.image_resolution);
+    absl::StatusOr<torch::Tensor> pre =
+        image::PreprocessForEval(hwc, ckpt->config.image_resolution);
     ASSERT_THAT(pre, IsOk());
     clip::VisualPrompts prompts;
     prompts.prompts = loaded->prompts;
     prompts.alpha = loaded->info.model.alpha;
     const std::vector<std::string> novel_names = {"blue_triangle", "yellow_bar"};
-    auto prompted = classifier.Classify(pre->unsqueeze(0), novel_names, loaded->info.templates, 2, &prompts);
+    auto prompted =
+        classifier.Classify(pre->unsqueeze(0), novel_names, loaded->info.templates, 2, &prompts);
     auto zero_shot = classifier.Classify(pre->unsqueeze(0), novel_names, loaded->info.templates, 2);
     ASSERT_THAT(prompted, IsOk());
     ASSERT_THAT(zero_shot, IsOk());
@@ -264,15 +275,14 @@ TEST_F(ProvpTrainE2eTest, AllClassesOneSeed) {
 }
 
 TEST_F(ProvpTrainE2eTest, BadInputFailsWithAClearMessage) {
-  RunOutput missing = RunTool(absl::StrCat("--model ", model_, " --vocab ", vocab_,
-                                           " --dataset-root ", root_, " --dataset Nope --out ",
-                                           root_, "/o1"));
+  RunOutput missing =
+      RunTool(absl::StrCat("--model ", model_, " --vocab ", vocab_, " --dataset-root ", root_,
+                           " --dataset Nope --out ", root_, "/o1"));
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_THAT(missing.text, HasSubstr("split_zhou_Nope.json"));
 
-  RunOutput strict = RunTool(absl::StrCat(CommonArgs(),
-                                          " --shots 10 --strict-shots --epochs 1 --out ", root_,
-                                          "/o2"));
+  RunOutput strict = RunTool(
+      absl::StrCat(CommonArgs(), " --shots 10 --strict-shots --epochs 1 --out ", root_, "/o2"));
   EXPECT_EQ(strict.exit_code, 1);
   EXPECT_THAT(strict.text, HasSubstr("fewer images than shots"));
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "core/clip/checkpoint_loader.h"
 #include "core/clip/clip_model.h"
@@ -47,7 +47,8 @@ std::vector<Case> Cases() {
   const std::vector<std::string> dirs = FixtureDirs();
   for (size_t i = 0; i < dirs.size(); ++i) {
     bool any = false;
-    for (const char* layout : {"openai.safetensors", "openai_state_dict.pt", "openai_jit.pt", "hf"}) {
+    for (const char* layout :
+         {"openai.safetensors", "openai_state_dict.pt", "openai_jit.pt", "hf"}) {
       if (Exists(dirs[i] + "/" + layout)) {
         out.push_back({dirs[i], layout, i});
         any = true;
@@ -89,7 +90,8 @@ double AlphaFromConfig(const std::string& dir) {
   auto text = util::ReadFile(dir + "/config.json");
   if (!text.ok()) return 0.01;
   nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
-  if (j.is_object() && j.contains("alpha") && j["alpha"].is_number()) return j["alpha"].get<double>();
+  if (j.is_object() && j.contains("alpha") && j["alpha"].is_number())
+    return j["alpha"].get<double>();
   return 0.01;
 }
 
@@ -97,8 +99,10 @@ class ClipParityTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ClipParityTest, MatchesReference) {
   const Case& c = GetParam();
-  ASSERT_TRUE(Exists(c.dir)) << "fixture directory " << c.dir << " (from PROVP_PARITY_FIXTURES) is missing";
-  ASSERT_FALSE(c.layout.empty()) << "fixture directory " << c.dir << " holds no weights in any known layout";
+  ASSERT_TRUE(Exists(c.dir)) << "fixture directory " << c.dir
+                             << " (from PROVP_PARITY_FIXTURES) is missing";
+  ASSERT_FALSE(c.layout.empty()) << "fixture directory " << c.dir
+                                 << " holds no weights in any known layout";
   auto ref = ReadSafetensors(c.dir + "/reference.safetensors");
   ASSERT_OK(ref);
   auto& r = ref->tensors;
@@ -109,10 +113,11 @@ TEST_P(ClipParityTest, MatchesReference) {
 
   auto ck = LoadCheckpoint(c.dir + "/" + c.layout);
   ASSERT_OK(ck);
-  const CheckpointLayout want_layout = c.layout == "openai.safetensors" ? CheckpointLayout::kOpenAISafetensors
-                                       : c.layout == "openai_state_dict.pt" ? CheckpointLayout::kTorchSaveStateDict
-                                       : c.layout == "openai_jit.pt" ? CheckpointLayout::kTorchScriptArchive
-                                                                     : CheckpointLayout::kHuggingFaceDirectory;
+  const CheckpointLayout want_layout =
+      c.layout == "openai.safetensors"     ? CheckpointLayout::kOpenAISafetensors
+      : c.layout == "openai_state_dict.pt" ? CheckpointLayout::kTorchSaveStateDict
+      : c.layout == "openai_jit.pt"        ? CheckpointLayout::kTorchScriptArchive
+                                           : CheckpointLayout::kHuggingFaceDirectory;
   EXPECT_EQ(ck->layout, want_layout) << CheckpointLayoutName(ck->layout);
   auto model = BuildClipModel(*ck, ModelOptions{});
   ASSERT_OK(model);
@@ -133,7 +138,8 @@ TEST_P(ClipParityTest, MatchesReference) {
   if (r.count("prompts") != 0) {
     ASSERT_EQ(r.count("provp_image_features"), 1u);
     VisualPrompts vp{r.at("prompts"), AlphaFromConfig(c.dir)};
-    auto prompted = util::TorchCall("prompted", [&] { return m->EncodeImage(r.at("images"), &vp); });
+    auto prompted =
+        util::TorchCall("prompted", [&] { return m->EncodeImage(r.at("images"), &vp); });
     ASSERT_OK(prompted);
     ExpectClose("provp_image_features", *prompted, r.at("provp_image_features"));
     if (r.count("provp_logits") != 0) {

@@ -39,7 +39,8 @@ TEST_P(ZeroShotTest, ClassNamesReproduceReferenceLogits) {
   ASSERT_OK(ckpt);
   auto model = BuildClipModel(*ckpt, {});
   ASSERT_OK(model);
-  auto tok = text::Tokenizer::FromPath(provp::testing::SharedDir() + "/clip/bpe_simple_vocab_16e6.txt.gz");
+  auto tok =
+      text::Tokenizer::FromPath(provp::testing::SharedDir() + "/clip/bpe_simple_vocab_16e6.txt.gz");
   ASSERT_OK(tok);
   auto ref = ReadSafetensors(dir + "/reference.safetensors");
   ASSERT_OK(ref);
@@ -75,13 +76,14 @@ TEST_P(ZeroShotTest, ClassNamesReproduceReferenceLogits) {
   EXPECT_EQ(after.entries, names.size());
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Fixtures, ZeroShotTest,
-    ::testing::ValuesIn(provp::testing::DirsFromEnv(
-        "PROVP_PARITY_FIXTURES", provp::testing::SharedDir() + "/fixtures/tiny")));
+INSTANTIATE_TEST_SUITE_P(Fixtures, ZeroShotTest,
+                         ::testing::ValuesIn(provp::testing::DirsFromEnv(
+                             "PROVP_PARITY_FIXTURES",
+                             provp::testing::SharedDir() + "/fixtures/tiny")));
 
 TEST(ZeroShotUnitTest, TemplatesAndErrors) {
-  EXPECT_EQ(*FillTemplate("a photo of a {}.", "Apply_Eye_Makeup"), "a photo of a Apply Eye Makeup.");
+  EXPECT_EQ(*FillTemplate("a photo of a {}.", "Apply_Eye_Makeup"),
+            "a photo of a Apply Eye Makeup.");
   EXPECT_THAT(FillTemplate("no placeholder", "x"), StatusIs(absl::StatusCode::kInvalidArgument));
   auto model = BuildRandomClipModel(TinyConfig(), {}, 3);
   ASSERT_OK(model);
@@ -89,7 +91,8 @@ TEST(ZeroShotUnitTest, TemplatesAndErrors) {
   ASSERT_OK(tok);
   ZeroShotClassifier classifier(*model, std::shared_ptr<const text::Tokenizer>(std::move(*tok)));
   EXPECT_THAT(classifier.TextFeatures({}, {}), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(classifier.TextFeatures({"cat", ""}, {}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(classifier.TextFeatures({"cat", ""}, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   // Two templates: the renormalised mean of the two single-template features.
   auto a = classifier.TextFeatures({"cat", "dog"}, {"a photo of a {}."});
   auto b = classifier.TextFeatures({"cat", "dog"}, {"a drawing of a {}."});

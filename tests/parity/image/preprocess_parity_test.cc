@@ -11,8 +11,8 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -58,7 +58,8 @@ class SafetensorsFile {
     const nlohmann::json& e = *it;
     if (!e.is_object() || e.value("dtype", "") != "F32" || !e.contains("shape") ||
         !e["shape"].is_array() || !e.contains("data_offsets") || e["data_offsets"].size() != 2) {
-      return absl::InvalidArgumentError(absl::StrCat(path_, ": tensor ", name, " is not a F32 entry"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path_, ": tensor ", name, " is not a F32 entry"));
     }
     std::vector<int64_t> shape;
     int64_t numel = 1;

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "core/clip/checkpoint_loader.h"
 #include "core/clip/clip_model.h"
@@ -37,8 +37,8 @@ void PrintTo(const Dir& d, std::ostream* os) { *os << d.path; }
 
 std::vector<Dir> Dirs() {
   std::vector<Dir> out;
-  const auto dirs =
-      ::provp::testing::DirsFromEnv("PROVP_PARITY_FIXTURES", ::provp::testing::SharedDir() + "/fixtures/tiny");
+  const auto dirs = ::provp::testing::DirsFromEnv("PROVP_PARITY_FIXTURES",
+                                                  ::provp::testing::SharedDir() + "/fixtures/tiny");
   for (size_t i = 0; i < dirs.size(); ++i) out.push_back({dirs[i], i});
   return out;
 }
@@ -54,8 +54,8 @@ std::string DirName(const ::testing::TestParamInfo<Dir>& info) {
 }
 
 // |got - want| <= atol + rtol |want| everywhere.
-void ExpectClose(const std::string& what, const torch::Tensor& got, const torch::Tensor& want, double atol,
-                 double rtol) {
+void ExpectClose(const std::string& what, const torch::Tensor& got, const torch::Tensor& want,
+                 double atol, double rtol) {
   ASSERT_EQ(got.numel(), want.numel()) << what;
   torch::Tensor g = got.detach().to(torch::kFloat64).reshape(want.sizes());
   torch::Tensor w = want.to(torch::kFloat64);
@@ -76,8 +76,8 @@ TEST_P(ProvpParityTest, LossesGradientAndSgdStepMatchTheReference) {
   auto ref = clip::ReadSafetensors(dir + "/reference.safetensors");
   ASSERT_OK(ref);
   auto& t = ref->tensors;
-  for (const char* key : {"images", "prompts", "labels", "text_tokens", "provp_logits", "loss_xe", "loss_ref",
-                          "loss_total", "prompts_grad", "prompts_after_sgd_step"}) {
+  for (const char* key : {"images", "prompts", "labels", "text_tokens", "provp_logits", "loss_xe",
+                          "loss_ref", "loss_total", "prompts_grad", "prompts_after_sgd_step"}) {
     ASSERT_TRUE(t.count(key)) << dir << ": reference.safetensors lacks " << key;
   }
   auto checkpoint = clip::LoadCheckpoint(dir + "/openai.safetensors");

@@ -8,10 +8,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "core/builtin/scenes.h"
 #include "core/data/base_novel.h"
 #include "core/data/few_shot.h"
 #include "core/data/loaders.h"
-#include "core/builtin/scenes.h"
 #include "core/image/image_io.h"
 #include "tests/testing/status_matchers.h"
 

@@ -66,8 +66,9 @@ TEST(FashionMnistTest, MaxItemsLimitsTheRead) {
 
 TEST(FashionMnistTest, PlainFilesWithSmallHeadersLoad) {
   const std::string dir = TempDir("plain");
-  WriteBytes(dir + "/t10k-images-idx3-ubyte", U32(2051) + U32(2) + U32(2) + U32(2) +
-                                                  std::string("\x01\x02\x03\x04\x05\x06\x07\x08", 8));
+  WriteBytes(
+      dir + "/t10k-images-idx3-ubyte",
+      U32(2051) + U32(2) + U32(2) + U32(2) + std::string("\x01\x02\x03\x04\x05\x06\x07\x08", 8));
   WriteBytes(dir + "/t10k-labels-idx1-ubyte", U32(2049) + U32(2) + std::string("\x03\x09", 2));
   auto data = LoadFashionMnist(dir, false);
   ASSERT_TRUE(data.ok()) << data.status();

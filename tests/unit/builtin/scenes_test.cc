@@ -54,7 +54,8 @@ TEST(ScenesTest, EveryShapeHasItsOwnSilhouette) {
   std::vector<std::vector<bool>> masks;
   for (int s = 0; s < kNumShapes; ++s) {
     Random rng(1);  // same placement for every shape
-    const Raster r = RenderScene(BlackOnWhite(static_cast<Shape>(s)), 32, RenderStyle::kPretrain, rng);
+    const Raster r =
+        RenderScene(BlackOnWhite(static_cast<Shape>(s)), 32, RenderStyle::kPretrain, rng);
     masks.push_back(Mask(r));
     int on = 0;
     for (bool b : masks.back()) on += b;
@@ -98,7 +99,8 @@ TEST(ScenesTest, ShiftedStyleDiffersFromPretrainStyle) {
   const Raster pre = RenderScene(s, 32, RenderStyle::kPretrain, a);
   const Raster shifted = RenderScene(s, 32, RenderStyle::kShifted, b);
   int differing = 0;
-  for (size_t i = 0; i < pre.rgb.size(); ++i) differing += std::abs(pre.rgb[i] - shifted.rgb[i]) > 30;
+  for (size_t i = 0; i < pre.rgb.size(); ++i)
+    differing += std::abs(pre.rgb[i] - shifted.rgb[i]) > 30;
   EXPECT_GT(differing, static_cast<int>(pre.rgb.size()) / 4);
 }
 

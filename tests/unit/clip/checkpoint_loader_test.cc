@@ -90,7 +90,8 @@ TEST_F(CheckpointLoaderTest, HuggingFaceDirectoryMatchesOpenAI) {
   ASSERT_EQ(hf->weights.size(), oa->weights.size());
   for (const auto& [name, t] : oa->weights) {
     ASSERT_EQ(hf->weights.count(name), 1u) << name;
-    EXPECT_TRUE(torch::equal(hf->weights.at(name).to(torch::kFloat32), t.to(torch::kFloat32))) << name;
+    EXPECT_TRUE(torch::equal(hf->weights.at(name).to(torch::kFloat32), t.to(torch::kFloat32)))
+        << name;
   }
   EXPECT_EQ(hf->fingerprint, oa->fingerprint);
 }
@@ -139,15 +140,17 @@ TEST_F(CheckpointLoaderTest, MissingKeyIsNamed) {
   w.erase("visual.transformer.resblocks.1.mlp.c_fc.bias");
   std::string path = dir_ + "/missing.safetensors";
   ASSERT_OK(WriteSafetensors(path, w));
-  EXPECT_THAT(LoadCheckpoint(path),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       AllOf(HasSubstr(path), HasSubstr("visual.transformer.resblocks.1.mlp.c_fc.bias"),
-                             HasSubstr("[512]"))));
+  EXPECT_THAT(
+      LoadCheckpoint(path),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               AllOf(HasSubstr(path), HasSubstr("visual.transformer.resblocks.1.mlp.c_fc.bias"),
+                     HasSubstr("[512]"))));
   // A key the size inference needs.
   w = FixtureWeights();
   w.erase("visual.conv1.weight");
   ASSERT_OK(WriteSafetensors(path, w));
-  EXPECT_THAT(LoadCheckpoint(path), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("visual.conv1.weight")));
+  EXPECT_THAT(LoadCheckpoint(path),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("visual.conv1.weight")));
 }
 
 TEST_F(CheckpointLoaderTest, MismatchedShapeIsNamed) {
@@ -157,18 +160,20 @@ TEST_F(CheckpointLoaderTest, MismatchedShapeIsNamed) {
   ASSERT_OK(WriteSafetensors(path, w));
   EXPECT_THAT(LoadCheckpoint(path),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       AllOf(HasSubstr("transformer.resblocks.0.attn.in_proj_weight"), HasSubstr("[192,64]"),
-                             HasSubstr("[192,63]"))));
+                       AllOf(HasSubstr("transformer.resblocks.0.attn.in_proj_weight"),
+                             HasSubstr("[192,64]"), HasSubstr("[192,63]"))));
   // Non-square positional grid.
   w = FixtureWeights();
   w["visual.positional_embedding"] = torch::zeros({18, 128}, torch::kFloat16);
   ASSERT_OK(WriteSafetensors(path, w));
-  EXPECT_THAT(LoadCheckpoint(path), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("square")));
+  EXPECT_THAT(LoadCheckpoint(path),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("square")));
   // Integer weights.
   w = FixtureWeights();
   w["ln_final.weight"] = torch::zeros({64}, torch::kInt32);
   ASSERT_OK(WriteSafetensors(path, w));
-  EXPECT_THAT(LoadCheckpoint(path), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ln_final.weight")));
+  EXPECT_THAT(LoadCheckpoint(path),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ln_final.weight")));
 }
 
 TEST_F(CheckpointLoaderTest, UnknownKeyIsNamedButKnownExtrasAreIgnored) {
@@ -176,7 +181,8 @@ TEST_F(CheckpointLoaderTest, UnknownKeyIsNamedButKnownExtrasAreIgnored) {
   w["visual.attnpool.weight"] = torch::zeros({4});
   std::string path = dir_ + "/extra.safetensors";
   ASSERT_OK(WriteSafetensors(path, w));
-  EXPECT_THAT(LoadCheckpoint(path), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("visual.attnpool.weight")));
+  EXPECT_THAT(LoadCheckpoint(path),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("visual.attnpool.weight")));
   w = FixtureWeights();
   w["input_resolution"] = torch::tensor(32);
   w["context_length"] = torch::tensor(77);
@@ -193,9 +199,11 @@ TEST_F(CheckpointLoaderTest, UnknownKeyIsNamedButKnownExtrasAreIgnored) {
 
 TEST_F(CheckpointLoaderTest, MissingPathsAreNotFound) {
   EXPECT_THAT(LoadCheckpoint(dir_ + "/nope.pt"), StatusIs(absl::StatusCode::kNotFound));
-  EXPECT_THAT(LoadCheckpoint(dir_), StatusIs(absl::StatusCode::kNotFound, HasSubstr("config.json")));
+  EXPECT_THAT(LoadCheckpoint(dir_),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("config.json")));
   Write("config.json", "{}");
-  EXPECT_THAT(LoadCheckpoint(dir_), StatusIs(absl::StatusCode::kNotFound, HasSubstr("model.safetensors")));
+  EXPECT_THAT(LoadCheckpoint(dir_),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("model.safetensors")));
 }
 
 TEST_F(CheckpointLoaderTest, BadHuggingFaceConfigIsAnError) {
@@ -203,19 +211,24 @@ TEST_F(CheckpointLoaderTest, BadHuggingFaceConfigIsAnError) {
   std::string config = Fixture("hf/config.json");
   Write("model.safetensors", hf_weights);
   Write("config.json", "this is not json");
-  EXPECT_THAT(LoadCheckpoint(dir_), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("config.json")));
+  EXPECT_THAT(LoadCheckpoint(dir_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("config.json")));
   std::string gelu = config;
   gelu.replace(gelu.find("quick_gelu"), 10, "gelu");
   Write("config.json", gelu);
-  EXPECT_THAT(LoadCheckpoint(dir_), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("hidden_act")));
+  EXPECT_THAT(LoadCheckpoint(dir_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("hidden_act")));
   std::string wrong_layers = config;
-  wrong_layers.replace(wrong_layers.find("\"num_hidden_layers\": 2"), 22, "\"num_hidden_layers\": 3");
+  wrong_layers.replace(wrong_layers.find("\"num_hidden_layers\": 2"), 22,
+                       "\"num_hidden_layers\": 3");
   Write("config.json", wrong_layers);
-  EXPECT_THAT(LoadCheckpoint(dir_), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("layers.2")));
+  EXPECT_THAT(LoadCheckpoint(dir_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("layers.2")));
   std::string huge = config;
   huge.replace(huge.find("\"hidden_size\": 64"), 17, "\"hidden_size\": 99999999");
   Write("config.json", huge);
-  EXPECT_THAT(LoadCheckpoint(dir_), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("text_width")));
+  EXPECT_THAT(LoadCheckpoint(dir_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("text_width")));
   Write("config.json", config);
   ASSERT_OK(LoadCheckpoint(dir_));
 }
@@ -231,7 +244,8 @@ TEST_F(CheckpointLoaderTest, RandomBytesAreErrors) {
   EXPECT_FALSE(LoadCheckpoint(Write("empty.pt", "")).ok());
 }
 
-class CorruptFileTest : public CheckpointLoaderTest, public ::testing::WithParamInterface<const char*> {};
+class CorruptFileTest : public CheckpointLoaderTest,
+                        public ::testing::WithParamInterface<const char*> {};
 
 TEST_P(CorruptFileTest, TruncatedCopiesAreErrors) {
   const std::string bytes = Fixture(GetParam());
@@ -271,7 +285,8 @@ TEST_P(CorruptFileTest, BitFlippedCopiesNeverCrash) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CorruptFileTest,
-                         ::testing::Values("openai.safetensors", "openai_state_dict.pt", "openai_jit.pt"),
+                         ::testing::Values("openai.safetensors", "openai_state_dict.pt",
+                                           "openai_jit.pt"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            std::string n = info.param;
                            for (char& ch : n) {

@@ -52,7 +52,8 @@ TEST(ClipModelTest, ParameterNamesAreTheOpenAIKeys) {
   for (const char* key :
        {"visual.conv1.weight", "visual.class_embedding", "visual.positional_embedding",
         "visual.ln_pre.weight", "visual.transformer.resblocks.1.attn.in_proj_weight",
-        "visual.transformer.resblocks.0.attn.out_proj.bias", "visual.transformer.resblocks.0.mlp.c_fc.weight",
+        "visual.transformer.resblocks.0.attn.out_proj.bias",
+        "visual.transformer.resblocks.0.mlp.c_fc.weight",
         "visual.transformer.resblocks.1.mlp.c_proj.bias", "visual.ln_post.bias", "visual.proj",
         "token_embedding.weight", "positional_embedding", "transformer.resblocks.1.ln_2.weight",
         "ln_final.weight", "text_projection", "logit_scale"}) {
@@ -176,7 +177,8 @@ TEST(ClipModelTest, LoadWeightsCopiesEveryTensor) {
   ClipModel a = TinyModel(1);
   ClipModel b = TinyModel(2);
   std::map<std::string, torch::Tensor> weights;
-  for (const auto& item : a->named_parameters()) weights[item.key()] = item.value().to(torch::kFloat16);
+  for (const auto& item : a->named_parameters())
+    weights[item.key()] = item.value().to(torch::kFloat16);
   ASSERT_OK(b->LoadWeights(weights));
   torch::Tensor x = Images(2);
   // fp16 round trip of random weights: close, not bitwise.
@@ -190,7 +192,8 @@ TEST(ClipModelTest, LoadWeightsNamesTheBadKey) {
 
   auto missing = weights;
   missing.erase("visual.proj");
-  EXPECT_THAT(model->LoadWeights(missing), StatusIs(absl::StatusCode::kNotFound, HasSubstr("visual.proj")));
+  EXPECT_THAT(model->LoadWeights(missing),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("visual.proj")));
 
   auto wrong_shape = weights;
   wrong_shape["ln_final.bias"] = torch::zeros({7});
@@ -208,7 +211,9 @@ TEST(ClipModelTest, BadInputsBecomeErrors) {
   auto call = [](auto fn) { return util::TorchCall("test", fn); };
   EXPECT_FALSE(call([&] { return model->EncodeImage(torch::zeros({1, 3, 31, 32})); }).ok());
   EXPECT_FALSE(call([&] { return model->EncodeImage(torch::zeros({3, 32, 32})); }).ok());
-  EXPECT_FALSE(call([&] { return model->EncodeImage(torch::zeros({1, 3, 32, 32}, torch::kLong)); }).ok());
+  EXPECT_FALSE(call([&] {
+                 return model->EncodeImage(torch::zeros({1, 3, 32, 32}, torch::kLong));
+               }).ok());
   VisualPrompts wrong_width{torch::zeros({2, 4, 65}), 0.01};
   EXPECT_FALSE(call([&] { return model->EncodeImage(Images(1), &wrong_width); }).ok());
   VisualPrompts too_deep{torch::zeros({3, 4, 64}), 0.01};
@@ -217,7 +222,8 @@ TEST(ClipModelTest, BadInputsBecomeErrors) {
   EXPECT_FALSE(call([&] { return model->EncodeImage(Images(1), &empty); }).ok());
   torch::Tensor big = Tokens();
   big.index_put_({0, 2}, 49408);
-  EXPECT_THAT(call([&] { return model->EncodeText(big); }), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(call([&] { return model->EncodeText(big); }),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   torch::Tensor negative = Tokens();
   negative.index_put_({1, 5}, -1);
   EXPECT_FALSE(call([&] { return model->EncodeText(negative); }).ok());
@@ -227,17 +233,21 @@ TEST(ClipModelTest, BadInputsBecomeErrors) {
 TEST(ClipModelTest, OptionsAreChecked) {
   ModelOptions bad_device;
   bad_device.device = "tpu:9";
-  EXPECT_THAT(BuildRandomClipModel(TinyConfig(), bad_device), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(BuildRandomClipModel(TinyConfig(), bad_device),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   ModelOptions half_cpu;
   half_cpu.dtype = torch::kFloat16;
-  EXPECT_THAT(BuildRandomClipModel(TinyConfig(), half_cpu), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(BuildRandomClipModel(TinyConfig(), half_cpu),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   ModelOptions ints;
   ints.dtype = torch::kInt32;
-  EXPECT_THAT(BuildRandomClipModel(TinyConfig(), ints), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(BuildRandomClipModel(TinyConfig(), ints),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   if (!torch::cuda::is_available()) {
     ModelOptions cuda;
     cuda.device = "cuda";
-    EXPECT_THAT(BuildRandomClipModel(TinyConfig(), cuda), StatusIs(absl::StatusCode::kFailedPrecondition));
+    EXPECT_THAT(BuildRandomClipModel(TinyConfig(), cuda),
+                StatusIs(absl::StatusCode::kFailedPrecondition));
   }
   ClipConfig broken = TinyConfig();
   broken.vision_heads = 3;  // 64 % 3 != 0

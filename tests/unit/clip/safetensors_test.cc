@@ -30,7 +30,9 @@ std::string File(const std::string& header, const std::string& data) {
   return Le64(header.size()) + header + data;
 }
 
-absl::Status ParseStatus(const std::string& bytes) { return ParseSafetensors(bytes, "test.safetensors").status(); }
+absl::Status ParseStatus(const std::string& bytes) {
+  return ParseSafetensors(bytes, "test.safetensors").status();
+}
 
 TEST(SafetensorsTest, RoundTripsEveryDtypeAndMetadata) {
   std::map<std::string, torch::Tensor> tensors{
@@ -60,7 +62,8 @@ TEST(SafetensorsTest, RoundTripsEveryDtypeAndMetadata) {
   }
   // Data section is 8-byte aligned.
   uint64_t header_len = 0;
-  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | static_cast<unsigned char>((*bytes)[i]);
+  for (int i = 7; i >= 0; --i)
+    header_len = (header_len << 8) | static_cast<unsigned char>((*bytes)[i]);
   EXPECT_EQ(header_len % 8, 0u);
 }
 
@@ -86,16 +89,19 @@ TEST(SafetensorsTest, HostileHeadersAreErrors) {
   const std::string ok_entry = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
   ASSERT_OK(ParseStatus(File(ok_entry, std::string(8, '\0'))));
 
-  EXPECT_THAT(ParseStatus(""), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("too short")));
+  EXPECT_THAT(ParseStatus(""),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("too short")));
   EXPECT_THAT(ParseStatus("1234567"), StatusIs(absl::StatusCode::kInvalidArgument));
   // Header length far past the file, and the maximum u64.
   EXPECT_THAT(ParseStatus(Le64(uint64_t{1} << 40) + "{}"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("header length")));
   EXPECT_THAT(ParseStatus(Le64(~uint64_t{0}) + "{}"), StatusIs(absl::StatusCode::kInvalidArgument));
   // Offsets past the end of the data section.
-  EXPECT_THAT(ParseStatus(File(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})", std::string(8, 0))),
+  EXPECT_THAT(ParseStatus(File(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
+                               std::string(8, 0))),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("outside the data section")));
-  EXPECT_THAT(ParseStatus(File(R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[8,4]}})", std::string(8, 0))),
+  EXPECT_THAT(ParseStatus(File(R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[8,4]}})",
+                               std::string(8, 0))),
               StatusIs(absl::StatusCode::kInvalidArgument));
   // Overlapping tensors.
   EXPECT_THAT(ParseStatus(File(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
@@ -103,30 +109,41 @@ TEST(SafetensorsTest, HostileHeadersAreErrors) {
                                std::string(12, 0))),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("overlap")));
   // shape x dtype size != byte span.
-  EXPECT_THAT(ParseStatus(File(R"({"a":{"dtype":"F16","shape":[2],"data_offsets":[0,8]}})", std::string(8, 0))),
+  EXPECT_THAT(ParseStatus(File(R"({"a":{"dtype":"F16","shape":[2],"data_offsets":[0,8]}})",
+                               std::string(8, 0))),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs 4")));
   // Shape whose product overflows 64 bits.
-  EXPECT_THAT(ParseStatus(File(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}})",
+  EXPECT_THAT(
+      ParseStatus(
+          File(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}})",
+               std::string(8, 0))),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("overflow")));
+  EXPECT_THAT(ParseStatus(File(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})",
                                std::string(8, 0))),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("overflow")));
-  EXPECT_THAT(ParseStatus(File(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", std::string(8, 0))),
               StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(ParseStatus(File(R"({"a":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}})", std::string(8, 0))),
+  EXPECT_THAT(ParseStatus(File(R"({"a":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}})",
+                               std::string(8, 0))),
               StatusIs(absl::StatusCode::kInvalidArgument));
   // Unknown or unsupported dtypes.
-  EXPECT_THAT(ParseStatus(File(R"({"a":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}})", std::string(8, 0))),
+  EXPECT_THAT(ParseStatus(File(R"({"a":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}})",
+                               std::string(8, 0))),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unsupported dtype")));
-  EXPECT_THAT(ParseStatus(File(R"({"a":{"dtype":7,"shape":[2],"data_offsets":[0,8]}})", std::string(8, 0))),
-              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(
+      ParseStatus(File(R"({"a":{"dtype":7,"shape":[2],"data_offsets":[0,8]}})", std::string(8, 0))),
+      StatusIs(absl::StatusCode::kInvalidArgument));
   // Missing fields, wrong kinds.
   EXPECT_FALSE(ParseStatus(File(R"({"a":{"dtype":"F32","shape":[2]}})", std::string(8, 0))).ok());
-  EXPECT_FALSE(ParseStatus(File(R"({"a":{"dtype":"F32","data_offsets":[0,8]}})", std::string(8, 0))).ok());
-  EXPECT_FALSE(ParseStatus(File(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0]}})", std::string(8, 0))).ok());
+  EXPECT_FALSE(
+      ParseStatus(File(R"({"a":{"dtype":"F32","data_offsets":[0,8]}})", std::string(8, 0))).ok());
+  EXPECT_FALSE(ParseStatus(File(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0]}})",
+                                std::string(8, 0)))
+                   .ok());
   EXPECT_FALSE(ParseStatus(File(R"({"a":[1,2]})", "")).ok());
   EXPECT_FALSE(ParseStatus(File(R"({"__metadata__":{"k":1}})", "")).ok());
   EXPECT_FALSE(ParseStatus(File(R"({"__metadata__":"x"})", "")).ok());
   // Not JSON, not an object, too deep.
-  EXPECT_THAT(ParseStatus(File("not json at all", "")), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("JSON")));
+  EXPECT_THAT(ParseStatus(File("not json at all", "")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("JSON")));
   EXPECT_FALSE(ParseStatus(File("[1,2,3]", "")).ok());
   EXPECT_FALSE(ParseStatus(File(R"({"a":)", "")).ok());
   EXPECT_FALSE(ParseStatus(File(std::string(200000, '[') + std::string(200000, ']'), "")).ok());
@@ -165,13 +182,14 @@ TEST_F(FixtureSafetensorsTest, ParsesTheFixture) {
   ASSERT_OK(parsed);
   EXPECT_EQ(parsed->tensors.size(), 62u);
   EXPECT_EQ(parsed->metadata.at("naming"), "openai");
-  EXPECT_EQ(parsed->tensors.at("visual.conv1.weight").sizes(), (std::vector<int64_t>{128, 3, 8, 8}));
+  EXPECT_EQ(parsed->tensors.at("visual.conv1.weight").sizes(),
+            (std::vector<int64_t>{128, 3, 8, 8}));
   EXPECT_EQ(parsed->tensors.at("logit_scale").dim(), 0);
 }
 
 TEST_F(FixtureSafetensorsTest, TruncatedCopiesAreErrors) {
-  for (size_t cut : {size_t{0}, size_t{4}, size_t{8}, size_t{100}, size_t{6359}, size_t{6360}, size_t{10000},
-                     bytes_.size() / 2, bytes_.size() - 1}) {
+  for (size_t cut : {size_t{0}, size_t{4}, size_t{8}, size_t{100}, size_t{6359}, size_t{6360},
+                     size_t{10000}, bytes_.size() / 2, bytes_.size() - 1}) {
     EXPECT_FALSE(ParseSafetensors(bytes_.substr(0, cut), "truncated").ok()) << cut;
   }
 }
@@ -179,7 +197,8 @@ TEST_F(FixtureSafetensorsTest, TruncatedCopiesAreErrors) {
 TEST_F(FixtureSafetensorsTest, BitFlippedHeadersNeverCrash) {
   std::mt19937_64 rng(7);
   uint64_t header_len = 0;
-  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | static_cast<unsigned char>(bytes_[i]);
+  for (int i = 7; i >= 0; --i)
+    header_len = (header_len << 8) | static_cast<unsigned char>(bytes_[i]);
   int ok = 0;
   for (int i = 0; i < 150; ++i) {
     std::string copy = bytes_;

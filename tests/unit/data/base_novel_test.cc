@@ -34,8 +34,8 @@ TEST(BaseNovelTest, BaseTakesFirstCeilHalfOfSortedLabels) {
   absl::StatusOr<Dataset> base = SubsampleClasses(FiveClasses(), ClassSubset::kBase);
   ASSERT_THAT(base, IsOk());
   EXPECT_THAT(base->class_names, ElementsAre("a", "b", "c"));
-  EXPECT_THAT(base->train, ElementsAre(Item{"tr0", 0}, Item{"tr1", 1}, Item{"tr2", 2},
-                                       Item{"tr2", 2}));
+  EXPECT_THAT(base->train,
+              ElementsAre(Item{"tr0", 0}, Item{"tr1", 1}, Item{"tr2", 2}, Item{"tr2", 2}));
   EXPECT_THAT(base->val, ElementsAre(Item{"v0", 0}));
   EXPECT_THAT(base->test, ElementsAre(Item{"t0", 0}, Item{"t2", 2}));
 }

@@ -80,12 +80,14 @@ struct CoopCase {
 // otherwise); printed as [train.index(x) for x in tr] (same for val).
 TEST(FewShotTest, ReproducesCoopPythonSampling) {
   const std::vector<CoopCase> kCases = {
-      {1, 16,
+      {1,
+       16,
        {19, 65, 81, 79, 77, 10, 35, 15, 58, 55, 71, 49, 27, 73, 67, 0,  1,  6,  11, 16, 20,
         24, 28, 32, 36, 40, 2,  7,  12, 50, 29, 41, 59, 3,  33, 21, 17, 8,  13, 47, 25, 53,
         56, 37, 44, 72, 30, 54, 4,  62, 34, 57, 60, 68, 48, 18, 45, 66, 70, 22, 78},
        {3, 4, 0, 5, 11, 8, 6, 10, 14, 16, 15, 17, 23, 19, 20, 22, 24, 25}},
-      {2, 4,
+      {2,
+       4,
        {81, 5, 10, 46, 11, 20, 36, 32, 2, 7, 12, 29, 41, 3, 56, 72, 26, 54, 70},
        {3, 4, 2, 5, 9, 10, 8, 6, 12, 14, 15, 13, 21, 23, 19, 20, 24, 25}},
       {3, 1, {31, 40, 12, 21, 48}, {4, 9, 17, 22, 24}},
@@ -179,16 +181,16 @@ class FewShotListTest : public ::testing::Test {
 };
 
 TEST_F(FewShotListTest, KeepsExactlyTheListedImagesInOrder) {
-  const std::string list = dir_.Write(
-      "fewshot.json",
-      R"({"train": ["c2/img004.jpg", ["c0/img001.jpg", 0, "c0"], "./c3/img000.jpg"],
+  const std::string list =
+      dir_.Write("fewshot.json",
+                 R"({"train": ["c2/img004.jpg", ["c0/img001.jpg", 0, "c0"], "./c3/img000.jpg"],
           "val": ["c4/val1.jpg"]})");
   const Dataset d = Rooted();
   absl::StatusOr<Dataset> r = ApplyFewShotList(d, list);
   ASSERT_THAT(r, IsOk());
-  EXPECT_THAT(r->train, ElementsAre(Item{dir_.Path("c2/img004.jpg"), 2},
-                                    Item{dir_.Path("c0/img001.jpg"), 0},
-                                    Item{dir_.Path("c3/img000.jpg"), 3}));
+  EXPECT_THAT(r->train,
+              ElementsAre(Item{dir_.Path("c2/img004.jpg"), 2}, Item{dir_.Path("c0/img001.jpg"), 0},
+                          Item{dir_.Path("c3/img000.jpg"), 3}));
   EXPECT_THAT(r->val, ElementsAre(Item{dir_.Path("c4/val1.jpg"), 4}));
   EXPECT_EQ(r->test, d.test);
 }
@@ -204,9 +206,10 @@ TEST_F(FewShotListTest, MissingValKeepsVal) {
 
 TEST_F(FewShotListTest, ErrorsNameFileAndEntry) {
   const Dataset d = Rooted();
-  EXPECT_THAT(ApplyFewShotList(d, dir_.Write("a.json", R"({"train": ["c2/img004.jpg", "nope.jpg"]})")),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("a.json: \"train\"[1]: nope.jpg is not in the dataset's train")));
+  EXPECT_THAT(
+      ApplyFewShotList(d, dir_.Write("a.json", R"({"train": ["c2/img004.jpg", "nope.jpg"]})")),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("a.json: \"train\"[1]: nope.jpg is not in the dataset's train")));
   EXPECT_THAT(ApplyFewShotList(d, dir_.Write("b.json", R"({"train": [3]})")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("b.json: \"train\"[0]")));
   EXPECT_THAT(ApplyFewShotList(d, dir_.Write("c.json", R"({"train": [)")),

@@ -60,8 +60,7 @@ TEST_F(LoadersTest, CoopRootMayBeTheDatasetFolderItself) {
 
 TEST_F(LoadersTest, MissingSplitFileIsNamed) {
   EXPECT_THAT(LoadCoopDataset(dir_.path(), "EuroSAT"),
-              StatusIs(absl::StatusCode::kNotFound,
-                       HasSubstr("eurosat/split_zhou_EuroSAT.json")));
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("eurosat/split_zhou_EuroSAT.json")));
   EXPECT_THAT(LoadCoopDataset(dir_.path(), "MyData"),
               StatusIs(absl::StatusCode::kNotFound,
                        HasSubstr("missing split file " + dir_.Path("split_zhou_MyData.json"))));
@@ -69,9 +68,10 @@ TEST_F(LoadersTest, MissingSplitFileIsNamed) {
 
 TEST_F(LoadersTest, MalformedJsonIsNamed) {
   WritePets(R"({"train": [["b1.jpg", 1, "beagle"],)");
-  EXPECT_THAT(LoadCoopDataset(dir_.path(), "OxfordPets"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       AllOf(HasSubstr("split_zhou_OxfordPets.json"), HasSubstr("malformed JSON"))));
+  EXPECT_THAT(
+      LoadCoopDataset(dir_.path(), "OxfordPets"),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               AllOf(HasSubstr("split_zhou_OxfordPets.json"), HasSubstr("malformed JSON"))));
 }
 
 TEST_F(LoadersTest, DeepNestingIsRefusedBeforeParsing) {
@@ -89,7 +89,8 @@ TEST_F(LoadersTest, BadEntriesNameTheField) {
       {R"({"train": [["a1.jpg", 0, "x"]]})", "missing key \"test\""},
       {R"({"train": {}, "test": []})", "\"train\" is not a list"},
       {R"({"train": [["a1.jpg", 0]], "test": []})", "\"train\"[0]: expected [image path, label"},
-      {R"({"train": [["a1.jpg", "0", "x"]], "test": []})", "\"train\"[0][1]: label is not an integer"},
+      {R"({"train": [["a1.jpg", "0", "x"]], "test": []})",
+       "\"train\"[0][1]: label is not an integer"},
       {R"({"train": [["a1.jpg", -1, "x"]], "test": []})", "\"train\"[0][1]: label -1 out of range"},
       {R"({"train": [[7, 0, "x"]], "test": []})", "\"train\"[0][0]: image path is not a string"},
       {R"({"train": [], "test": []})", "\"train\" is empty: no classes"},
@@ -116,11 +117,11 @@ TEST_F(LoadersTest, BadEntriesNameTheField) {
 TEST_F(LoadersTest, MissingImageIsNamedUnlessChecksAreOff) {
   WritePets(R"({"train": [["a1.jpg", 0, "x"], ["gone.jpg", 0, "x"]],
                 "test": [["gone2.jpg", 0, "x"]]})");
-  EXPECT_THAT(LoadCoopDataset(dir_.path(), "OxfordPets"),
-              StatusIs(absl::StatusCode::kNotFound,
-                       AllOf(HasSubstr("missing image file " +
-                                       dir_.Path("oxford_pets/images/gone.jpg")),
-                             HasSubstr("train[1]"), HasSubstr("2 listed image file(s)"))));
+  EXPECT_THAT(
+      LoadCoopDataset(dir_.path(), "OxfordPets"),
+      StatusIs(absl::StatusCode::kNotFound,
+               AllOf(HasSubstr("missing image file " + dir_.Path("oxford_pets/images/gone.jpg")),
+                     HasSubstr("train[1]"), HasSubstr("2 listed image file(s)"))));
   LoadOptions options;
   options.check_files = false;
   EXPECT_THAT(LoadCoopDataset(dir_.path(), "OxfordPets", options), IsOk());
@@ -162,9 +163,9 @@ TEST_F(LoadersTest, ImageNetLayout) {
   ASSERT_THAT(d, IsOk());
   EXPECT_THAT(d->class_names, ElementsAre("tench", "goldfish", "great white shark"));
   const std::string train = dir_.Path("imagenet/images/train");
-  EXPECT_THAT(d->train, ElementsAre(Item{train + "/n01/y1.JPEG", 0}, Item{train + "/n02/x1.JPEG", 1},
-                                    Item{train + "/n02/x2.JPEG", 1},
-                                    Item{train + "/n03/z1.JPEG", 2}));
+  EXPECT_THAT(d->train,
+              ElementsAre(Item{train + "/n01/y1.JPEG", 0}, Item{train + "/n02/x1.JPEG", 1},
+                          Item{train + "/n02/x2.JPEG", 1}, Item{train + "/n03/z1.JPEG", 2}));
   EXPECT_TRUE(d->val.empty());
   EXPECT_THAT(d->test, ElementsAre(Item{dir_.Path("imagenet/images/val/n03/v1.JPEG"), 2}));
 
@@ -227,8 +228,7 @@ TEST_F(LoadersTest, ClassFoldersFlatAndSplit) {
   std::filesystem::create_directories(dir_.Path("empty"));
   EXPECT_THAT(LoadClassFolders(dir_.Path("empty"), "e"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("empty class list")));
-  EXPECT_THAT(LoadClassFolders(dir_.Path("nowhere"), "e"),
-              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(LoadClassFolders(dir_.Path("nowhere"), "e"), StatusIs(absl::StatusCode::kNotFound));
 }
 
 TEST_F(LoadersTest, Manifest) {

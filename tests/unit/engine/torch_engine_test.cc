@@ -63,8 +63,8 @@ class TorchEngineTest : public ::testing::Test {
     for (int label = 0; label < 3; ++label) {
       for (int i = 0; i < 5; ++i) {
         images_.push_back(Solid(c[label][0], c[label][1], c[label][2], 40, i));
-        spec.items.push_back({std::to_string(images_.size() - 1), label,
-                              i < 3 ? Split::kTrain : Split::kTest});
+        spec.items.push_back(
+            {std::to_string(images_.size() - 1), label, i < 3 ? Split::kTrain : Split::kTest});
       }
     }
     spec.load_image = [this](const TuningItem& item) -> absl::StatusOr<Image> {

@@ -14,11 +14,11 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <zlib.h>
 #include <opencv2/core.hpp>
 #include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
-#include <zlib.h>
 
 #include "absl/status/status.h"
 #include "core/util/file_util.h"
@@ -51,7 +51,8 @@ RgbImage MakeImage(int width, int height, uint32_t seed = 1) {
   return img;
 }
 
-std::string CvEncode(const cv::Mat& mat, const std::string& ext, const std::vector<int>& params = {}) {
+std::string CvEncode(const cv::Mat& mat, const std::string& ext,
+                     const std::vector<int>& params = {}) {
   std::vector<uchar> buf;
   EXPECT_TRUE(cv::imencode(ext, mat, buf, params)) << ext;
   return std::string(buf.begin(), buf.end());
@@ -88,7 +89,8 @@ void AppendPngChunk(std::string& png, const char type[4], const std::string& dat
   AppendBe32(png, uint32_t(data.size()));
   std::string body = std::string(type, 4) + data;
   png += body;
-  AppendBe32(png, uint32_t(crc32(0L, reinterpret_cast<const Bytef*>(body.data()), uInt(body.size()))));
+  AppendBe32(png,
+             uint32_t(crc32(0L, reinterpret_cast<const Bytef*>(body.data()), uInt(body.size()))));
 }
 
 std::string PngWithHeaderSize(uint32_t width, uint32_t height) {
@@ -157,8 +159,9 @@ TEST(ImageIoTest, GrayscalePngBecomesRgb) {
 TEST(ImageIoTest, RgbaPngDropsAlphaWithoutPremultiplying) {
   cv::Mat bgra(3, 4, CV_8UC4);
   for (int i = 0; i < 12; ++i) {
-    bgra.at<cv::Vec4b>(i / 4, i % 4) = cv::Vec4b(uint8_t(10 + i), uint8_t(100 + i), uint8_t(200 + i),
-                                                 uint8_t(i * 20));  // B, G, R, alpha
+    bgra.at<cv::Vec4b>(i / 4, i % 4) =
+        cv::Vec4b(uint8_t(10 + i), uint8_t(100 + i), uint8_t(200 + i),
+                  uint8_t(i * 20));  // B, G, R, alpha
   }
   absl::StatusOr<RgbImage> img = DecodeImage(CvEncode(bgra, ".png"));
   ASSERT_OK(img.status());
@@ -174,7 +177,8 @@ TEST(ImageIoTest, SixteenBitPngIsScaledTo8Bit) {
   cv::Mat bgr16(2, 3, CV_16UC3);
   const uint16_t values[] = {0, 257, 65535, 1000, 12850, 40000};
   for (int i = 0; i < 6; ++i) {
-    bgr16.at<cv::Vec3w>(i / 3, i % 3) = cv::Vec3w(values[i], values[(i + 1) % 6], values[(i + 2) % 6]);
+    bgr16.at<cv::Vec3w>(i / 3, i % 3) =
+        cv::Vec3w(values[i], values[(i + 1) % 6], values[(i + 2) % 6]);
   }
   absl::StatusOr<RgbImage> img = DecodeImage(CvEncode(bgr16, ".png"));
   ASSERT_OK(img.status());
@@ -258,7 +262,8 @@ TEST(ImageIoTest, PixelBudgetIsInclusiveAndConfigurable) {
   options.max_pixels = 10000;
   EXPECT_THAT(DecodeImage(*png, options), IsOk());
   options.max_pixels = 9999;
-  EXPECT_THAT(DecodeImage(*png, options), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("100x100")));
+  EXPECT_THAT(DecodeImage(*png, options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("100x100")));
 }
 
 TEST(ImageIoTest, HugeJpegWebpBmpHeadersAreRefused) {
@@ -294,7 +299,8 @@ TEST(ImageIoTest, HugeJpegWebpBmpHeadersAreRefused) {
     EXPECT_EQ(info->format, c.format);
     EXPECT_EQ(info->width, c.width);
     EXPECT_EQ(info->height, c.height);
-    EXPECT_THAT(DecodeImage(c.bytes), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("exceeds")))
+    EXPECT_THAT(DecodeImage(c.bytes),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("exceeds")))
         << FormatName(c.format);
   }
 }
@@ -362,7 +368,8 @@ void ExpectErrorOrValidImage(const std::string& bytes, const std::string& what) 
     EXPECT_LE(int64_t{img->width} * img->height, options.max_pixels) << what;
     EXPECT_EQ(img->pixels.size(), size_t(img->width) * img->height * 3) << what;
   } else {
-    EXPECT_EQ(img.status().code(), absl::StatusCode::kInvalidArgument) << what << ": " << img.status();
+    EXPECT_EQ(img.status().code(), absl::StatusCode::kInvalidArgument)
+        << what << ": " << img.status();
     EXPECT_FALSE(img.status().message().empty()) << what;
   }
 }
@@ -371,7 +378,8 @@ TEST(ImageIoFuzzTest, RandomBytesNeverCrash) {
   cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
   std::mt19937_64 rng(20261127);
   const std::string prefixes[] = {"", std::string("\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR", 16),
-                                  std::string("\xFF\xD8\xFF", 3), "RIFF\x10\x00\x00\x00WEBPVP8", "BM"};
+                                  std::string("\xFF\xD8\xFF", 3), "RIFF\x10\x00\x00\x00WEBPVP8",
+                                  "BM"};
   int count = 0;
   for (const std::string& prefix : prefixes) {
     for (int i = 0; i < 800; ++i, ++count) {
@@ -403,7 +411,8 @@ TEST(ImageIoFuzzTest, TruncatedAndBitFlippedImagesNeverCrash) {
     ASSERT_OK(DecodeImage(bytes).status()) << name;
     const size_t step = std::max<size_t>(1, bytes.size() / 200);
     for (size_t len = 0; len < bytes.size(); len += step) {
-      ExpectErrorOrValidImage(bytes.substr(0, len), std::string(name) + " cut at " + std::to_string(len));
+      ExpectErrorOrValidImage(bytes.substr(0, len),
+                              std::string(name) + " cut at " + std::to_string(len));
     }
     for (int i = 0; i < 300; ++i) {
       std::string flipped = bytes;

@@ -46,7 +46,8 @@ void ExpectClose(const torch::Tensor& cpu, const torch::Tensor& gpu) {
 
 TEST(PreprocessGpuTest, EvalMatchesCpu) {
   SKIP_WITHOUT_CUDA();
-  for (auto [h, w, size] : {std::tuple<int64_t, int64_t, int64_t>{480, 640, 224}, {17, 23, 64}, {60, 1000, 64}}) {
+  for (auto [h, w, size] :
+       {std::tuple<int64_t, int64_t, int64_t>{480, 640, 224}, {17, 23, 64}, {60, 1000, 64}}) {
     torch::Tensor img = RandomImage(h, w, uint64_t(h * w));
     absl::StatusOr<torch::Tensor> cpu = PreprocessForEval(img, size);
     absl::StatusOr<torch::Tensor> gpu = PreprocessForEval(img.to(torch::kCUDA), size);

@@ -60,9 +60,7 @@ TEST(PreprocessForEvalTest, ImageOfTheTargetSizeOnlyGetsNormalised) {
 TEST(PreprocessForEvalTest, CenterCropRoundsLikePython) {
   // Short side already equals size, so only the crop acts. Offsets are
   // Python's round((w - size) / 2.0): 1.0 -> 1, 1.5 -> 2, 2.5 -> 2 (to even).
-  const struct {
-    int64_t width, left;
-  } cases[] = {{22, 1}, {23, 2}, {25, 2}};
+  const struct { int64_t width, left; } cases[] = {{22, 1}, {23, 2}, {25, 2}};
   for (const auto& c : cases) {
     torch::Tensor img = RandomImage(20, c.width, 5);
     absl::StatusOr<torch::Tensor> out = PreprocessForEval(img, 20);
@@ -88,7 +86,7 @@ TEST(PreprocessForEvalTest, ResizeKeepsTheShorterSideAndStaysInRange) {
   torch::Tensor levels = Denormalize(*out);
   EXPECT_GE(levels.min().item<double>(), -1e-3);
   EXPECT_LE(levels.max().item<double>(), 255 + 1e-3);
-  EXPECT_NEAR(levels.select(2, 0).max().item<double>(), 0.0, 1e-3);   // leftmost column black
+  EXPECT_NEAR(levels.select(2, 0).max().item<double>(), 0.0, 1e-3);     // leftmost column black
   EXPECT_NEAR(levels.select(2, 15).min().item<double>(), 255.0, 1e-3);  // rightmost white
   // Resized values are 8-bit levels, as PIL would hand them over.
   EXPECT_LT((levels - levels.round()).abs().max().item<double>(), 1e-3);
@@ -140,7 +138,8 @@ TEST(SampleCropBoxTest, BoxesStayInsideAndHonourScaleAndRatio) {
     min_fraction = std::min(min_fraction, fraction);
     max_fraction = std::max(max_fraction, fraction);
     // Rounding w and h to integers moves the area by about a pixel row.
-    if (fraction >= 0.3 - 0.01 && fraction <= 0.6 + 0.01 && ratio >= 0.5 * 0.98 && ratio <= 2.0 * 1.02) {
+    if (fraction >= 0.3 - 0.01 && fraction <= 0.6 + 0.01 && ratio >= 0.5 * 0.98 &&
+        ratio <= 2.0 * 1.02) {
       ++in_range;
     }
   }
@@ -176,7 +175,8 @@ TEST(SampleCropBoxTest, SameSeedSameBoxes) {
     EXPECT_EQ(x.left, y.left);
     EXPECT_EQ(x.height, y.height);
     EXPECT_EQ(x.width, y.width);
-    any_difference |= x.top != z.top || x.left != z.left || x.height != z.height || x.width != z.width;
+    any_difference |=
+        x.top != z.top || x.left != z.left || x.height != z.height || x.width != z.width;
   }
   EXPECT_TRUE(any_difference);
 }
@@ -246,7 +246,8 @@ TEST(AugmentBatchTest, FullScaleMatchingRatioKeepsTheWholeImage) {
 TEST(AugmentBatchTest, SmallScaleZoomsIn) {
   // A checkerboard of 1-pixel squares: whole-image views average it to grey,
   // 1% crops upscaled keep most of the contrast.
-  torch::Tensor board = (torch::arange(64).view({64, 1}) + torch::arange(64).view({1, 64})).remainder(2);
+  torch::Tensor board =
+      (torch::arange(64).view({64, 1}) + torch::arange(64).view({1, 64})).remainder(2);
   torch::Tensor img = (board * 255).to(torch::kUInt8).unsqueeze(2).expand({64, 64, 3}).contiguous();
   AugmentOptions wide;
   wide.size = 16;

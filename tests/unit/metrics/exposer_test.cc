@@ -12,9 +12,9 @@
 #include <atomic>
 #include <string>
 
+#include "core/metrics/text_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "core/metrics/text_format.h"
 #include "tests/testing/status_matchers.h"
 
 namespace provp::metrics {
@@ -64,7 +64,8 @@ HttpResponse Fetch(int port, const std::string& method, const std::string& path)
   if (split == std::string::npos || raw.compare(0, 9, "HTTP/1.1 ") != 0) return response;
   response.status = std::atoi(raw.c_str() + 9);
   response.headers = raw.substr(0, split);
-  for (char& c : response.headers) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : response.headers)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   response.body = raw.substr(split + 4);
   return response;
 }

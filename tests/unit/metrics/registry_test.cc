@@ -139,8 +139,7 @@ TEST(GaugeTest, CallbackIsEvaluatedAtReadTime) {
 
 TEST(FamilyTest, WithLabelsReturnsStableReferences) {
   Registry registry;
-  auto family = registry.AddCounter("test_stable_total", "Stable.", {"k"},
-                                    Cap(1000));
+  auto family = registry.AddCounter("test_stable_total", "Stable.", {"k"}, Cap(1000));
   ASSERT_THAT(family, IsOk());
   Counter* first = &(*family)->WithLabels({"first"});
   for (int i = 0; i < 500; ++i) (*family)->WithLabels({std::to_string(i)});
@@ -152,11 +151,11 @@ TEST(FamilyTest, WithLabelsReturnsStableReferences) {
 
 TEST(FamilyTest, CapFoldsOnlyTheFoldLabelsIntoOther) {
   Registry registry;
-  auto family = registry.AddCounter(
-      "test_requests_total", "Requests.", {"method", "prompt_set"},
-      Cap(3, {"prompt_set"}));
+  auto family = registry.AddCounter("test_requests_total", "Requests.", {"method", "prompt_set"},
+                                    Cap(3, {"prompt_set"}));
   ASSERT_THAT(family, IsOk());
-  for (int i = 0; i < 5; ++i) (*family)->WithLabels({"Classify", "set" + std::to_string(i)}).Increment();
+  for (int i = 0; i < 5; ++i)
+    (*family)->WithLabels({"Classify", "set" + std::to_string(i)}).Increment();
   EXPECT_EQ((*family)->size(), 4u);  // set0..set2 + (Classify, other)
   EXPECT_EQ((*family)->folded_count(), 2u);
   EXPECT_EQ((*family)->WithLabels({"Classify", "other"}).Value(), 2);
@@ -177,9 +176,8 @@ TEST(FamilyTest, CapFoldsOnlyTheFoldLabelsIntoOther) {
 TEST(FamilyTest, SeriesCountIsHardBounded) {
   Registry registry;
   constexpr size_t kCap = 4;
-  auto family = registry.AddCounter(
-      "test_bounded_total", "Bounded.", {"method", "prompt_set"},
-      Cap(kCap, {"prompt_set"}));
+  auto family = registry.AddCounter("test_bounded_total", "Bounded.", {"method", "prompt_set"},
+                                    Cap(kCap, {"prompt_set"}));
   ASSERT_THAT(family, IsOk());
   for (int i = 0; i < 200; ++i) {
     (*family)->WithLabels({"m" + std::to_string(i), "p" + std::to_string(i)}).Increment();
@@ -201,7 +199,10 @@ TEST(FamilyTest, LabelValuesAreSanitised) {
   Registry registry;
   auto family = registry.AddCounter("test_sanitise_total", "Sanitise.", {"v"});
   ASSERT_THAT(family, IsOk());
-  (*family)->WithLabels({std::string("a\xff" "b")}).Increment();
+  (*family)
+      ->WithLabels({std::string("a\xff"
+                                "b")})
+      .Increment();
   (*family)->WithLabels({std::string(1000, 'x')}).Increment();
   // 64 two-byte characters plus one more: the cut must not split it.
   std::string accents;
@@ -209,7 +210,9 @@ TEST(FamilyTest, LabelValuesAreSanitised) {
   (*family)->WithLabels({"z" + accents}).Increment();
   const FamilySnapshot s = (*family)->Collect();
   ASSERT_EQ(s.metrics.size(), 3u);
-  EXPECT_EQ(s.metrics[0].labels[0].second, "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(s.metrics[0].labels[0].second,
+            "a\xEF\xBF\xBD"
+            "b");
   EXPECT_EQ(s.metrics[1].labels[0].second, std::string(kMaxLabelValueBytes, 'x'));
   const std::string& cut = s.metrics[2].labels[0].second;
   EXPECT_EQ(cut.size(), kMaxLabelValueBytes - 1);

@@ -53,11 +53,11 @@ TEST(EscapeTest, LabelValueEscapesBackslashQuoteNewline) {
 
 TEST(SerializeTextTest, RendersEveryTypeExactly) {
   Registry registry;
-  auto counter = registry.AddCounter("demo_images_total", "Images seen.\nSecond line.",
-                                     {"prompt_set"});
+  auto counter =
+      registry.AddCounter("demo_images_total", "Images seen.\nSecond line.", {"prompt_set"});
   auto gauge = registry.AddGauge("demo_queue_depth", "Queue depth.");
-  auto hist = registry.AddHistogram("demo_latency_seconds", "Latency \\ time.", {"method"},
-                                    {0.5, 1});
+  auto hist =
+      registry.AddHistogram("demo_latency_seconds", "Latency \\ time.", {"method"}, {0.5, 1});
   auto empty = registry.AddGauge("demo_unused", "Never set.", {"x"});
   ASSERT_THAT(counter, IsOk());
   ASSERT_THAT(gauge, IsOk());

@@ -109,10 +109,14 @@ TEST(LossesTest, BadInputsAreInvalidArgument) {
   const auto kInvalid = absl::StatusCode::kInvalidArgument;
   EXPECT_THAT(ComputeLosses(b.student, b.frozen, b.text, torch::tensor({0, 1, 3, 0}), 100.0, {}),
               StatusIs(kInvalid, ::testing::HasSubstr("labels must be in [0, 3)")));
-  EXPECT_THAT(ComputeLosses(b.student, b.frozen, b.text, torch::tensor({0, 1}), 100.0, {}), StatusIs(kInvalid));
-  EXPECT_THAT(ComputeLosses(b.student, b.frozen, torch::randn({3, 5}), b.labels, 100.0, {}), StatusIs(kInvalid));
-  EXPECT_THAT(ComputeLosses(b.student, torch::Tensor(), b.text, b.labels, 100.0, {}), StatusIs(kInvalid));
-  EXPECT_THAT(ComputeLosses(torch::randn({4}), b.frozen, b.text, b.labels, 100.0, {}), StatusIs(kInvalid));
+  EXPECT_THAT(ComputeLosses(b.student, b.frozen, b.text, torch::tensor({0, 1}), 100.0, {}),
+              StatusIs(kInvalid));
+  EXPECT_THAT(ComputeLosses(b.student, b.frozen, torch::randn({3, 5}), b.labels, 100.0, {}),
+              StatusIs(kInvalid));
+  EXPECT_THAT(ComputeLosses(b.student, torch::Tensor(), b.text, b.labels, 100.0, {}),
+              StatusIs(kInvalid));
+  EXPECT_THAT(ComputeLosses(torch::randn({4}), b.frozen, b.text, b.labels, 100.0, {}),
+              StatusIs(kInvalid));
 }
 
 }  // namespace

@@ -132,7 +132,8 @@ TEST(ProvpModelTest, ZeroShotHasNoPrompts) {
   ASSERT_NE(zs, nullptr);
   EXPECT_EQ(zs->visual_prompts(), nullptr);
   EXPECT_TRUE(zs->trainable_parameters().empty());
-  EXPECT_THAT(zs->SetPrompts(torch::zeros({1, 1, 64})), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(zs->SetPrompts(torch::zeros({1, 1, 64})),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
 TEST(ProvpModelTest, PromptInitFollowsTheSeed) {

@@ -18,7 +18,8 @@ TEST(ProvpOptionsTest, VariantNamesRoundTrip) {
     EXPECT_EQ(VariantName(*v), name);
   }
   EXPECT_EQ(VariantNames().size(), 5u);
-  EXPECT_THAT(VariantFromName("vpt"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("provp_ref")));
+  EXPECT_THAT(VariantFromName("vpt"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("provp_ref")));
 }
 
 TEST(ProvpOptionsTest, VariantDefaults) {
@@ -41,7 +42,8 @@ TEST(ProvpOptionsTest, ResolveFillsDepthAndForcesVariantRules) {
   ASSERT_OK(s);
   EXPECT_EQ(s->depth, 1);
   shallow.depth = 3;
-  EXPECT_THAT(ResolveOptions(shallow, 12), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("depth")));
+  EXPECT_THAT(ResolveOptions(shallow, 12),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("depth")));
   auto z = ResolveOptions(DefaultOptionsFor(Variant::kZeroShot), 12);
   ASSERT_OK(z);
   EXPECT_EQ(z->num_prompts, 0);
@@ -51,22 +53,28 @@ TEST(ProvpOptionsTest, ResolveFillsDepthAndForcesVariantRules) {
 TEST(ProvpOptionsTest, ResolveRejectsOutOfRangeValuesNamingTheField) {
   ProvpOptions o;
   o.num_prompts = 0;
-  EXPECT_THAT(ResolveOptions(o, 12), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("num_prompts")));
+  EXPECT_THAT(ResolveOptions(o, 12),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("num_prompts")));
   o = ProvpOptions{};
   o.num_prompts = 1 << 20;
-  EXPECT_THAT(ResolveOptions(o, 12), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("num_prompts")));
+  EXPECT_THAT(ResolveOptions(o, 12),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("num_prompts")));
   o = ProvpOptions{};
   o.depth = 13;
-  EXPECT_THAT(ResolveOptions(o, 12), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("depth")));
+  EXPECT_THAT(ResolveOptions(o, 12),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("depth")));
   o = ProvpOptions{};
   o.alpha = 1.5;
-  EXPECT_THAT(ResolveOptions(o, 12), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("alpha")));
+  EXPECT_THAT(ResolveOptions(o, 12),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("alpha")));
   o = ProvpOptions{};
   o.lambda_ref = -1;
-  EXPECT_THAT(ResolveOptions(o, 12), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("lambda_ref")));
+  EXPECT_THAT(ResolveOptions(o, 12),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("lambda_ref")));
   o = ProvpOptions{};
   o.temperature = 0;
-  EXPECT_THAT(ResolveOptions(o, 12), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("temperature")));
+  EXPECT_THAT(ResolveOptions(o, 12),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("temperature")));
 }
 
 TEST(ProvpOptionsTest, ReferenceInitBound) {

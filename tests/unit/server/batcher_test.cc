@@ -36,9 +36,8 @@ TEST(BatcherTest, ConcurrentRequestsShareExecutionsAndGetTheirOwnRows) {
   std::vector<absl::StatusOr<BatchResult>> results(kClients, absl::UnknownError(""));
   std::vector<std::thread> threads;
   for (int i = 0; i < kClients; ++i) {
-    threads.emplace_back([&, i] {
-      results[i] = batcher.Encode("", {&images[i]}, absl::InfiniteFuture(), nullptr);
-    });
+    threads.emplace_back(
+        [&, i] { results[i] = batcher.Encode("", {&images[i]}, absl::InfiniteFuture(), nullptr); });
   }
   for (auto& t : threads) t.join();
   auto expected = eng.EncodeImages({&images[0], &images[1]}, "");
@@ -128,9 +127,8 @@ TEST(TextFeatureCacheTest, HitsMissesAndEviction) {
   EXPECT_EQ(cache.entries(), 2);  // `a` was evicted
   ASSERT_OK(cache.GetOrCompute(a, make));
   EXPECT_EQ(computed, 4);
-  auto failing = cache.GetOrCompute("k", [] {
-    return absl::StatusOr<engine::FeatureMatrix>(absl::InvalidArgumentError("bad"));
-  });
+  auto failing = cache.GetOrCompute(
+      "k", [] { return absl::StatusOr<engine::FeatureMatrix>(absl::InvalidArgumentError("bad")); });
   EXPECT_THAT(failing, StatusIs(absl::StatusCode::kInvalidArgument));
 }
 

@@ -16,7 +16,8 @@ google::rpc::Status Details(const grpc::Status& s) {
 }
 
 TEST(ErrorsTest, InvalidArgumentCarriesReasonAndFieldViolation) {
-  grpc::Status s = ToGrpcStatus(InvalidArgument("IMAGE_DECODE_FAILED", "bad jpeg", "images[3].encoded"));
+  grpc::Status s =
+      ToGrpcStatus(InvalidArgument("IMAGE_DECODE_FAILED", "bad jpeg", "images[3].encoded"));
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(s.error_message(), "bad jpeg");
   google::rpc::Status rpc = Details(s);

@@ -108,7 +108,8 @@ TEST(BpeTrainerTest, TiesBreakLexicographicallyAndRunsAreDeterministic) {
   // Each pair occurs once; the smallest (left, right) strings win.
   auto vocab = BuildBpeVocabulary({"cd", "ab", "ba"}, 3);
   ASSERT_OK(vocab);
-  EXPECT_THAT(vocab->merges, ElementsAre(Pair("a", "b</w>"), Pair("b", "a</w>"), Pair("c", "d</w>")));
+  EXPECT_THAT(vocab->merges,
+              ElementsAre(Pair("a", "b</w>"), Pair("b", "a</w>"), Pair("c", "d</w>")));
   auto again = BuildBpeVocabulary(Captions(), 80);
   auto first = BuildBpeVocabulary(Captions(), 80);
   ASSERT_OK(again);

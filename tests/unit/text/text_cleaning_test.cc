@@ -40,26 +40,35 @@ TEST(CleanTextTest, UnescapesHtmlExactlyTwice) {
 }
 
 TEST(CleanTextTest, NormalisesToNfc) {
-  EXPECT_EQ(Clean("cafe\xcc\x81"), "caf\xc3\xa9");       // e + combining acute -> é
-  EXPECT_EQ(Clean("\xe2\x84\xab"), "\xc3\xa5");          // Angstrom sign -> å (NFC + lower)
-  EXPECT_EQ(Clean("\xef\xac\x81"), "\xef\xac\x81");      // ﬁ is NFC-stable (no NFKC)
+  EXPECT_EQ(Clean("cafe\xcc\x81"), "caf\xc3\xa9");   // e + combining acute -> é
+  EXPECT_EQ(Clean("\xe2\x84\xab"), "\xc3\xa5");      // Angstrom sign -> å (NFC + lower)
+  EXPECT_EQ(Clean("\xef\xac\x81"), "\xef\xac\x81");  // ﬁ is NFC-stable (no NFKC)
 }
 
 TEST(CleanTextTest, CollapsesAndStripsWhitespace) {
   EXPECT_EQ(Clean("  lots   of\twhite\nspace  "), "lots of white space");
-  EXPECT_EQ(Clean("\xe3\x80\x80" "a\xc2\xa0\xc2\x85 b\xe2\x80\xa8"), "a b");  // U+3000, NBSP, NEL, LS
+  EXPECT_EQ(Clean("\xe3\x80\x80"
+                  "a\xc2\xa0\xc2\x85 b\xe2\x80\xa8"),
+            "a b");                           // U+3000, NBSP, NEL, LS
   EXPECT_EQ(Clean("a&nbsp;&nbsp;b"), "a b");  // Unescaping happens before collapsing.
   EXPECT_EQ(Clean(" \t\n "), "");
   // U+001C..U+001F: str.strip() removes them at the ends, but the regex
   // module's \s does not collapse them inside the text.
-  EXPECT_EQ(Clean("\x1c" "a\x1f" "b\x1c"), "a\x1f" "b");
+  EXPECT_EQ(Clean("\x1c"
+                  "a\x1f"
+                  "b\x1c"),
+            "a\x1f"
+            "b");
 }
 
 TEST(CleanTextTest, LowerCasesLikePython) {
   EXPECT_EQ(Clean("A PHOTO OF A CAT"), "a photo of a cat");
-  EXPECT_EQ(Clean("\xc3\x9c" "BER"), "\xc3\xbc" "ber");                 // ÜBER
+  EXPECT_EQ(Clean("\xc3\x9c"
+                  "BER"),
+            "\xc3\xbc"
+            "ber");  // ÜBER
   EXPECT_EQ(Clean("\xd0\xa4\xd0\x9e\xd0\xa2\xd0\x9e"), "\xd1\x84\xd0\xbe\xd1\x82\xd0\xbe");  // ФОТО
-  EXPECT_EQ(Clean("\xc4\xb0"), "i\xcc\x87");                            // İ -> i + U+0307
+  EXPECT_EQ(Clean("\xc4\xb0"), "i\xcc\x87");  // İ -> i + U+0307
   // Final sigma: ΟΔΟΣ -> οδος, ΣΑ -> σα, Σ alone -> σ.
   EXPECT_EQ(Clean("\xce\x9f\xce\x94\xce\x9f\xce\xa3"), "\xce\xbf\xce\xb4\xce\xbf\xcf\x82");
   EXPECT_EQ(Clean("\xce\xa3\xce\x91"), "\xcf\x83\xce\xb1");
@@ -68,22 +77,23 @@ TEST(CleanTextTest, LowerCasesLikePython) {
 
 TEST(HtmlUnescapeTest, NumericReferences) {
   EXPECT_EQ(Unescape("&#39;&#x27;&#X27;"), "'''");
-  EXPECT_EQ(Unescape("&#65x"), "Ax");                       // ';' is optional.
-  EXPECT_EQ(Unescape("&#128;"), "\xe2\x82\xac");            // Windows-1252 euro.
-  EXPECT_EQ(Unescape("&#0;"), "\xef\xbf\xbd");              // U+FFFD
-  EXPECT_EQ(Unescape("&#xD800;"), "\xef\xbf\xbd");          // Surrogate.
+  EXPECT_EQ(Unescape("&#65x"), "Ax");               // ';' is optional.
+  EXPECT_EQ(Unescape("&#128;"), "\xe2\x82\xac");    // Windows-1252 euro.
+  EXPECT_EQ(Unescape("&#0;"), "\xef\xbf\xbd");      // U+FFFD
+  EXPECT_EQ(Unescape("&#xD800;"), "\xef\xbf\xbd");  // Surrogate.
   EXPECT_EQ(Unescape("&#99999999999999999999;"), "\xef\xbf\xbd");
-  EXPECT_EQ(Unescape("a&#1;b&#xFFFF;c"), "abc");            // Forbidden code points vanish.
+  EXPECT_EQ(Unescape("a&#1;b&#xFFFF;c"), "abc");  // Forbidden code points vanish.
   EXPECT_EQ(Unescape("&#x1F600;"), "\xf0\x9f\x98\x80");
-  EXPECT_EQ(Unescape("&#;&#x;&#xZ"), "&#;&#x;&#xZ");        // Not references.
+  EXPECT_EQ(Unescape("&#;&#x;&#xZ"), "&#;&#x;&#xZ");  // Not references.
 }
 
 TEST(HtmlUnescapeTest, NamedReferences) {
   EXPECT_EQ(Unescape("&lt;&gt;&quot;&apos;&amp;"), "<>\"'&");
-  EXPECT_EQ(Unescape("&hellip;&mdash;&alpha;&euro;"), "\xe2\x80\xa6\xe2\x80\x94\xce\xb1\xe2\x82\xac");
+  EXPECT_EQ(Unescape("&hellip;&mdash;&alpha;&euro;"),
+            "\xe2\x80\xa6\xe2\x80\x94\xce\xb1\xe2\x82\xac");
   EXPECT_EQ(Unescape("&copy 2026 &COPY;"), "\xc2\xa9 2026 \xc2\xa9");  // Legacy: no ';' needed.
-  EXPECT_EQ(Unescape("&alpha &apos"), "&alpha &apos");                  // Non-legacy: ';' needed.
-  EXPECT_EQ(Unescape("&notit;"), "\xc2\xacit;");                        // Longest legacy prefix.
+  EXPECT_EQ(Unescape("&alpha &apos"), "&alpha &apos");                 // Non-legacy: ';' needed.
+  EXPECT_EQ(Unescape("&notit;"), "\xc2\xacit;");                       // Longest legacy prefix.
   EXPECT_EQ(Unescape("&ampx"), "&x");
   EXPECT_EQ(Unescape("&unknown; & &;"), "&unknown; & &;");
   EXPECT_EQ(Unescape("no references"), "no references");
@@ -103,19 +113,22 @@ TEST(PreTokenizeTest, FollowsClipPattern) {
   // 'ſ' (U+017F) folds to 's' under IGNORECASE.
   EXPECT_THAT(Split("a'\xc5\xbf"), ElementsAre("a", "'\xc5\xbf"));
   // U+0345 matches no alternative and is dropped.
-  EXPECT_THAT(Split("a\xcd\x85" "b"), ElementsAre("a", "b"));
+  EXPECT_THAT(Split("a\xcd\x85"
+                    "b"),
+              ElementsAre("a", "b"));
   EXPECT_THAT(Split("x\x1fy"), ElementsAre("x", "\x1f", "y"));
 }
 
 TEST(DecodeUtf8Test, RejectsInvalidSequencesWithOffset) {
-  for (const std::string& bad : {std::string("ab\xff"), std::string("\xc0\x80"),
-                                std::string("\xed\xa0\x80"), std::string("\xe2\x82"),
-                                std::string("\xf4\x90\x80\x80"), std::string("\x80")}) {
+  for (const std::string& bad :
+       {std::string("ab\xff"), std::string("\xc0\x80"), std::string("\xed\xa0\x80"),
+        std::string("\xe2\x82"), std::string("\xf4\x90\x80\x80"), std::string("\x80")}) {
     SCOPED_TRACE(bad);
     EXPECT_THAT(DecodeUtf8(bad), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("UTF-8")));
     EXPECT_THAT(CleanText(bad), StatusIs(absl::StatusCode::kInvalidArgument));
   }
-  EXPECT_THAT(DecodeUtf8("ab\xff"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("offset 2")));
+  EXPECT_THAT(DecodeUtf8("ab\xff"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("offset 2")));
   auto nul = CleanText(std::string("a\0b", 3));
   ASSERT_OK(nul);
   EXPECT_EQ(nul->size(), 3u);

@@ -25,7 +25,8 @@ using ::testing::HasSubstr;
 
 const Tokenizer& Clip() {
   static const Tokenizer* tok = [] {
-    auto t = Tokenizer::FromPath(provp::testing::SharedDir() + "/clip/bpe_simple_vocab_16e6.txt.gz");
+    auto t =
+        Tokenizer::FromPath(provp::testing::SharedDir() + "/clip/bpe_simple_vocab_16e6.txt.gz");
     if (!t.ok()) {
       ADD_FAILURE() << t.status();
       return static_cast<Tokenizer*>(nullptr);
@@ -70,7 +71,10 @@ TEST(TokenizerTest, MatchesReferenceOnCleaningEdgeCases) {
       {"&amp;amp;lt;3 &notit; &copy2026 &#128;&#x1F600;",
        {261, 3333, 282, 274, 126, 361, 585, 282, 5811, 273, 271, 273, 277, 34919, 7334}},
       // a\x1cb\u3000c\u0345d
-      {"a\x1c" "b\xe3\x80\x80" "c\xcd\x85" "d",
+      {"a\x1c"
+       "b\xe3\x80\x80"
+       "c\xcd\x85"
+       "d",
        {320, 472, 321, 322, 323}},
       // \u039f\u0394\u039f\u03a3 \u03a3\u0391 \u0130STANBUL
       {"\xce\x9f\xce\x94\xce\x9f\xce\xa3 \xce\xa3\xce\x91 \xc4\xb0STANBUL",
@@ -79,8 +83,7 @@ TEST(TokenizerTest, MatchesReferenceOnCleaningEdgeCases) {
       {"it'\xc5\xbf 'S <|ENDOFTEXT|>!<|endoftext|>",
        {585, 6, 129, 379, 568, 49407, 0, 27, 347, 40786, 4160, 91, 285}},
       // &#0;&#1;x&#xD800;y&alpha z&alpha;
-      {"&#0;&#1;x&#xD800;y&alpha z&alpha;",
-       {39802, 343, 39802, 344, 261, 8624, 89, 138, 365}},
+      {"&#0;&#1;x&#xD800;y&alpha z&alpha;", {39802, 343, 39802, 344, 261, 8624, 89, 138, 365}},
       // \u216b \xbd \u2460 \u0663 \ufb01 e\u0301
       {"\xe2\x85\xab \xc2\xbd \xe2\x91\xa0 \xd9\xa3 \xef\xac\x81 e\xcc\x81",
        {158, 227, 375, 33613, 158, 239, 510, 149, 352, 171, 105, 479, 4166}},
@@ -121,8 +124,8 @@ TEST(TokenizerTest, RefuseRejectsOnlyOverLongText) {
 }
 
 TEST(TokenizerTest, ContextLengthBounds) {
-  EXPECT_THAT(Clip().EncodeForContext("a", 1), StatusIs(absl::StatusCode::kInvalidArgument,
-                                                        HasSubstr("context_length")));
+  EXPECT_THAT(Clip().EncodeForContext("a", 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("context_length")));
   EXPECT_THAT(Clip().EncodeForContext("a", -5), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(Clip().EncodeForContext("a", int64_t{1} << 40),
               StatusIs(absl::StatusCode::kInvalidArgument));
@@ -137,8 +140,8 @@ TEST(TokenizerTest, ContextLengthBounds) {
 }
 
 TEST(TokenizerTest, InvalidUtf8IsAnError) {
-  EXPECT_THAT(Clip().Encode("caf\xe9"), StatusIs(absl::StatusCode::kInvalidArgument,
-                                                 HasSubstr("UTF-8")));
+  EXPECT_THAT(Clip().Encode("caf\xe9"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("UTF-8")));
   EXPECT_THAT(Clip().EncodeForContext("\xc0\xaf"), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
@@ -160,17 +163,25 @@ TEST(TokenizerTest, LongWordsStayFast) {
 
 // Random code points from every plane, biased towards the interesting ones.
 std::string RandomUnicode(std::mt19937& rng) {
-  static const char32_t kSpecial[] = {U'&', U';', U'#', U'\'', U'<', U'|', U'>', 0x345, 0x130, 0x3A3,
-                                      0x17F, 0x301, 0x3000, 0x85, 0x1C, 0, U' ', U'x'};
+  static const char32_t kSpecial[] = {U'&',  U';',  U'#',  U'\'',  U'<', U'|', U'>', 0x345, 0x130,
+                                      0x3A3, 0x17F, 0x301, 0x3000, 0x85, 0x1C, 0,    U' ',  U'x'};
   std::u32string s;
   const int n = static_cast<int>(rng() % 24);
   for (int i = 0; i < n; ++i) {
     char32_t c;
     switch (rng() % 5) {
-      case 0: c = kSpecial[rng() % (sizeof(kSpecial) / sizeof(kSpecial[0]))]; break;
-      case 1: c = 0x20 + rng() % 0x5F; break;
-      case 2: c = 0x80 + rng() % 0x2F80; break;
-      default: c = rng() % 0x110000; break;
+      case 0:
+        c = kSpecial[rng() % (sizeof(kSpecial) / sizeof(kSpecial[0]))];
+        break;
+      case 1:
+        c = 0x20 + rng() % 0x5F;
+        break;
+      case 2:
+        c = 0x80 + rng() % 0x2F80;
+        break;
+      default:
+        c = rng() % 0x110000;
+        break;
     }
     if (c >= 0xD800 && c <= 0xDFFF) c = 0xFFFD;
     s.push_back(c);
@@ -251,16 +262,19 @@ TEST(TokenizerTest, ConcurrentEncodesAgree) {
 
 TEST(TokenizerTest, LoadAndEncodeThousandCaptions) {
   const auto start = std::chrono::steady_clock::now();
-  auto tok = Tokenizer::FromPath(provp::testing::SharedDir() + "/clip/bpe_simple_vocab_16e6.txt.gz");
+  auto tok =
+      Tokenizer::FromPath(provp::testing::SharedDir() + "/clip/bpe_simple_vocab_16e6.txt.gz");
   ASSERT_OK(tok);
   const auto loaded = std::chrono::steady_clock::now();
-  static const char* kWords[] = {"photo", "dog", "golden", "retriever", "satellite", "flower",
-                                 "aircraft", "texture", "banded", "coupe", "makeup", "sunflower"};
+  static const char* kWords[] = {"photo",     "dog",    "golden",   "retriever",
+                                 "satellite", "flower", "aircraft", "texture",
+                                 "banded",    "coupe",  "makeup",   "sunflower"};
   std::mt19937 rng(3);
   size_t total = 0;
   for (int i = 0; i < 1000; ++i) {
     std::string caption = "a photo of a";
-    for (int w = 0; w < 6; ++w) caption += std::string(" ") + kWords[rng() % 12] + std::to_string(i);
+    for (int w = 0; w < 6; ++w)
+      caption += std::string(" ") + kWords[rng() % 12] + std::to_string(i);
     auto row = (*tok)->EncodeForContext(caption);
     ASSERT_OK(row);
     total += row->size();

@@ -82,7 +82,8 @@ TEST_F(VocabFilesTest, MissingFiles) {
   EXPECT_THAT(Tokenizer::FromPath(dir_ + "/nope.txt.gz"),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("nope.txt.gz")));
   // An existing directory without vocab.json.
-  EXPECT_THAT(Tokenizer::FromPath(dir_), StatusIs(absl::StatusCode::kNotFound, HasSubstr("vocab.json")));
+  EXPECT_THAT(Tokenizer::FromPath(dir_),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("vocab.json")));
   const std::string vocab = Write("vocab.json", MiniVocabJson());
   EXPECT_THAT(Tokenizer::FromVocabAndMerges(vocab, dir_ + "/merges.txt"),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("merges.txt")));
@@ -162,9 +163,10 @@ TEST_F(VocabFilesTest, MissingSpecialOrByteTokens) {
 TEST_F(VocabFilesTest, MergesReferencingUnknownSymbols) {
   const std::string vocab = Write("vocab.json", MiniVocabJson());
   // "c d</w>" joins to "cd</w>", which vocab.json lacks.
-  EXPECT_THAT(Tokenizer::FromVocabAndMerges(vocab, Write("m1.txt", "#version: 0.2\na b</w>\nc d</w>\n")),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       AllOf(HasSubstr("merge 2"), HasSubstr("unknown symbol \"cd</w>\""))));
+  EXPECT_THAT(
+      Tokenizer::FromVocabAndMerges(vocab, Write("m1.txt", "#version: 0.2\na b</w>\nc d</w>\n")),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               AllOf(HasSubstr("merge 2"), HasSubstr("unknown symbol \"cd</w>\""))));
   EXPECT_THAT(Tokenizer::FromVocabAndMerges(vocab, Write("m2.txt", "xyz b</w>\n")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown symbol \"xyz\"")));
   EXPECT_THAT(Tokenizer::FromVocabAndMerges(vocab, Write("m3.txt", "a b</w>\na b</w>\n")),

@@ -51,12 +51,14 @@ TEST(TensorFileTest, CorruptFilesAreInvalidArgument) {
   std::string good = *util::ReadFile(path);
   // Truncated data.
   ASSERT_OK(util::WriteFileAtomic(path, good.substr(0, good.size() - 4)));
-  EXPECT_THAT(ReadTensorFile(path), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("tensor a")));
+  EXPECT_THAT(ReadTensorFile(path),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("tensor a")));
   // Header length larger than the file.
   std::string huge = good;
   huge[7] = '\x7f';
   ASSERT_OK(util::WriteFileAtomic(path, huge));
-  EXPECT_THAT(ReadTensorFile(path), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("header length")));
+  EXPECT_THAT(ReadTensorFile(path),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("header length")));
   // Too short, and not JSON.
   ASSERT_OK(util::WriteFileAtomic(path, "abc"));
   EXPECT_THAT(ReadTensorFile(path), StatusIs(absl::StatusCode::kInvalidArgument));
@@ -64,13 +66,15 @@ TEST(TensorFileTest, CorruptFilesAreInvalidArgument) {
   junk[0] = 4;
   junk += "{{{{";
   ASSERT_OK(util::WriteFileAtomic(path, junk));
-  EXPECT_THAT(ReadTensorFile(path), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("JSON")));
+  EXPECT_THAT(ReadTensorFile(path),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("JSON")));
   // A shape claiming far more elements than the data holds.
   std::string lie = R"({"a":{"dtype":"F32","shape":[1000000000000],"data_offsets":[0,64]}})";
   std::string bytes(8, '\0');
   bytes[0] = static_cast<char>(lie.size());
   ASSERT_OK(util::WriteFileAtomic(path, bytes + lie + std::string(64, '\0')));
-  EXPECT_THAT(ReadTensorFile(path), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("tensor a")));
+  EXPECT_THAT(ReadTensorFile(path),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("tensor a")));
   std::filesystem::remove(path);
   EXPECT_THAT(ReadTensorFile(path), StatusIs(absl::StatusCode::kNotFound));
 }

@@ -69,10 +69,13 @@ TEST(EvaluationTest, BadInputsAreInvalidArgument) {
   EXPECT_THAT(Evaluate(s.model, nullptr, s.set, s.text),
               StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("label 4")));
   s.set.labels = {0, 1};
-  EXPECT_THAT(Evaluate(s.model, nullptr, s.set, s.text), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Evaluate(s.model, nullptr, s.set, s.text),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   s.set.labels = {0, 1, 2, 3};
-  EXPECT_THAT(Evaluate(s.model, nullptr, s.set, torch::randn({4, 7})), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(MakeEvalSet({torch::zeros({4, 4}, torch::kUInt8)}, {0}, 32), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Evaluate(s.model, nullptr, s.set, torch::randn({4, 7})),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(MakeEvalSet({torch::zeros({4, 4}, torch::kUInt8)}, {0}, 32),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST(EvaluationTest, HarmonicMean) {

@@ -22,7 +22,8 @@ TEST(LrScheduleTest, ReferenceValues) {
 TEST(LrScheduleTest, DecreasesAfterWarmup) {
   LrScheduleOptions o;
   o.epochs = 50;
-  for (int e = 2; e < 50; ++e) EXPECT_LT(LearningRateForEpoch(o, e), LearningRateForEpoch(o, e - 1)) << e;
+  for (int e = 2; e < 50; ++e)
+    EXPECT_LT(LearningRateForEpoch(o, e), LearningRateForEpoch(o, e - 1)) << e;
 }
 
 TEST(LrScheduleTest, ConfigurableWarmup) {

@@ -28,7 +28,8 @@ PromptSet TinySet() {
   result.prompts = torch::randn({cfg.vision_layers, 4, cfg.vision_width});
   result.epochs_completed = 3;
   result.selected_epoch = 2;
-  PromptSet set = PromptSetFromRun(*resolved, tc, result, cfg, "fp-a", {"cat", "dog"}, {"a photo of a {}."});
+  PromptSet set =
+      PromptSetFromRun(*resolved, tc, result, cfg, "fp-a", {"cat", "dog"}, {"a photo of a {}."});
   set.info.evaluation = {{"top1", 0.75}};
   return set;
 }
@@ -80,11 +81,13 @@ TEST(PromptSetTest, InconsistentFilesAreInvalidArgument) {
   PromptSet set = TinySet();
   set.prompts = torch::randn({2, 5, 64});  // metadata says m = 4
   ASSERT_OK(SavePromptSet(path, set));
-  EXPECT_THAT(ReadPromptSet(path), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("num_prompts 4")));
+  EXPECT_THAT(ReadPromptSet(path),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("num_prompts 4")));
   TensorFile bare;
   bare.tensors["prompts"] = torch::randn({2, 4, 64});
   ASSERT_OK(WriteTensorFile(path, bare));
-  EXPECT_THAT(ReadPromptSet(path), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("provp.prompt_set")));
+  EXPECT_THAT(ReadPromptSet(path),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("provp.prompt_set")));
   std::filesystem::remove(path);
   EXPECT_THAT(ReadPromptSet(path), StatusIs(absl::StatusCode::kNotFound));
 }

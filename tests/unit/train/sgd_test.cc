@@ -13,7 +13,9 @@ TEST(SgdSemanticsTest, MatchesPyTorchUpdateRule) {
   torch::Tensor p = torch::randn({2, 3, 4}).requires_grad_(true);
   torch::Tensor expect = p.detach().clone().to(torch::kFloat64);
   torch::Tensor buf;
-  torch::optim::SGD opt({p}, torch::optim::SGDOptions(lr).momentum(momentum).dampening(0).weight_decay(wd).nesterov(false));
+  torch::optim::SGD opt(
+      {p}, torch::optim::SGDOptions(lr).momentum(momentum).dampening(0).weight_decay(wd).nesterov(
+               false));
   for (int step = 0; step < 3; ++step) {
     torch::Tensor g = torch::randn({2, 3, 4});
     opt.zero_grad();
@@ -22,7 +24,8 @@ TEST(SgdSemanticsTest, MatchesPyTorchUpdateRule) {
     torch::Tensor d = g.to(torch::kFloat64) + wd * expect;
     buf = step == 0 ? d.clone() : momentum * buf + d;
     expect = expect - lr * buf;
-    EXPECT_TRUE(torch::allclose(p.detach().to(torch::kFloat64), expect, 1e-6, 1e-7)) << "step " << step;
+    EXPECT_TRUE(torch::allclose(p.detach().to(torch::kFloat64), expect, 1e-6, 1e-7))
+        << "step " << step;
   }
 }
 
@@ -31,7 +34,8 @@ TEST(SgdSemanticsTest, LearningRateChangesBetweenStepsApply) {
   torch::optim::SGD opt({p}, torch::optim::SGDOptions(1.0).momentum(0.0));
   p.mutable_grad() = torch::ones({3});
   opt.step();
-  for (auto& group : opt.param_groups()) static_cast<torch::optim::SGDOptions&>(group.options()).lr(0.5);
+  for (auto& group : opt.param_groups())
+    static_cast<torch::optim::SGDOptions&>(group.options()).lr(0.5);
   opt.step();
   EXPECT_TRUE(torch::allclose(p.detach(), torch::full({3}, -1.5)));
 }

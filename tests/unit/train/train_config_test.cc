@@ -21,10 +21,10 @@ TEST(TrainConfigTest, PresetsMatchTheReferenceConfigs) {
     int64_t m;
   };
   const Want wants[] = {
-      {"few_shot_1", 50, 1e-3, true, 50},        {"few_shot_1_no_ref", 50, 5e-4, false, 50},
-      {"few_shot_2", 100, 5e-4, true, 50},       {"few_shot_2_no_ref", 100, 5e-4, false, 50},
-      {"few_shot_4", 100, 5e-4, true, 50},       {"few_shot_4_no_ref", 100, 5e-4, false, 50},
-      {"few_shot_8", 200, 5e-4, true, 50},       {"few_shot_16", 200, 5e-4, true, 50},
+      {"few_shot_1", 50, 1e-3, true, 50},     {"few_shot_1_no_ref", 50, 5e-4, false, 50},
+      {"few_shot_2", 100, 5e-4, true, 50},    {"few_shot_2_no_ref", 100, 5e-4, false, 50},
+      {"few_shot_4", 100, 5e-4, true, 50},    {"few_shot_4_no_ref", 100, 5e-4, false, 50},
+      {"few_shot_8", 200, 5e-4, true, 50},    {"few_shot_16", 200, 5e-4, true, 50},
       {"base_to_novel", 100, 1e-3, true, 16},
   };
   for (const auto& w : wants) {
@@ -41,7 +41,8 @@ TEST(TrainConfigTest, PresetsMatchTheReferenceConfigs) {
     EXPECT_EQ(c->selection, ModelSelection::kLastEpoch) << w.name;
     EXPECT_OK(ValidateConfig(*c)) << w.name;
   }
-  EXPECT_THAT(PresetConfig("few_shot_3"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("few_shot_16")));
+  EXPECT_THAT(PresetConfig("few_shot_3"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("few_shot_16")));
 }
 
 TEST(TrainConfigTest, PresetForShots) {
@@ -56,8 +57,13 @@ TEST(TrainConfigTest, PresetForShots) {
 }
 
 TEST(TrainConfigTest, OverridesMergeOntoAPreset) {
-  auto c = ConfigFromJson({{"preset", "few_shot_4"}, {"epochs", 7}, {"lr", 0.5}, {"num_prompts", 8},
-                           {"augment", {{"size", 64}}}, {"selection", "best_validation"}, {"seed", 9}});
+  auto c = ConfigFromJson({{"preset", "few_shot_4"},
+                           {"epochs", 7},
+                           {"lr", 0.5},
+                           {"num_prompts", 8},
+                           {"augment", {{"size", 64}}},
+                           {"selection", "best_validation"},
+                           {"seed", 9}});
   ASSERT_OK(c);
   EXPECT_EQ(c->preset, "few_shot_4");
   EXPECT_EQ(c->epochs, 7);
@@ -84,17 +90,23 @@ TEST(TrainConfigTest, BadJsonNamesTheKey) {
   EXPECT_THAT(ConfigFromJson({{"epoch", 3}}), StatusIs(kInvalid, HasSubstr("'epoch'")));
   EXPECT_THAT(ConfigFromJson({{"epochs", "3"}}), StatusIs(kInvalid, HasSubstr("'epochs'")));
   EXPECT_THAT(ConfigFromJson({{"epochs", -1}}), StatusIs(kInvalid, HasSubstr("epochs")));
-  EXPECT_THAT(ConfigFromJson({{"batch_size", 1 << 20}}), StatusIs(kInvalid, HasSubstr("batch_size")));
+  EXPECT_THAT(ConfigFromJson({{"batch_size", 1 << 20}}),
+              StatusIs(kInvalid, HasSubstr("batch_size")));
   EXPECT_THAT(ConfigFromJson({{"momentum", 1.0}}), StatusIs(kInvalid, HasSubstr("momentum")));
-  EXPECT_THAT(ConfigFromJson({{"augment", {{"mean", {1, 2}}}}}), StatusIs(kInvalid, HasSubstr("augment.mean")));
-  EXPECT_THAT(ConfigFromJson({{"augment", {{"sizes", 2}}}}), StatusIs(kInvalid, HasSubstr("augment.sizes")));
+  EXPECT_THAT(ConfigFromJson({{"augment", {{"mean", {1, 2}}}}}),
+              StatusIs(kInvalid, HasSubstr("augment.mean")));
+  EXPECT_THAT(ConfigFromJson({{"augment", {{"sizes", 2}}}}),
+              StatusIs(kInvalid, HasSubstr("augment.sizes")));
   EXPECT_THAT(ConfigFromJson({{"variant", "clip"}}), StatusIs(kInvalid, HasSubstr("clip")));
   EXPECT_THAT(ConfigFromJson({{"seed", -4}}), StatusIs(kInvalid, HasSubstr("seed")));
   EXPECT_THAT(ConfigFromJson(nlohmann::json::array()), StatusIs(kInvalid));
 }
 
 TEST(TrainConfigTest, JsonRoundTrip) {
-  auto c = ConfigFromJson({{"preset", "base_to_novel"}, {"temperature", 0.5}, {"depth", 3}, {"seed", 77},
+  auto c = ConfigFromJson({{"preset", "base_to_novel"},
+                           {"temperature", 0.5},
+                           {"depth", 3},
+                           {"seed", 77},
                            {"augment", {{"flip_probability", 0.25}, {"std", {0.5, 0.5, 0.5}}}}});
   ASSERT_OK(c);
   auto back = ConfigFromJson(ConfigToJson(*c));

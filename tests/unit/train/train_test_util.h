@@ -27,14 +27,15 @@ inline clip::ClipModel TinyClip(uint64_t seed = 11) {
 // `per_class` images of 40x40 per class; class c has colour kColors[c] plus
 // uniform noise, so every random crop still shows the colour.
 inline TrainingSet ColorSquares(int64_t num_classes, int64_t per_class, uint64_t seed = 1) {
-  static const int kColors[][3] = {{220, 40, 40}, {40, 200, 60}, {50, 60, 220}, {230, 220, 50},
-                                   {200, 60, 210}, {40, 210, 210}};
+  static const int kColors[][3] = {{220, 40, 40},  {40, 200, 60},  {50, 60, 220},
+                                   {230, 220, 50}, {200, 60, 210}, {40, 210, 210}};
   torch::manual_seed(seed);
   TrainingSet set;
   for (int64_t i = 0; i < per_class; ++i) {
     for (int64_t c = 0; c < num_classes; ++c) {
-      torch::Tensor base = torch::tensor({kColors[c][0], kColors[c][1], kColors[c][2]}, torch::kInt32)
-                               .view({1, 1, 3});
+      torch::Tensor base =
+          torch::tensor({kColors[c][0], kColors[c][1], kColors[c][2]}, torch::kInt32)
+              .view({1, 1, 3});
       torch::Tensor noise = torch::randint(-30, 31, {40, 40, 3}, torch::kInt32);
       set.images.push_back((base + noise).clamp(0, 255).to(torch::kUInt8));
       set.labels.push_back(c);

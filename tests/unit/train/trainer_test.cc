@@ -27,9 +27,9 @@ std::unique_ptr<Trainer> MakeTrainer(TrainerOptions options, uint64_t clip_seed 
 }
 
 TEST(TrainerTest, StepsPerEpochFollowsDropLast) {
-  EXPECT_EQ(StepsPerEpoch(10, 32), 1);   // small set: one whole batch
+  EXPECT_EQ(StepsPerEpoch(10, 32), 1);  // small set: one whole batch
   EXPECT_EQ(StepsPerEpoch(32, 32), 1);
-  EXPECT_EQ(StepsPerEpoch(95, 32), 2);   // last 31 dropped
+  EXPECT_EQ(StepsPerEpoch(95, 32), 2);  // last 31 dropped
   EXPECT_EQ(StepsPerEpoch(0, 32), 0);
 }
 
@@ -44,11 +44,13 @@ TEST(TrainerTest, LearnsASyntheticTaskWellAboveChance) {
   ASSERT_NE(trainer, nullptr);
   auto eval_set = MakeEvalSet(data.images, data.labels, 32);
   ASSERT_OK(eval_set);
-  auto before = Evaluate(trainer->model().clip(), trainer->model().visual_prompts(), *eval_set, text);
+  auto before =
+      Evaluate(trainer->model().clip(), trainer->model().visual_prompts(), *eval_set, text);
   ASSERT_OK(before);
   auto result = trainer->Run(data, text);
   ASSERT_OK(result);
-  auto after = Evaluate(trainer->model().clip(), trainer->model().visual_prompts(), *eval_set, text);
+  auto after =
+      Evaluate(trainer->model().clip(), trainer->model().visual_prompts(), *eval_set, text);
   ASSERT_OK(after);
   EXPECT_EQ(result->epochs_completed, 12);
   EXPECT_EQ(result->selected_epoch, 11);
@@ -161,7 +163,8 @@ TEST(TrainerTest, CancelFlagAndCallbackStopTheRun) {
   TrainerOptions o;
   o.config = SmallConfig(3);
   o.cancel = &cancel;
-  EXPECT_THAT(MakeTrainer(o)->Run(data, text), StatusIs(absl::StatusCode::kCancelled, HasSubstr("epoch 0 step 0")));
+  EXPECT_THAT(MakeTrainer(o)->Run(data, text),
+              StatusIs(absl::StatusCode::kCancelled, HasSubstr("epoch 0 step 0")));
   TrainerOptions by_callback;
   by_callback.config = SmallConfig(3);
   int calls = 0;
@@ -190,7 +193,8 @@ TEST(TrainerTest, BestValidationSelectsTheBestEpoch) {
   o.config.lr = 0.5;
   o.config.selection = ModelSelection::kBestValidation;
   auto trainer = MakeTrainer(o);
-  EXPECT_THAT(trainer->Run(data, text), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("validation")));
+  EXPECT_THAT(trainer->Run(data, text),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("validation")));
   auto result = trainer->Run(data, text, &*val);
   ASSERT_OK(result);
   double best = -1;
@@ -224,14 +228,19 @@ TEST(TrainerTest, BadDataIsInvalidArgument) {
   auto trainer = MakeTrainer(o);
   TrainingSet data = ColorSquares(3, 2);
   data.labels[2] = 7;
-  EXPECT_THAT(trainer->Run(data, RandomText(3)), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("label 7")));
+  EXPECT_THAT(trainer->Run(data, RandomText(3)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("label 7")));
   data = ColorSquares(3, 2);
   data.images[1] = data.images[1].to(torch::kFloat32);
-  EXPECT_THAT(trainer->Run(data, RandomText(3)), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("image 1")));
-  EXPECT_THAT(trainer->Run(ColorSquares(3, 2), RandomText(3, 5)), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(trainer->Run(TrainingSet{}, RandomText(3)), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(trainer->Run(data, RandomText(3)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("image 1")));
+  EXPECT_THAT(trainer->Run(ColorSquares(3, 2), RandomText(3, 5)),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(trainer->Run(TrainingSet{}, RandomText(3)),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   o.config.epochs = -2;
-  EXPECT_THAT(Trainer::Create(TinyClip(), o), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("epochs")));
+  EXPECT_THAT(Trainer::Create(TinyClip(), o),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("epochs")));
 }
 
 }  // namespace
