@@ -12,8 +12,10 @@
 #   CPU: Debian 12 packages only (libtorch-dev 1.13), exactly CI's toolchain.
 #     docker build --target cpu -t provp:cpu .
 #
-# Run: docker run --gpus all -p 50051:50051 -p 9090:9090 \
-#        -v provp-data:/data -v $PWD/models:/models:ro provp:gpu
+# Run (models/ holds ViT-B-16.pt and bpe_simple_vocab_16e6.txt.gz, as OpenAI
+# ships them; api-keys.txt as in deploy/secrets/api-keys.example.txt):
+#   docker run --gpus all -p 50051:50051 -p 9090:9090 -v provp-data:/data \
+#     -v $PWD/models:/models:ro -v $PWD/api-keys.txt:/run/secrets/api_keys:ro provp:gpu
 # deploy/README.md has compose and Kubernetes instructions.
 
 ARG CUDA_VERSION=12.6.3
@@ -57,10 +59,10 @@ WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 50051 9090
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
-  CMD ["provp", "health", "--address", "127.0.0.1:50051"]
+  CMD ["provp", "--address", "127.0.0.1:50051", "health"]
 ENTRYPOINT ["provp-server"]
 CMD ["--model", "/models/ViT-B-16.pt", "--device", "cpu", "--data-dir", "/data", \
-     "--grpc-port", "50051", "--metrics-port", "9090"]
+     "--listen", "0.0.0.0:50051", "--metrics-port", "9090", "--api-keys", "/run/secrets/api_keys"]
 
 # ---------------------------------------------------------------------------
 # GPU build: CUDA devel image, Ubuntu packages, LibTorch from the zip.
@@ -104,7 +106,7 @@ WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 50051 9090
 HEALTHCHECK --interval=30s --timeout=5s --start-period=180s --retries=3 \
-  CMD ["provp", "health", "--address", "127.0.0.1:50051"]
+  CMD ["provp", "--address", "127.0.0.1:50051", "health"]
 ENTRYPOINT ["provp-server"]
 CMD ["--model", "/models/ViT-B-16.pt", "--device", "cuda", "--data-dir", "/data", \
-     "--grpc-port", "50051", "--metrics-port", "9090"]
+     "--listen", "0.0.0.0:50051", "--metrics-port", "9090", "--api-keys", "/run/secrets/api_keys"]

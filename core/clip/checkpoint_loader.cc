@@ -8,9 +8,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <set>
 #include <sstream>
 #include <utility>
+#include <vector>
 
 #include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/serialization/import_read.h>
@@ -406,9 +408,24 @@ absl::StatusOr<LoadedCheckpoint> LoadHf(const std::string& dir) {
   return ck;
 }
 
-std::string TokenizerDirFor(const std::string& dir) {
+// The tokenizer that ships beside the weights: a Hugging Face folder
+// (vocab.json + merges.txt), or OpenAI's layout, where the BPE file
+// (bpe_simple_vocab_16e6.txt.gz) sits next to ViT-B-16.pt. Any other single
+// *.txt.gz in the folder counts too; with several, none is guessed.
+std::string TokenizerFor(const std::string& dir) {
   if (IsFile(JoinPath(dir, "vocab.json")) && IsFile(JoinPath(dir, "merges.txt"))) return dir;
-  return "";
+  const std::string openai = JoinPath(dir, "bpe_simple_vocab_16e6.txt.gz");
+  if (IsFile(openai)) return openai;
+  std::vector<std::string> gz;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir.empty() ? "." : dir, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (absl::EndsWith(name, ".txt.gz") && IsFile(it->path().string())) {
+      gz.push_back(it->path().string());
+    }
+  }
+  return gz.size() == 1 ? gz[0] : "";
 }
 
 }  // namespace
@@ -475,7 +492,7 @@ absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& path) {
   LoadedCheckpoint ck;
   if (IsDirectory(path)) {
     ASSIGN_OR_RETURN(ck, LoadHf(path));
-    ck.tokenizer_dir = TokenizerDirFor(path);
+    ck.tokenizer_dir = TokenizerFor(path);
   } else {
     if (!IsFile(path))
       return absl::NotFoundError(absl::StrCat(path, ": no such checkpoint file or directory"));
@@ -509,7 +526,7 @@ absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& path) {
     RETURN_IF_ERROR(
         CheckWeights(path, ExpectedWeightShapes(ck.config), weights, OpenAIIgnorable()));
     ck.weights = std::move(weights);
-    ck.tokenizer_dir = TokenizerDirFor(ParentDir(path));
+    ck.tokenizer_dir = TokenizerFor(ParentDir(path));
   }
   ASSIGN_OR_RETURN(ck.fingerprint, WeightsFingerprint(ck.weights));
   return ck;

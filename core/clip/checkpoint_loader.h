@@ -41,7 +41,10 @@ struct LoadedCheckpoint {
   // converted to fp32), so the same model in any layout or precision has the
   // same fingerprint. Prompt sets record it to refuse a foreign backbone.
   std::string fingerprint;
-  // Directory holding vocab.json + merges.txt next to the weights, if any.
+  // The tokenizer next to the weights, for Tokenizer::FromPath: the folder
+  // holding vocab.json + merges.txt, or the OpenAI BPE file
+  // (bpe_simple_vocab_16e6.txt.gz, or the folder's only *.txt.gz); "" if
+  // none. (Named before it could be a file; kept for its many readers.)
   std::string tokenizer_dir;
 };
 

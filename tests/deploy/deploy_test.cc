@@ -410,8 +410,8 @@ TEST(KubernetesTest, DeploymentHasGpuProbesStorageAndSecrets) {
   EXPECT_THAT(deployment, HasSubstr("prometheus.io/scrape: \"true\""));
   EXPECT_THAT(deployment, HasSubstr("mountPath: /data"));
   EXPECT_THAT(deployment, HasSubstr("runAsNonRoot: true"));
-  for (const char* flag : {"--model=", "--device=", "--data-dir=/data", "--grpc-port=50051",
-                           "--metrics-port=9090", "--api-keys-file="}) {
+  for (const char* flag : {"--model=", "--device=", "--data-dir=/data", "--listen=0.0.0.0:50051",
+                           "--metrics-port=9090", "--api-keys="}) {
     EXPECT_THAT(deployment, HasSubstr(flag));
   }
 }
@@ -470,7 +470,7 @@ TEST(DockerfileTest, StagesUseCiScriptsNonRootUserAndHealthcheck) {
   EXPECT_THAT(dockerfile, HasSubstr("USER provp"));
   EXPECT_THAT(dockerfile, HasSubstr("VOLUME [\"/data\"]"));
   EXPECT_THAT(dockerfile,
-              HasSubstr("CMD [\"provp\", \"health\", \"--address\", \"127.0.0.1:50051\"]"));
+              HasSubstr("CMD [\"provp\", \"--address\", \"127.0.0.1:50051\", \"health\"]"));
   EXPECT_THAT(dockerfile, HasSubstr("ENTRYPOINT [\"provp-server\"]"));
   for (const char* script :
        {"deploy/docker/collect-binaries.sh", "deploy/docker/runtime-packages.sh",

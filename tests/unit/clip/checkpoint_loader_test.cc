@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <random>
@@ -15,6 +16,7 @@
 
 #include "core/clip/clip_model.h"
 #include "core/clip/safetensors.h"
+#include "core/text/tokenizer.h"
 #include "core/util/file_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -94,6 +96,37 @@ TEST_F(CheckpointLoaderTest, HuggingFaceDirectoryMatchesOpenAI) {
         << name;
   }
   EXPECT_EQ(hf->fingerprint, oa->fingerprint);
+}
+
+// OpenAI's layout: ViT-B-16.pt with bpe_simple_vocab_16e6.txt.gz beside it
+// (what the deployment files mount). Any other single *.txt.gz counts; two
+// are ambiguous, so none is picked.
+TEST_F(CheckpointLoaderTest, FindsTheOpenAIVocabularyBesideAPtFile) {
+  const std::string model = dir_ + "/ViT-B-16.pt";
+  ASSERT_EQ(::symlink((Tiny() + "/openai_jit.pt").c_str(), model.c_str()), 0);
+  auto none = LoadCheckpoint(model);
+  ASSERT_OK(none);
+  EXPECT_EQ(none->tokenizer_dir, "");
+
+  const std::string gz = provp::testing::SharedDir() + "/clip/bpe_simple_vocab_16e6.txt.gz";
+  const std::string renamed = dir_ + "/my_vocab.txt.gz";
+  ASSERT_EQ(::symlink(gz.c_str(), renamed.c_str()), 0);
+  auto single = LoadCheckpoint(model);
+  ASSERT_OK(single);
+  EXPECT_EQ(single->tokenizer_dir, renamed);
+
+  Write("other.txt.gz", "x");
+  auto two = LoadCheckpoint(model);
+  ASSERT_OK(two);
+  EXPECT_EQ(two->tokenizer_dir, "");
+
+  const std::string openai = dir_ + "/bpe_simple_vocab_16e6.txt.gz";
+  ASSERT_EQ(::symlink(gz.c_str(), openai.c_str()), 0);
+  auto named = LoadCheckpoint(model);
+  ASSERT_OK(named);
+  EXPECT_EQ(named->tokenizer_dir, openai);
+  auto tokenizer = text::Tokenizer::FromPath(named->tokenizer_dir);
+  EXPECT_OK(tokenizer);
 }
 
 TEST_F(CheckpointLoaderTest, ExpectedShapesMatchTheModel) {
