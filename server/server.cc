@@ -12,11 +12,14 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/resource_quota.h>
 
+#include <google/protobuf/descriptor.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "core/metrics/exposer.h"
-#include "core/metrics/registry.h"
+#include "core/metrics/families.h"
+#include "core/metrics/scrape_gauges.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "server/class_set_service.h"
@@ -37,7 +40,8 @@ struct Server::Impl {
   std::unique_ptr<store::Store> store;
   std::unique_ptr<Logger> logger;
   std::unique_ptr<ApiKeys> keys;
-  metrics::Registry registry;
+  metrics::MetricFamilies families;
+  std::shared_ptr<metrics::ScrapeTimeGauges> device_memory;
   std::unique_ptr<ServerMetrics> metrics;
   std::unique_ptr<metrics::Exposer> exposer;
   std::unique_ptr<Batcher> batcher;
@@ -118,36 +122,56 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
       options.limits.max_message_bytes <= 0 || options.batching.max_queue_images <= 0) {
     return absl::InvalidArgumentError("limits and batch sizes must be positive");
   }
-  ASSIGN_OR_RETURN(m.metrics, ServerMetrics::Create(&m.registry));
+  ASSIGN_OR_RETURN(m.metrics, ServerMetrics::Create(&m.families));
   m.engine = std::move(engine);
   m.metrics->build_info
       ->WithLabels({PROVP_VERSION, PROVP_LIBTORCH_VERSION,
                     m.engine->info().device.rfind("cuda", 0) == 0 ? "cuda" : "none",
                     m.engine->info().backbone.substr(0, 16)})
       .Set(1);
-  ServerMetrics* sm = m.metrics.get();
-  if (std::optional<engine::DeviceMemory> memory = m.engine->DeviceMemoryUsage()) {
-    // Read at scrape time; NaN if the device stops answering.
-    const std::string gpu = memory->device.substr(memory->device.find(':') + 1);
-    const engine::Engine* e = m.engine.get();
-    auto gauge = [e](int64_t engine::DeviceMemory::*field) {
-      return [e, field]() -> double {
-        std::optional<engine::DeviceMemory> now = e->DeviceMemoryUsage();
-        return now ? static_cast<double>((*now).*field) : std::nan("");
-      };
-    };
-    sm->gpu_allocated->WithLabels({gpu}).SetCallback(gauge(&engine::DeviceMemory::allocated_bytes));
-    sm->gpu_reserved->WithLabels({gpu}).SetCallback(gauge(&engine::DeviceMemory::reserved_bytes));
-    sm->gpu_total->WithLabels({gpu}).SetCallback(gauge(&engine::DeviceMemory::total_bytes));
-  } else {
-    // On CPU there is no device memory to report; the series exist (at 0)
-    // so dashboards and alerts find them.
-    for (auto* family : {sm->gpu_allocated, sm->gpu_reserved, sm->gpu_total}) {
-      family->WithLabels({"0"}).Set(0);
+  // Every RPC method of the registered services, at zero.
+  for (const char* service :
+       {"provp.v1.ClassificationService", "provp.v1.ClassSetService", "provp.v1.DatasetService",
+        "provp.v1.PromptSetService", "provp.v1.TuningService"}) {
+    const auto* descriptor =
+        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service);
+    if (descriptor == nullptr) continue;
+    for (int i = 0; i < descriptor->method_count(); ++i) {
+      const auto* method = descriptor->method(i);
+      const char* type = method->client_streaming()
+                             ? (method->server_streaming() ? "bidi_stream" : "client_stream")
+                             : (method->server_streaming() ? "server_stream" : "unary");
+      m.metrics->InitializeRpc(service, method->name(), type);
     }
   }
-  for (const char* state : {"queued", "running", "cancelling"}) {
-    sm->tuning_jobs->WithLabels({state}).Set(0);
+  ServerMetrics* sm = m.metrics.get();
+  // Device memory is read from the engine at scrape time. On CPU there is
+  // none to report; the series exist (gpu="0", value 0) so dashboards and
+  // alerts find them. NaN if the device stops answering.
+  m.device_memory = std::make_shared<metrics::ScrapeTimeGauges>();
+  {
+    const std::optional<engine::DeviceMemory> memory = m.engine->DeviceMemoryUsage();
+    const std::string gpu =
+        memory ? memory->device.substr(memory->device.find(':') + 1) : std::string("0");
+    const engine::Engine* e = m.engine.get();
+    const bool on_device = memory.has_value();
+    auto reader = [e, gpu, on_device](int64_t engine::DeviceMemory::*field) {
+      return [e, gpu, on_device, field]() -> metrics::ScrapeTimeGauges::Series {
+        if (!on_device) return {{{{"gpu", gpu}}, 0.0}};
+        std::optional<engine::DeviceMemory> now = e->DeviceMemoryUsage();
+        return {{{{"gpu", gpu}}, now ? static_cast<double>((*now).*field) : std::nan("")}};
+      };
+    };
+    RETURN_IF_ERROR(m.device_memory->Add("provp_gpu_memory_allocated_bytes",
+                                         "GPU memory allocated by LibTorch (0 on CPU).",
+                                         reader(&engine::DeviceMemory::allocated_bytes)));
+    RETURN_IF_ERROR(
+        m.device_memory->Add("provp_gpu_memory_reserved_bytes",
+                             "GPU memory reserved by LibTorch's caching allocator (0 on CPU).",
+                             reader(&engine::DeviceMemory::reserved_bytes)));
+    RETURN_IF_ERROR(m.device_memory->Add("provp_gpu_memory_total_bytes",
+                                         "Total memory of the GPU (0 on CPU).",
+                                         reader(&engine::DeviceMemory::total_bytes)));
   }
   BatcherHooks hooks;
   hooks.on_execution = [sm](int n) {
@@ -218,7 +242,8 @@ absl::Status Server::Start() {
     eo.port = o.metrics_port;
     Impl* impl = &m;
     eo.ready = [impl] { return impl->ready.load(); };
-    ASSIGN_OR_RETURN(m.exposer, metrics::Exposer::Create(&m.registry, eo));
+    ASSIGN_OR_RETURN(m.exposer,
+                     metrics::Exposer::Create({m.families.registry(), m.device_memory}, eo));
     // As soon as it is bound: scrapers (and /readyz pollers) may start
     // before the engine has warmed up.
     if (!o.metrics_port_file.empty()) {

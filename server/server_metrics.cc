@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/util/status_macros.h"
+#include "server/errors.h"
 
 namespace provp::server {
 namespace {
@@ -17,7 +18,7 @@ std::vector<double> Exp(double start, double factor, int n) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(metrics::Registry* r) {
+absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(metrics::MetricFamilies* r) {
   auto m = std::make_unique<ServerMetrics>();
   const std::vector<std::string> rpc = {"grpc_service", "grpc_method", "grpc_type"};
   ASSIGN_OR_RETURN(m->grpc_started,
@@ -111,19 +112,38 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(metrics::Re
   ASSIGN_OR_RETURN(auto* tl, r->AddGauge("provp_tuning_current_train_loss",
                                          "Latest training loss of the running tuning job."));
   m->tuning_loss = &tl->Get();
-  ASSIGN_OR_RETURN(m->gpu_allocated,
-                   r->AddGauge("provp_gpu_memory_allocated_bytes",
-                               "GPU memory allocated by LibTorch (0 on CPU).", {"gpu"}));
-  ASSIGN_OR_RETURN(
-      m->gpu_reserved,
-      r->AddGauge("provp_gpu_memory_reserved_bytes",
-                  "GPU memory reserved by LibTorch's caching allocator (0 on CPU).", {"gpu"}));
-  ASSIGN_OR_RETURN(m->gpu_total, r->AddGauge("provp_gpu_memory_total_bytes",
-                                             "Total memory of the GPU (0 on CPU).", {"gpu"}));
   ASSIGN_OR_RETURN(m->build_info,
                    r->AddGauge("provp_build_info", "Build and backbone information (value 1).",
                                {"version", "libtorch", "cuda", "backbone"}));
+
+  // Known series at zero. The label values are every value the server
+  // passes; prompt-set ids appear as they are used.
+  m->classify_images->WithLabels({"zero_shot"});
+  m->request_duration->WithLabels({"Classify", "zero_shot"});
+  m->queue_duration->WithLabels({"zero_shot"});
+  for (const char* stage : {"decode", "text_encode", "score"})
+    m->stage_duration->WithLabels({stage});
+  for (const char* reason : {"invalid", "too_large", "queue_full", "deadline"}) {
+    m->rejected->WithLabels({reason});
+  }
+  for (const char* kind : {"dataset", "prompt_set"}) {
+    for (const char* result : {"ok", "error"}) m->uploads->WithLabels({kind, result});
+  }
+  for (const char* state : {"queued", "running", "cancelling"}) m->tuning_jobs->WithLabels({state});
+  for (const char* state : {"succeeded", "failed", "cancelled"}) {
+    m->tuning_finished->WithLabels({state});
+  }
+  for (int code = 1; code <= 16; ++code) {
+    m->tuning_failures->WithLabels({GoCodeName(static_cast<absl::StatusCode>(code))});
+  }
   return m;
+}
+
+void ServerMetrics::InitializeRpc(const std::string& service, const std::string& method,
+                                  const char* type) {
+  grpc_started->WithLabels({service, method, type});
+  grpc_handled->WithLabels({service, method, type, "OK"});
+  grpc_handling_seconds->WithLabels({service, method, type});
 }
 
 void ServerMetrics::RpcStarted(const std::string& service, const std::string& method,

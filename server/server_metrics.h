@@ -1,13 +1,17 @@
 // The server's metric families (API-GUIDE 3.4 names and labels), registered
-// once on a metrics::Registry and held as cached references so hot paths
-// only touch atomics. Thread-safe (the metric types are).
+// once on prometheus-cpp through metrics::MetricFamilies and held as cached
+// references so hot paths only touch atomics. Every labelled family gets its
+// known series at creation, so dashboards and alerts (increase(), rate())
+// see them at 0 before the first event. The GPU memory gauges are read at
+// scrape time (metrics::ScrapeTimeGauges, set up in server.cc). Thread-safe
+// (the metric types are).
 #pragma once
 
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "core/metrics/registry.h"
+#include "core/metrics/families.h"
 
 namespace provp::server {
 
@@ -43,14 +47,17 @@ struct ServerMetrics {
   metrics::Histogram* tuning_epoch_duration = nullptr;
   metrics::Gauge* tuning_progress = nullptr;
   metrics::Gauge* tuning_loss = nullptr;
-  // Process / device.
-  metrics::Family<metrics::Gauge>* gpu_allocated = nullptr;
-  metrics::Family<metrics::Gauge>* gpu_reserved = nullptr;
-  metrics::Family<metrics::Gauge>* gpu_total = nullptr;
+  // Process.
   metrics::Family<metrics::Gauge>* build_info = nullptr;
 
-  // Registers every family on `registry` (which must outlive the result).
-  static absl::StatusOr<std::unique_ptr<ServerMetrics>> Create(metrics::Registry* registry);
+  // Registers every family on `families` (which must outlive the result)
+  // with its known series at zero.
+  static absl::StatusOr<std::unique_ptr<ServerMetrics>> Create(metrics::MetricFamilies* families);
+
+  // Creates the RPC series of one method at zero (grpc_server_started_total,
+  // grpc_server_handling_seconds, and grpc_server_handled_total for OK),
+  // as go-grpc-prometheus' InitializeMetrics does.
+  void InitializeRpc(const std::string& service, const std::string& method, const char* type);
 
   // Convenience for the RPC layer.
   void RpcStarted(const std::string& service, const std::string& method, const char* type);

@@ -1,19 +1,25 @@
-// HTTP endpoint for Prometheus and orchestrator probes, on its own port
-// (civetweb): GET /metrics (text format 0.0.4), /healthz (200 while the
-// process serves HTTP) and /readyz (200 only while the readiness callback
-// says so, else 503). Thread-safety: requests are served on civetweb worker
-// threads; the Registry and the callback must be thread-safe. Destruction
-// stops the server and waits for in-flight requests.
+// HTTP endpoint for Prometheus and orchestrator probes on its own port:
+// prometheus-cpp's pull Exposer (civetweb) serves GET /metrics from the
+// registered collectables (text format 0.0.4, gzip when asked); /healthz
+// (liveness: 200 while the `live` callback says so, else 503) and /readyz
+// (readiness: 200 while `ready` says so, else 503) are answered beside it.
+// Thread-safety: requests are served on civetweb worker threads; the
+// collectables and callbacks must be thread-safe. Destruction stops the
+// server and waits for in-flight requests.
 #pragma once
 
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include <prometheus/collectable.h>
 
 #include "absl/status/statusor.h"
-#include "core/metrics/registry.h"
 
-struct mg_context;
+namespace prometheus {
+class Exposer;
+}
 struct mg_connection;
 
 namespace provp::metrics {
@@ -27,18 +33,21 @@ struct ExposerOptions {
   // civetweb worker threads; scrapes are rare, two keep probes answered
   // while a scrape is being rendered.
   int num_threads = 2;
-  // /readyz answers 200 when this returns true and 503 otherwise. Unset
-  // means "ready whenever the process serves HTTP". Runs on a worker thread.
+  // /healthz answers 200 when this returns true, 503 otherwise. Unset means
+  // "alive whenever the process serves HTTP". Runs on a worker thread.
+  std::function<bool()> live;
+  // /readyz likewise; unset means "ready whenever alive".
   std::function<bool()> ready;
 };
 
 class Exposer {
  public:
-  // Starts serving `registry`, which must outlive the Exposer. Fails with
-  // INVALID_ARGUMENT for bad options and UNAVAILABLE when the port cannot be
-  // bound (the message carries civetweb's reason).
-  static absl::StatusOr<std::unique_ptr<Exposer>> Create(const Registry* registry,
-                                                         ExposerOptions options);
+  // Starts serving `collectables` (each must stay alive while registered;
+  // expired ones are skipped). INVALID_ARGUMENT for bad options, UNAVAILABLE
+  // when the port cannot be bound.
+  static absl::StatusOr<std::unique_ptr<Exposer>> Create(
+      const std::vector<std::weak_ptr<prometheus::Collectable>>& collectables,
+      ExposerOptions options);
   ~Exposer();
   Exposer(const Exposer&) = delete;
   Exposer& operator=(const Exposer&) = delete;
@@ -47,13 +56,14 @@ class Exposer {
   int port() const { return port_; }
 
  private:
-  Exposer(const Registry* registry, ExposerOptions options);
-  static int HandleRequest(mg_connection* conn, void* self);
-  int Handle(mg_connection* conn);
+  explicit Exposer(ExposerOptions options);
+  // civetweb's begin_request hook: answers /healthz and /readyz (returns
+  // the HTTP status), leaves everything else to prometheus-cpp (returns 0).
+  static int BeginRequest(mg_connection* conn);
+  int AnswerProbe(mg_connection* conn, bool ready_probe, bool head) const;
 
-  const Registry* const registry_;
   const ExposerOptions options_;
-  mg_context* context_ = nullptr;
+  std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;
 };
 

@@ -22,7 +22,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "core/metrics/registry.h"
+#include "core/metrics/families.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -229,7 +229,7 @@ TEST(PrometheusTest, ScrapesTheComposeServer) {
 
 TEST(MetricListTest, EveryLineIsAValidRegistration) {
   const std::string text = ReadText(Repo("deploy/metrics.txt"));
-  metrics::Registry registry;
+  metrics::MetricFamilies registry;
   std::istringstream in(text);
   std::string line;
   int count = 0;
