@@ -64,6 +64,9 @@ int main(int argc, char** argv) {
       ->envname("PROVP_TORCH_THREADS");
   app.add_option("--api-keys", o.api_keys_file, "API key file ('<admin|classify> <key> [name]')")
       ->envname("PROVP_API_KEYS");
+  app.add_flag("--allow-unauthenticated", o.allow_unauthenticated,
+               "serve without --api-keys on a non-loopback address (every caller is admin)")
+      ->envname("PROVP_ALLOW_UNAUTHENTICATED");
   app.add_option("--tls-cert", o.tls_cert_file, "server certificate chain (PEM)")
       ->envname("PROVP_TLS_CERT");
   app.add_option("--tls-key", o.tls_key_file, "server private key (PEM)")->envname("PROVP_TLS_KEY");
@@ -122,6 +125,30 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--max-rpc-threads", o.max_rpc_threads)
       ->envname("PROVP_MAX_RPC_THREADS")
+      ->capture_default_str();
+  app.add_option("--keepalive-time-seconds", o.keepalive_time_seconds,
+                 "HTTP/2 keepalive ping interval on idle connections")
+      ->envname("PROVP_KEEPALIVE_TIME_SECONDS")
+      ->capture_default_str();
+  app.add_option("--keepalive-timeout-seconds", o.keepalive_timeout_seconds,
+                 "drop a connection whose keepalive ping is not answered in this time")
+      ->envname("PROVP_KEEPALIVE_TIMEOUT_SECONDS")
+      ->capture_default_str();
+  app.add_option("--max-connection-age-seconds", o.max_connection_age_seconds,
+                 "GOAWAY after this connection age, so load balancers can rebalance (0 = off)")
+      ->envname("PROVP_MAX_CONNECTION_AGE_SECONDS")
+      ->capture_default_str();
+  app.add_option("--max-connection-age-grace-seconds", o.max_connection_age_grace_seconds,
+                 "time calls in flight get after that GOAWAY")
+      ->envname("PROVP_MAX_CONNECTION_AGE_GRACE_SECONDS")
+      ->capture_default_str();
+  app.add_option("--max-connection-idle-seconds", o.max_connection_idle_seconds,
+                 "close connections without calls after this long (0 = off)")
+      ->envname("PROVP_MAX_CONNECTION_IDLE_SECONDS")
+      ->capture_default_str();
+  app.add_option("--liveness-stall-seconds", o.liveness_stall_seconds,
+                 "/healthz fails when queued inference has not advanced this long (0 = never)")
+      ->envname("PROVP_LIVENESS_STALL_SECONDS")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   o.log_json = log_format == "json";

@@ -10,6 +10,23 @@
 
 namespace provp::server {
 
+bool IsValidTraceparent(absl::string_view v) {
+  // version "-" trace-id "-" parent-id "-" flags: 2-32-16-2 lower-case hex
+  // (upper case accepted); version ff and all-zero ids are invalid.
+  if (v.size() < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-') return false;
+  if (v.size() > 55 && (v.substr(0, 2) == "00" || v[55] != '-')) return false;
+  for (size_t i : {size_t{0}, size_t{3}, size_t{36}, size_t{53}}) {
+    const size_t len = i == 0 || i == 53 ? 2 : i == 3 ? 32 : 16;
+    bool zero = true;
+    for (size_t k = i; k < i + len; ++k) {
+      if (!absl::ascii_isxdigit(static_cast<unsigned char>(v[k]))) return false;
+      zero &= v[k] == '0';
+    }
+    if ((i == 3 || i == 36) && zero) return false;
+  }
+  return absl::AsciiStrToLower(v.substr(0, 2)) != "ff";
+}
+
 Rpc::Rpc(const RpcEnv& env, grpc::ServerContext* ctx, const char* service, const char* method,
          const char* type, Scope scope)
     : env_(env), ctx_(ctx), service_(service), method_(method), type_(type), start_(absl::Now()) {
@@ -22,6 +39,11 @@ Rpc::Rpc(const RpcEnv& env, grpc::ServerContext* ctx, const char* service, const
     if (printable) request_id_ = v;
   }
   if (request_id_.empty()) request_id_ = RandomHex(16);
+  auto tp = md.find("traceparent");
+  if (tp != md.end()) {
+    std::string v(tp->second.data(), tp->second.size());
+    if (IsValidTraceparent(v)) traceparent_ = absl::AsciiStrToLower(v);
+  }
   ctx->AddInitialMetadata("x-request-id", request_id_);
   env_.metrics.RpcStarted(service_, method_, type_);
   std::string auth;
@@ -56,6 +78,7 @@ grpc::Status Rpc::Finish(const absl::Status& status, const LogFields& extra) {
                       {"code", code},
                       {"seconds", absl::StrCat(seconds)},
                       {"principal", principal_.name}};
+  if (!traceparent_.empty()) fields.emplace_back("traceparent", traceparent_);
   if (!status.ok()) {
     fields.emplace_back("reason", ReasonOf(status));
     fields.emplace_back("error", std::string(status.message()));

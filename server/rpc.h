@@ -12,6 +12,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/auth.h"
 #include "server/state/logging.h"
@@ -20,6 +21,9 @@
 namespace provp::server {
 
 // Owned by the Server; outlives every call.
+// A W3C Trace Context `traceparent` value ("00-<32 hex>-<16 hex>-<2 hex>").
+bool IsValidTraceparent(absl::string_view value);
+
 struct RpcEnv {
   Logger& logger;
   const ApiKeys& keys;
@@ -36,6 +40,9 @@ class Rpc {
   // OK when the caller may proceed (authenticated, scope, not draining).
   const absl::Status& admission() const { return admission_; }
   const std::string& request_id() const { return request_id_; }
+  // The caller's W3C trace context (`traceparent` metadata), "" when absent
+  // or malformed; logged with the request id.
+  const std::string& traceparent() const { return traceparent_; }
   const Principal& principal() const { return principal_; }
   grpc::ServerContext* context() const { return ctx_; }
   // The client's deadline (InfiniteFuture when none).
@@ -54,6 +61,7 @@ class Rpc {
   const char* type_;
   absl::Time start_;
   std::string request_id_;
+  std::string traceparent_;
   Principal principal_;
   absl::Status admission_;
 };

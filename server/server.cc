@@ -1,6 +1,9 @@
 // Implementation of server.h.
 #include "server/server.h"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <mutex>
@@ -14,6 +17,7 @@
 
 #include <google/protobuf/descriptor.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -41,6 +45,24 @@
 namespace provp::server {
 
 namespace fs = std::filesystem;
+
+bool IsLoopbackAddress(const std::string& listen_address) {
+  if (absl::StartsWith(listen_address, "unix:") ||
+      absl::StartsWith(listen_address, "unix-abstract:")) {
+    return true;  // a local socket: only this host's users reach it
+  }
+  std::string host = listen_address;
+  if (absl::StartsWith(host, "[")) {
+    host = host.substr(
+        1, host.find(']') == std::string::npos ? std::string::npos : host.find(']') - 1);
+  } else if (host.rfind(':') != std::string::npos) {
+    host = host.substr(0, host.rfind(':'));
+  }
+  if (host == "localhost" || host == "::1") return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  return false;
+}
 
 struct Server::Impl {
   ServerOptions options;
@@ -71,6 +93,20 @@ struct Server::Impl {
   std::shared_ptr<grpc::ServerCredentials> credentials;
   int port = 0;
   std::atomic<bool> ready{false};
+  // Liveness: when queued inference work last advanced (an execution
+  // finished, or the queue went from empty to busy), in absl::Now() ns.
+  std::atomic<int> queued_images{0};
+  std::atomic<int64_t> last_progress_ns{0};
+  double liveness_stall_seconds = 0;
+
+  // Stuck = work is queued and nothing has advanced it for the stall time
+  // (a wedged model call or dead batch worker). Warming up and draining
+  // are alive: no work is queued then, or it is still moving.
+  bool Alive() const {
+    if (liveness_stall_seconds <= 0 || queued_images.load() == 0) return true;
+    const int64_t idle_ns = absl::ToUnixNanos(absl::Now()) - last_progress_ns.load();
+    return idle_ns < static_cast<int64_t>(liveness_stall_seconds * 1e9);
+  }
   std::mutex shutdown_mu;
   bool shut_down = false;
 
@@ -105,6 +141,22 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
   fs::create_directories(fs::path(options.data_dir) / "datasets", ec);
   fs::create_directories(fs::path(options.data_dir) / "jobs", ec);
   ASSIGN_OR_RETURN(m.store, store::OpenSqliteStore(options.data_dir + "/state.db"));
+  if (options.api_keys_file.empty() && !options.allow_unauthenticated &&
+      !IsLoopbackAddress(options.listen_address)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to listen on ", options.listen_address,
+        " without --api-keys: every caller would be an admin. Pass --api-keys FILE, listen on "
+        "127.0.0.1, or --allow-unauthenticated if an open server is meant"));
+  }
+  for (double v : {options.keepalive_time_seconds, options.keepalive_timeout_seconds}) {
+    if (!(v > 0)) return absl::InvalidArgumentError("keepalive times must be positive");
+  }
+  for (double v : {options.max_connection_age_seconds, options.max_connection_age_grace_seconds,
+                   options.max_connection_idle_seconds, options.liveness_stall_seconds}) {
+    if (!(v >= 0)) {
+      return absl::InvalidArgumentError("connection ages and the liveness stall must be >= 0");
+    }
+  }
   if (options.api_keys_file.empty()) {
     m.keys = ApiKeys::Disabled();
   } else {
@@ -188,7 +240,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
                                          reader(&engine::DeviceMemory::total_bytes)));
   }
   BatcherHooks hooks;
-  hooks.on_execution = [sm](int n) {
+  Impl* impl = &m;
+  impl->liveness_stall_seconds = options.liveness_stall_seconds;
+  hooks.on_execution = [sm, impl](int n) {
+    impl->last_progress_ns = absl::ToUnixNanos(absl::Now());
     sm->batch_size->Observe(n);
     sm->inferences->Increment(n);
     sm->executions->Increment();
@@ -199,7 +254,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
   hooks.on_reject = [sm](const std::string& reason) {
     sm->rejected->WithLabels({reason}).Increment();
   };
-  hooks.on_queue_depth = [sm](int n) { sm->queue_depth->Set(n); };
+  hooks.on_queue_depth = [sm, impl](int n) {
+    if (impl->queued_images.exchange(n) == 0 && n > 0) {
+      impl->last_progress_ns = absl::ToUnixNanos(absl::Now());
+    }
+    sm->queue_depth->Set(n);
+  };
   m.batcher = std::make_unique<Batcher>(m.engine.get(), options.batching, hooks);
   m.text_cache = std::make_unique<TextFeatureCache>(options.text_cache_bytes);
 
@@ -245,7 +305,17 @@ absl::Status Server::Start() {
   // so proxies and clients do not see GOAWAY too_many_pings.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60000);
+  const auto ms = [](double seconds) { return static_cast<int>(std::min(seconds * 1000, 2e9)); };
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, ms(o.keepalive_time_seconds));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, ms(o.keepalive_timeout_seconds));
+  if (o.max_connection_age_seconds > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, ms(o.max_connection_age_seconds));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               ms(o.max_connection_age_grace_seconds));
+  }
+  if (o.max_connection_idle_seconds > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, ms(o.max_connection_idle_seconds));
+  }
   grpc::ResourceQuota quota("provp");
   quota.SetMaxThreads(std::max(4, o.max_rpc_threads));
   builder.SetResourceQuota(quota);
@@ -264,7 +334,8 @@ absl::Status Server::Start() {
     eo.bind_address = o.metrics_bind_address;
     eo.port = o.metrics_port;
     Impl* impl = &m;
-    eo.ready = [impl] { return impl->ready.load(); };
+    eo.live = [impl] { return impl->Alive(); };
+    eo.ready = [impl] { return impl->ready.load() && impl->Alive(); };
     ASSIGN_OR_RETURN(m.exposer,
                      metrics::Exposer::Create({m.families.registry(), m.device_memory}, eo));
     // As soon as it is bound: scrapers (and /readyz pollers) may start
@@ -337,6 +408,11 @@ std::string Server::ConfigSummary() const {
                    o.api_keys_file.empty()
                        ? std::string("OFF (no authentication)")
                        : absl::StrCat(o.api_keys_file, " (", impl_->keys->size(), " keys)")),
+      absl::StrCat("keepalive_time_seconds=", o.keepalive_time_seconds,
+                   " keepalive_timeout_seconds=", o.keepalive_timeout_seconds,
+                   " max_connection_age_seconds=", o.max_connection_age_seconds,
+                   " max_connection_age_grace_seconds=", o.max_connection_age_grace_seconds,
+                   " max_connection_idle_seconds=", o.max_connection_idle_seconds),
       absl::StrCat("tls=", o.tls_cert_file.empty() ? "off" : "on",
                    o.tls_client_ca_file.empty() ? "" : " (mTLS)"),
       absl::StrCat("backbone=", info.backbone, " (", info.description, ") device=", info.device),

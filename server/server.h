@@ -15,6 +15,10 @@
 
 namespace provp::server {
 
+// True for listen addresses only this host can reach: 127.0.0.0/8, ::1,
+// localhost and unix sockets ("127.0.0.1:50051", "[::1]:0", "unix:/run/s").
+bool IsLoopbackAddress(const std::string& listen_address);
+
 class Server {
  public:
   // Opens (creates) the data dir and database, reads keys and TLS files.

@@ -25,8 +25,11 @@ struct ServerOptions {
   std::string data_dir = "./provp-data";
   // Server-side folders RegisterDataset may read from (empty = none).
   std::vector<std::string> dataset_roots;
-  // API key file ("" = authentication off, logged as a warning).
+  // API key file ("" = authentication off, logged as a warning). Without
+  // one, Create refuses a listen address that is not loopback unless
+  // allow_unauthenticated says the open server is meant.
   std::string api_keys_file;
+  bool allow_unauthenticated = false;
   // TLS: server certificate chain and key (PEM). Both or neither.
   std::string tls_cert_file;
   std::string tls_key_file;
@@ -44,6 +47,21 @@ struct ServerOptions {
   double watch_heartbeat_seconds = 15.0;
   // gRPC sync server threads (max concurrent RPCs being handled).
   int max_rpc_threads = 64;
+  // HTTP/2 keepalive: ping an idle connection every keepalive_time_seconds
+  // and drop it when no answer comes within keepalive_timeout_seconds.
+  double keepalive_time_seconds = 60;
+  double keepalive_timeout_seconds = 20;
+  // Connection lifetime (0 = unlimited): after max_connection_age_seconds
+  // (gRPC adds +-10 % jitter) the server sends GOAWAY, lets calls in flight
+  // finish for max_connection_age_grace_seconds, then closes, so clients
+  // reconnect and load balancers can spread long-lived HTTP/2 connections.
+  // max_connection_idle_seconds closes connections without calls.
+  double max_connection_age_seconds = 0;
+  double max_connection_age_grace_seconds = 30;
+  double max_connection_idle_seconds = 0;
+  // Liveness (/healthz): the server counts as stuck, and so not alive, when
+  // queued inference work has not advanced for this long (0 = never).
+  double liveness_stall_seconds = 120;
   Limits limits;
   BatchingOptions batching;
 };

@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "core/util/status_macros.h"
-#include "server/errors.h"
+#include "server/state/errors.h"
 
 namespace provp::server {
 namespace {

@@ -396,13 +396,15 @@ TEST(KubernetesTest, DeploymentHasGpuProbesStorageAndSecrets) {
   }
   EXPECT_EQ(gpus, 2u) << "GPU in requests and limits";
   static const std::regex kGrpcProbe(
-      R"((startup|liveness|readiness)Probe:\s*\n\s*grpc:\s*\n\s*port: 50051)");
+      R"((startup|readiness)Probe:\s*\n\s*grpc:\s*\n\s*port: 50051)");
   int probes = 0;
   for (std::sregex_iterator it(deployment.begin(), deployment.end(), kGrpcProbe), end; it != end;
        ++it) {
     ++probes;
   }
-  EXPECT_EQ(probes, 3);
+  EXPECT_EQ(probes, 2);
+  EXPECT_THAT(deployment,
+              HasSubstr("livenessProbe:\n            httpGet:\n              path: /healthz"));
   EXPECT_THAT(deployment, HasSubstr("claimName: provp-data"));
   EXPECT_THAT(ReadText(Repo("deploy/k8s/pvc.yaml")), HasSubstr("name: provp-data"));
   EXPECT_THAT(deployment, HasSubstr("secretName: provp-api-keys"));

@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -15,10 +16,22 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "client/progress.h"
 #include "core/builtin/prepare.h"
 #include "core/util/torch_threads.h"
 
 namespace {
+
+// "1h02m", "3m12s", "45s"; "?" before the first step.
+std::string EtaText(double seconds) {
+  if (seconds < 0) return "?";
+  const long long s = static_cast<long long>(seconds + 0.5);
+  if (s >= 3600) return absl::StrFormat("%dh%02dm", s / 3600, (s % 3600) / 60);
+  if (s >= 60) return absl::StrFormat("%dm%02ds", s / 60, s % 60);
+  return absl::StrFormat("%ds", s);
+}
 
 constexpr char kUsage[] =
     "usage: provp-builtin prepare --data-dir DIR [options]\n"
@@ -173,9 +186,23 @@ int main(int argc, char** argv) {
     return 2;
   }
   const int used_threads = provp::util::SetTorchThreads(threads);
+  // Pretraining, the longest step, gets the CLI's progress bar with an ETA
+  // (redrawn in place on a terminal, a line per 10 % in logs).
+  provp::client::ProgressBar bar;
+  const absl::Time pretrain_start = absl::Now();
   if (!quiet) {
     options.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
     options.log(absl::StrFormat("torch threads: %d", used_threads));
+    options.pretrain.log_every = std::max<int64_t>(1, options.pretrain.steps / 200);
+    options.pretrain.on_progress = [&bar, pretrain_start, total = options.pretrain.steps](
+                                       int64_t step, double loss, double acc, double) {
+      const double elapsed = absl::ToDoubleSeconds(absl::Now() - pretrain_start);
+      bar.Update(
+          static_cast<double>(step) / static_cast<double>(total),
+          absl::StrFormat("pretrain step %d/%d loss %.3f batch-acc %.2f ETA %s", step, total, loss,
+                          acc, EtaText(step > 0 ? elapsed / step * (total - step) : -1)));
+      if (step >= total) bar.Finish();
+    };
   }
   auto result = provp::builtin::PrepareBuiltin(options);
   if (!result.ok()) {

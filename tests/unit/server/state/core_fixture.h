@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "core/image/image_io.h"
-#include "core/metrics/registry.h"
+#include "core/metrics/families.h"
 #include "gtest/gtest.h"
 #include "server/state/dataset_registry.h"
 #include "server/state/job_runner.h"
@@ -146,7 +146,7 @@ class CoreFixture : public ::testing::Test {
   testing::InMemoryStore memory_;
   testing::FailingStore store_{&memory_};
   testing::FakeClock clock_;
-  metrics::Registry registry_;
+  metrics::MetricFamilies registry_;
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<Logger> logger_;
   Limits limits_;
