@@ -555,7 +555,15 @@ absl::StatusOr<engine::TuningOutcome> JobRunner::Train(const std::string& id, v1
       epoch_start = now;
     }
   };
-  return engine_->RunTuning(spec, cb);
+  // The engine should turn its exceptions into a Status; one that escapes
+  // must fail this job, not end the runner thread (and the process).
+  try {
+    return engine_->RunTuning(spec, cb);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("the tuning engine threw: ", e.what()));
+  } catch (...) {
+    return absl::InternalError("the tuning engine threw a non-standard exception");
+  }
 }
 
 void JobRunner::FinishLocked(const std::string& id, v1::TuningJob& job,

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -189,6 +190,23 @@ TEST_F(JobRunnerTest, FailedTrainingIsFailedWithItsReason) {
   EXPECT_EQ(job.state(), v1::TuningJob::FAILED);
   EXPECT_EQ(job.error().code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
   EXPECT_EQ(Events("j1").back().level(), v1::TuningJobEvent::ERROR);
+}
+
+TEST_F(JobRunnerTest, AnExceptionFromTheEngineFailsOnlyThatJob) {
+  ASSERT_OK(runner_->Create(JobRequest("j1")));
+  ASSERT_OK(runner_->Create(JobRequest("j2")));
+  bool thrown = false;
+  before_step_ = [&](int64_t) {
+    if (thrown) return;
+    thrown = true;
+    throw std::runtime_error("engine bug");
+  };
+  ASSERT_TRUE(runner_->RunNextQueued());
+  v1::TuningJob job = MustGet("j1");
+  EXPECT_EQ(job.state(), v1::TuningJob::FAILED);
+  EXPECT_EQ(job.error().code(), static_cast<int>(absl::StatusCode::kInternal));
+  ASSERT_TRUE(runner_->RunNextQueued());
+  EXPECT_EQ(MustGet("j2").state(), v1::TuningJob::SUCCEEDED);
 }
 
 TEST_F(JobRunnerTest, RecoveryRequeuesRunningAndFinishesCancellingJobs) {
