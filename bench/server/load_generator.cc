@@ -113,9 +113,11 @@ void RunLoad(const std::shared_ptr<grpc::Channel>& channel, const std::string& j
   double ips = images / secs;
   std::printf(
       "images/request %-3d clients %-3d: %8.1f images/s  p50 %7.2f ms  p99 %7.2f ms  "
-      "errors %lld  ratio to in-process %.2f\n",
+      "errors %lld",
       per_request, clients, ips, 1000 * Percentile(all, 0.5), 1000 * Percentile(all, 0.99),
-      static_cast<long long>(errors.load()), inproc > 0 ? ips / inproc : 0.0);
+      static_cast<long long>(errors.load()));
+  if (inproc > 0) std::printf("  ratio to in-process %.2f", ips / inproc);
+  std::printf("\n");
 }
 
 }  // namespace
