@@ -1,14 +1,18 @@
 // SQLite implementation of Store (store.h). One connection guarded by a
 // mutex: the server's write rate (job progress, uploads) is tiny next to
-// SQLite's, and WAL mode keeps each commit cheap. Thread-safe.
+// SQLite's, and WAL mode keeps each commit cheap. A non-default util::Env
+// gets its own VFS shim (sqlite_env_vfs.h) so tests can fail commits.
+// Thread-safe.
 #include <sqlite3.h>
 
 #include <algorithm>
 #include <mutex>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/store/sqlite_env_vfs.h"
 #include "core/store/store.h"
 #include "core/util/status_macros.h"
 
@@ -29,6 +33,28 @@ const char* KindName(Kind kind) {
 }
 
 namespace {
+
+// One mapping of SQLite result codes to Status codes: a full disk is
+// RESOURCE_EXHAUSTED, a lock held elsewhere UNAVAILABLE, a damaged file
+// DATA_LOSS, I/O errors and everything else INTERNAL. `detail` is
+// sqlite3_errmsg (or sqlite3_exec's message).
+absl::Status SqliteStatus(int rc, const std::string& detail) {
+  const std::string msg = absl::StrCat("sqlite: ", detail);
+  switch (rc & 0xff) {
+    case SQLITE_CONSTRAINT:
+      return absl::AlreadyExistsError(detail);
+    case SQLITE_FULL:
+      return absl::ResourceExhaustedError(msg);
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return absl::UnavailableError(msg);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
 
 const char* TableName(Kind kind) {
   switch (kind) {
@@ -56,7 +82,7 @@ class Statement {
 
   absl::Status prepared() const {
     if (rc_ == SQLITE_OK) return absl::OkStatus();
-    return absl::InternalError(absl::StrCat("sqlite prepare: ", sqlite3_errmsg(db_)));
+    return SqliteStatus(rc_, absl::StrCat("prepare: ", sqlite3_errmsg(db_)));
   }
   void Bind(int i, const std::string& s) {
     sqlite3_bind_blob(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
@@ -73,10 +99,7 @@ class Statement {
     return p ? std::string(static_cast<const char*>(p), n) : std::string();
   }
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
-  absl::Status Error(int rc) const {
-    if (rc == SQLITE_CONSTRAINT) return absl::AlreadyExistsError(sqlite3_errmsg(db_));
-    return absl::InternalError(absl::StrCat("sqlite: ", sqlite3_errmsg(db_)));
-  }
+  absl::Status Error(int rc) const { return SqliteStatus(rc, sqlite3_errmsg(db_)); }
 
  private:
   sqlite3* db_;
@@ -86,7 +109,9 @@ class Statement {
 
 class SqliteStore : public Store {
  public:
-  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  SqliteStore(sqlite3* db, std::unique_ptr<SqliteEnvVfs> vfs, int busy_timeout_ms)
+      : db_(db), vfs_(std::move(vfs)), busy_timeout_ms_(busy_timeout_ms) {}
+  // The connection closes before its VFS unregisters (member order).
   ~SqliteStore() override { sqlite3_close(db_); }
 
   absl::Status Init() {
@@ -101,8 +126,32 @@ class SqliteStore : public Store {
     absl::StrAppend(&schema,
                     "CREATE TABLE IF NOT EXISTS events (job_id TEXT NOT NULL, id INTEGER NOT "
                     "NULL, data BLOB NOT NULL, PRIMARY KEY (job_id, id));");
-    return Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;" +
-                schema);
+    // busy_timeout first, so a lock held by another process is waited for
+    // (5 s by default) before the start fails.
+    // locking_mode=EXCLUSIVE + one write transaction: this connection holds
+    // the database lock until it closes, so a second server on the same
+    // data folder fails at start with "database is locked" instead of
+    // interleaving writes. (With an exclusive lock, WAL needs no shm file.)
+    RETURN_IF_ERROR(Exec("PRAGMA busy_timeout=" + std::to_string(busy_timeout_ms_) +
+                         "; PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL;"
+                         " PRAGMA synchronous=NORMAL; BEGIN EXCLUSIVE; COMMIT;" +
+                         schema));
+    return QuickCheck();
+  }
+
+  // PRAGMA quick_check: a damaged page is found at start instead of at the
+  // first query that touches it (milliseconds for the server's few MB).
+  absl::Status QuickCheck() {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement st(db_, "PRAGMA quick_check");
+    RETURN_IF_ERROR(st.prepared());
+    int rc = st.Step();
+    if (rc != SQLITE_ROW) return st.Error(rc);
+    const std::string verdict = st.Blob(0);
+    if (verdict != "ok") {
+      return absl::DataLossError(absl::StrCat("sqlite: integrity check failed: ", verdict));
+    }
+    return absl::OkStatus();
   }
 
   absl::Status Insert(Kind kind, const Record& r) override { return Write(kind, r, "INSERT INTO"); }
@@ -295,34 +344,53 @@ class SqliteStore : public Store {
   }
   absl::Status ExecLocked(const std::string& sql) {
     char* err = nullptr;
-    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = err ? err : "unknown error";
+    const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err);
+    if (rc != SQLITE_OK) {
+      std::string msg = err ? err : sqlite3_errstr(rc);
       sqlite3_free(err);
-      return absl::InternalError(absl::StrCat("sqlite: ", msg));
+      return SqliteStatus(sqlite3_extended_errcode(db_), msg);
     }
     return absl::OkStatus();
   }
 
   std::mutex mu_;
   sqlite3* db_;
+  std::unique_ptr<SqliteEnvVfs> vfs_;  // null with the default Env
+  int busy_timeout_ms_;
 };
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, util::Env* env,
+                                                       int busy_timeout_ms) {
+  std::unique_ptr<SqliteEnvVfs> vfs;
+  if (env != nullptr && env != util::Env::Default()) {
+    ASSIGN_OR_RETURN(vfs, SqliteEnvVfs::Register(env));
+  }
   sqlite3* db = nullptr;
-  int rc =
-      sqlite3_open_v2(path.c_str(), &db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                           vfs ? vfs->name() : nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
     return absl::UnavailableError(absl::StrCat("cannot open database ", path, ": ", msg));
   }
-  auto store = std::make_unique<SqliteStore>(db);
+  auto store = std::make_unique<SqliteStore>(db, std::move(vfs), busy_timeout_ms);
   absl::Status s = store->Init();
   if (!s.ok()) {
-    return absl::Status(s.code(), absl::StrCat("database ", path, ": ", s.message()));
+    // Say what to do: these stop a start, and the operator has to act.
+    std::string advice;
+    if (s.code() == absl::StatusCode::kDataLoss) {
+      advice =
+          " (the file is damaged or not a provp database: restore it from a backup, or move "
+          "it away to start with empty state)";
+    } else if (s.code() == absl::StatusCode::kUnavailable) {
+      advice =
+          " (another process holds its lock: is a second provp-server using this data "
+          "folder?)";
+    }
+    return absl::Status(s.code(), absl::StrCat("database ", path, ": ", s.message(), advice));
   }
   return std::unique_ptr<Store>(std::move(store));
 }

@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/util/env.h"
 
 namespace provp::store {
 
@@ -82,7 +83,15 @@ class Store {
 };
 
 // SQLite (WAL) database at `path`, created with its schema when missing.
-// Survives process crashes: every call commits before it returns.
-absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+// Survives process crashes: every call commits before it returns. Its
+// writes and fsyncs are checked with `env` (tests fail them on purpose).
+// The store holds the database's lock for its lifetime (one server per
+// data folder). Errors: RESOURCE_EXHAUSTED for a full disk, UNAVAILABLE
+// when another process holds the lock (after busy_timeout_ms), DATA_LOSS
+// for a damaged or foreign file (quick_check at open); messages name the
+// file and say what to do.
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
+                                                       util::Env* env = util::Env::Default(),
+                                                       int busy_timeout_ms = 5000);
 
 }  // namespace provp::store
