@@ -552,6 +552,36 @@ TEST_F(ServerTest, ClassSetsAndStreamClassify) {
   EXPECT_EQ(r2.error().code(), grpc::StatusCode::NOT_FOUND);
 }
 
+// Issue 14: a StreamClassify open when the server drains gets its in-flight
+// message answered and then ends with UNAVAILABLE, reason DRAINING (it
+// ended with OK, so clients could not tell a drain from a normal end).
+TEST_F(ServerTest, Issue14OpenStreamEndsWithDrainingOnShutdown) {
+  auto ctx = Ctx(kClient);
+  auto stream = classify_->StreamClassify(ctx.get());
+  v1::ClassifyRequest req = ColourRequest({"red", "green", "blue"});
+  req.set_request_id("before");
+  ASSERT_TRUE(stream->Write(req));
+  v1::ClassifyResponse before;
+  ASSERT_TRUE(stream->Read(&before));
+  EXPECT_EQ(before.request_id(), "before");
+  std::thread stopper([this] { server_->Shutdown(); });
+  // Shutdown marks the server draining at once, then waits up to its grace
+  // period (2 s here) for open calls.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  req.set_request_id("during");
+  ASSERT_TRUE(stream->Write(req));
+  v1::ClassifyResponse during;
+  const bool answered = stream->Read(&during);
+  grpc::Status s = stream->Finish();
+  stopper.join();
+  server_.reset();
+  ASSERT_TRUE(answered);
+  EXPECT_EQ(during.request_id(), "during");
+  EXPECT_EQ(during.results_size(), 2);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  EXPECT_EQ(ReasonOf(s), "DRAINING");
+}
+
 TEST_F(ServerTest, UploadValidation) {
   v1::Dataset ds;
   grpc::Status s = Upload("colours", &ds, /*min_shots=*/8);
