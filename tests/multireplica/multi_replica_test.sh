@@ -6,7 +6,8 @@
 #   2. a second job on B is SIGKILLed mid-job; C resumes it after the lease
 #      from its last checkpoint (restart_count 1, events intact) and finishes;
 #      A and C classify with the finished prompt set (A loads it on first use);
-#   3. deleting the prompt set on C is seen by A within the refresh time;
+#   3. deleting and re-importing the prompt set on C is seen by A within the
+#      refresh time (1 s here);
 #   4. six jobs with two runners (B2, C): each job runs exactly once;
 #   5. ten kill trials: the runner of a job is SIGKILLed at a random point
 #      and replaced; every acknowledged job ends SUCCEEDED, event ids stay
@@ -130,7 +131,11 @@ state_is resume-me RUNNING || fail "resume-me finished before the kill; make it 
 before=$(sql "SELECT count(*) FROM events WHERE job_id = 'resume-me'")
 t_kill=$(date +%s.%N)
 kill9 B
-restarted() { at A jobs events resume-me | grep -q SERVER_RESTARTED; }
+# The takeover event, read straight from the store (its message is a plain
+# string inside the stored event).
+restarted() {
+  [ "$(sql "SELECT count(*) FROM events WHERE job_id = 'resume-me' AND position(convert_to('stopped renewing its lease', 'UTF8') in data) > 0")" = 1 ]
+}
 wait_for $((LEASE * 10)) "resume-me taken over" restarted
 t_taken=$(date +%s.%N)
 echo "SIGKILL of B -> taken over by C in $(awk "BEGIN{printf \"%.2f\", $t_taken - $t_kill}") s (lease $LEASE s)"
@@ -149,16 +154,21 @@ echo "SIGKILL of B -> finished on C in $(awk "BEGIN{printf \"%.2f\", $t_done - $
 
 # Classify with the finished prompt set on C (it trained it) and on A
 # (never loaded it: loads on first use from the shared folder).
-at C classify --prompt-set resume-me --classes "sunflower,golden retriever" --top-k 1 "$IMG" > "$T/out" || fail "classify on C: $(cat "$T/out")"
-grep -qE '^ +[0-9.]+%  (sunflower|golden retriever)$' "$T/out" || fail "C prediction: $(cat "$T/out")"
+at C classify --prompt-set resume-me --classes "sunflower,golden retriever" --top-k 1 "$IMG" > "$T/outC" || fail "classify on C: $(cat "$T/outC")"
+grep -qE '^ +[0-9.]+%  (sunflower|golden retriever)$' "$T/outC" || fail "C prediction: $(cat "$T/outC")"
 at A classify --prompt-set resume-me --classes "sunflower,golden retriever" --top-k 1 "$IMG" > "$T/outA" || fail "classify on A: $(cat "$T/outA")"
-cmp -s "$T/out" "$T/outA" || fail "A and C disagree: $(cat "$T/out") vs $(cat "$T/outA")"
+cmp -s "$T/outC" "$T/outA" || fail "A and C disagree: $(cat "$T/outC") vs $(cat "$T/outA")"
 
-# --- 3. delete on C, seen by A within the refresh time -----------------
+# --- 3. delete and re-import on C, seen by A within the refresh time ----
+at C prompt-sets export resume-me -o "$T/resume-me.provp" > /dev/null || fail "export on C"
 at C prompt-sets delete resume-me > /dev/null || fail "delete on C"
 sleep 1.2
 set +e; at A classify --prompt-set resume-me --classes "a,b" "$IMG" > "$T/out" 2>&1; rc=$?; set -e
 [ "$rc" != 0 ] && grep -q NOT_FOUND "$T/out" || fail "A still serves a deleted prompt set: $(cat "$T/out")"
+at C prompt-sets import "$T/resume-me.provp" --id resume-me --load > /dev/null || fail "re-import on C"
+sleep 1.2
+at A classify --prompt-set resume-me --classes "sunflower,golden retriever" --top-k 1 "$IMG" > "$T/outA2" || fail "A does not see the re-imported set: $(cat "$T/outA2")"
+cmp -s "$T/outC" "$T/outA2" || fail "A after re-import disagrees: $(cat "$T/outC") vs $(cat "$T/outA2")"
 
 # --- 4. two runners, six jobs: each runs exactly once -------------------
 start B2 all
