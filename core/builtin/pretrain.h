@@ -35,7 +35,8 @@ struct PretrainOptions {
   // zero-shot on every machine (issue 15). At 1500 steps zero-shot was
   // stronger but left tuning +2.6 HM points on AVX-512 kernels and -1.1 on
   // Haswell's (BLAS summation order, amplified through pretraining); at 500
-  // the lead is +7 to +8 on every kernel measured (docs/quality.md) and
+  // the lead was +6.6 to +8.1 on Prescott, Haswell and SkylakeX kernels
+  // (docs/quality.md) and
   // pretraining fits the 10-minute budget with SSE3 kernels too.
   int64_t steps = 500;
   int64_t batch_size = 64;
