@@ -1,6 +1,8 @@
 // Implementation of server.h.
 #include "server/server.h"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <filesystem>
 #include <mutex>
@@ -31,6 +33,7 @@
 #include "server/state/job_runner.h"
 #include "server/state/logging.h"
 #include "server/state/prompt_set_registry.h"
+#include "server/state/resource_names.h"
 #include "server/state/server_metrics.h"
 #include "server/state/text_feature_cache.h"
 #include "server/tuning_service.h"
@@ -38,6 +41,19 @@
 namespace provp::server {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// This process's name in job leases: host (the pod name on Kubernetes),
+// pid and a random suffix, so a restarted replica never mistakes its
+// predecessor's lease for its own.
+std::string ReplicaId() {
+  char host[256] = {0};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return absl::StrCat(host[0] ? host : "replica", ":", getpid(), ":", RandomHex(6));
+}
+
+}  // namespace
 
 struct Server::Impl {
   ServerOptions options;
@@ -100,7 +116,20 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
   }
   fs::create_directories(fs::path(options.data_dir) / "datasets", ec);
   fs::create_directories(fs::path(options.data_dir) / "jobs", ec);
-  ASSIGN_OR_RETURN(m.store, store::OpenSqliteStore(options.data_dir + "/state.db"));
+  if (options.role != "all" && options.role != "inference" && options.role != "tuning") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--role '", options.role, "' must be all, inference or tuning"));
+  }
+  const bool shared = store::IsSharedStore(options.store);
+  if (options.role != "all" && !shared) {
+    // Without a shared store no other replica could run (or serve) the work.
+    return absl::InvalidArgumentError(
+        absl::StrCat("--role ", options.role, " needs a shared --store (postgresql://...)"));
+  }
+  if (!(options.job_lease_seconds >= 1)) {
+    return absl::InvalidArgumentError("--job-lease-seconds must be at least 1");
+  }
+  ASSIGN_OR_RETURN(m.store, store::OpenStore(options.store, options.data_dir + "/state.db"));
   if (options.api_keys_file.empty()) {
     m.keys = ApiKeys::Disabled();
   } else {
@@ -187,7 +216,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
       DatasetRegistryOptions{options.data_dir, options.dataset_roots, options.limits});
   m.prompt_sets = std::make_unique<PromptSetRegistry>(
       store, m.engine.get(), m.clock, sm, logger,
-      PromptSetRegistryOptions{options.data_dir, options.limits});
+      PromptSetRegistryOptions{
+          options.data_dir, options.limits,
+          shared ? absl::Seconds(options.prompt_set_refresh_seconds) : absl::ZeroDuration()});
   m.class_sets = std::make_unique<ClassSetRegistry>(store, m.clock, options.limits);
   m.classifier = std::make_unique<Classifier>(m.engine.get(), m.batcher.get(), m.text_cache.get(),
                                               m.prompt_sets.get(), m.class_sets.get(), sm, m.clock,
@@ -196,6 +227,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
   job_options.data_dir = options.data_dir;
   job_options.limits = options.limits;
   job_options.auto_load_prompt_sets = options.auto_load_prompt_sets;
+  job_options.shared_store = shared;
+  job_options.lease = absl::Seconds(options.job_lease_seconds);
+  job_options.owner = ReplicaId();
   m.jobs = std::make_unique<JobRunner>(store, m.engine.get(), m.datasets.get(), m.prompt_sets.get(),
                                        m.clock, sm, logger, job_options);
   const RpcEnv rpc_env{*m.logger, *m.keys, *m.metrics, m.draining};
@@ -259,8 +293,10 @@ absl::Status Server::Start() {
   }
   m.logger->Info("engine warmed",
                  {{"seconds", absl::StrCat(absl::ToDoubleSeconds(absl::Now() - warm_start))}});
-  m.prompt_sets->Recover();
-  m.jobs->Start();
+  // A tuning worker loads prompt sets only when a request needs one; an
+  // inference replica never runs jobs (they wait for a tuning replica).
+  if (o.role != "tuning") m.prompt_sets->Recover();
+  if (o.role != "inference") m.jobs->Start();
   // The port file is written last, so a test that sees it can rely on
   // SERVING.
   m.SetHealth(true);
@@ -306,7 +342,10 @@ std::string Server::ConfigSummary() const {
   std::vector<std::string> lines = {
       absl::StrCat("listen_address=", o.listen_address),
       absl::StrCat("metrics_port=", o.metrics_port),
-      absl::StrCat("data_dir=", o.data_dir),
+      absl::StrCat("data_dir=", o.data_dir, " role=", o.role),
+      absl::StrCat("store=",
+                   o.store.empty() ? "sqlite (data_dir/state.db)" : store::RedactStoreSpec(o.store),
+                   " job_lease_seconds=", o.job_lease_seconds),
       absl::StrCat("dataset_roots=", absl::StrJoin(o.dataset_roots, ",")),
       absl::StrCat("api_keys=",
                    o.api_keys_file.empty()

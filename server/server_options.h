@@ -23,6 +23,22 @@ struct ServerOptions {
   std::string metrics_port_file;
   // State: SQLite database, datasets, prompt sets, checkpoints.
   std::string data_dir = "./provp-data";
+  // Where records live (store::OpenStore): "" = SQLite in data_dir,
+  // "postgresql://..." = a PostgreSQL shared by replicas (data_dir must then
+  // be a folder they all mount: datasets, prompt sets, checkpoints).
+  std::string store;
+  // What this replica does: "all" (one process does everything), "inference"
+  // (serves every RPC but never runs tuning jobs: they wait in the shared
+  // queue for a tuning replica) or "tuning" (runs jobs; prompt sets load
+  // only when a request needs one).
+  std::string role = "all";
+  // A claimed job stays this replica's for this long without renewal
+  // (renewed every third of it); after a crash another replica resumes it
+  // this long after the last renewal.
+  double job_lease_seconds = 15.0;
+  // With a shared store: how old a replica's view of a loaded prompt set may
+  // be before the next use checks the store (delete / re-import elsewhere).
+  double prompt_set_refresh_seconds = 2.0;
   // Server-side folders RegisterDataset may read from (empty = none).
   std::vector<std::string> dataset_roots;
   // API key file ("" = authentication off, logged as a warning).

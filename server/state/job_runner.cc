@@ -2,6 +2,7 @@
 #include "server/state/job_runner.h"
 
 #include <filesystem>
+#include <limits>
 #include <set>
 #include <system_error>
 #include <utility>
@@ -93,6 +94,130 @@ absl::Status JobRunner::SaveLocked(v1::TuningJob& job) {
   SetTimestamp(clock_->Now(), job.mutable_update_time());
   job.set_etag(RandomHex(12));
   return table_.Update(IdOf(job), job, StateName(job.state()));
+}
+
+absl::StatusOr<v1::TuningJob> JobRunner::MutateLocked(const std::string& id,
+                                                      const JobChange& change) {
+  for (int attempt = 0;; ++attempt) {
+    absl::StatusOr<store::Record> record = store_->Get(store::Kind::kJob, id);
+    if (!record.ok()) {
+      if (record.status().code() == absl::StatusCode::kNotFound) return table_.NotFoundError(id);
+      return record.status();
+    }
+    v1::TuningJob job;
+    if (!job.ParseFromString(record->data)) {
+      return MakeError(absl::StatusCode::kDataLoss, "CORRUPT_RECORD",
+                       absl::StrCat(table_.NameOf(id), " does not parse"));
+    }
+    ASSIGN_OR_RETURN(bool write, change(job));
+    if (!write) return job;
+    SetTimestamp(clock_->Now(), job.mutable_update_time());
+    job.set_etag(RandomHex(12));
+    record->state = StateName(job.state());
+    record->data = job.SerializeAsString();
+    absl::StatusOr<int64_t> version = store_->Update(store::Kind::kJob, *record, record->version);
+    if (version.ok()) return job;
+    if (version.status().code() == absl::StatusCode::kUnimplemented) {
+      // A store without versions has one writer process: job_mu_ suffices.
+      RETURN_IF_ERROR(store_->Put(store::Kind::kJob, *record));
+      return job;
+    }
+    // ABORTED: another replica wrote the record in between; read it again.
+    if (version.status().code() != absl::StatusCode::kAborted || attempt >= 20) {
+      return version.status();
+    }
+  }
+}
+
+void JobRunner::ReleaseLease(const std::string& id) {
+  absl::Status s = store_->ReleaseLease(store::Kind::kJob, id, options_.owner);
+  if (!s.ok() && s.code() != absl::StatusCode::kUnimplemented &&
+      s.code() != absl::StatusCode::kNotFound) {
+    // It expires by itself after options_.lease.
+    logger_->Warning("cannot release a job lease", {{"job_id", id}, {"error", s.ToString()}});
+  }
+}
+
+void JobRunner::KeepLease(const std::string& id) {
+  const absl::Duration renew_every = options_.lease / 3;
+  absl::Time next_renew = absl::Now() + renew_every;
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!keeper_done_) {
+    keeper_cv_.wait_for(lock, absl::ToChronoMilliseconds(options_.cancel_poll),
+                        [&] { return keeper_done_; });
+    if (keeper_done_) break;
+    lock.unlock();
+    if (absl::Now() >= next_renew) {
+      absl::Status renewed = store_->RenewLease(store::Kind::kJob, id, options_.owner,
+                                                absl::ToUnixMicros(clock_->Now() + options_.lease));
+      if (renewed.ok()) {
+        next_renew = absl::Now() + renew_every;
+      } else if (renewed.code() == absl::StatusCode::kAborted ||
+                 renewed.code() == absl::StatusCode::kNotFound) {
+        // Another replica took the job (this one stalled past its lease) or
+        // it was deleted: stop, and write nothing more about it.
+        lease_lost_ = true;
+        stop_run_ = true;
+        logger_->Error("lost the lease of the running job; stopping it here",
+                       {{"job_id", id}, {"error", renewed.ToString()}});
+        return;
+      } else if (renewed.code() == absl::StatusCode::kUnimplemented) {
+        next_renew = absl::InfiniteFuture();
+      } else {
+        // Transient (the database restarts): retry at the next tick; the
+        // lease lasts options_.lease, several ticks.
+        logger_->Warning("cannot renew the running job's lease; retrying",
+                         {{"job_id", id}, {"error", renewed.ToString()}});
+      }
+    }
+    // A cancel made on another replica reaches this one through the record.
+    absl::StatusOr<v1::TuningJob> current = Get(id);
+    lock.lock();
+    if (current.ok() && current->state() == v1::TuningJob::CANCELLING && running_id_ == id &&
+        !cancel_requested_) {
+      cancel_requested_ = true;
+      stop_run_ = true;
+    }
+  }
+}
+
+absl::StatusOr<v1::TuningJob::State> JobRunner::ReclaimLocked(const std::string& id) {
+  std::error_code ec;
+  const bool has_checkpoint = fs::exists(JobDir(id) + "/checkpoint.safetensors", ec);
+  ASSIGN_OR_RETURN(v1::TuningJob job,
+                   MutateLocked(id, [&](v1::TuningJob& j) -> absl::StatusOr<bool> {
+                     if (j.state() == v1::TuningJob::CANCELLING) {
+                       j.set_state(v1::TuningJob::CANCELLED);
+                       SetTimestamp(clock_->Now(), j.mutable_end_time());
+                       return true;
+                     }
+                     if (j.state() != v1::TuningJob::RUNNING) return false;
+                     j.set_state(v1::TuningJob::QUEUED);
+                     j.set_restart_count(j.restart_count() + 1);
+                     return true;
+                   }));
+  if (job.state() == v1::TuningJob::CANCELLED) {
+    EmitState(job, options_.shared_store
+                       ? "cancelled (the replica running it stopped while cancelling)"
+                       : "cancelled (server restarted while cancelling)");
+  } else if (job.state() == v1::TuningJob::QUEUED) {
+    const std::string who = options_.shared_store
+                                ? "the replica running the job stopped renewing its lease"
+                                : "server restarted while the job was running";
+    v1::TuningJobEvent ev;
+    ev.set_type(v1::TuningJobEvent::SERVER_RESTARTED);
+    ev.set_level(v1::TuningJobEvent::WARNING);
+    ev.set_state(v1::TuningJob::QUEUED);
+    ev.set_message(has_checkpoint
+                       ? absl::StrCat(who,
+                                      "; it resumes from its last epoch checkpoint (after epoch ",
+                                      job.progress().epoch(), ")")
+                       : absl::StrCat(who,
+                                      "; no checkpoint was written yet, so it restarts from "
+                                      "epoch 0"));
+    Emit(id, ev);
+  }
+  return job.state();
 }
 
 void JobRunner::Emit(const std::string& job_id, v1::TuningJobEvent event) {
@@ -272,24 +397,34 @@ absl::StatusOr<v1::TuningJob> JobRunner::Create(const v1::CreateTuningJobRequest
 
 absl::StatusOr<v1::TuningJob> JobRunner::Cancel(const std::string& id) {
   std::lock_guard<std::mutex> lock(job_mu_);
-  ASSIGN_OR_RETURN(v1::TuningJob job, Get(id));
-  if (IsTerminal(job.state())) {
-    return FailedPrecondition("JOB_TERMINAL", job.name(),
-                              absl::StrCat(job.name(), " is already ", StateName(job.state())));
-  }
-  if (job.state() == v1::TuningJob::CANCELLING) return job;
-  if (job.state() == v1::TuningJob::QUEUED) {
-    job.set_state(v1::TuningJob::CANCELLED);
-    SetTimestamp(clock_->Now(), job.mutable_end_time());
-    *job.mutable_error() = CancelledByUser();
-    RETURN_IF_ERROR(SaveLocked(job));
+  v1::TuningJob::State before = v1::TuningJob::STATE_UNSPECIFIED;
+  // Compare-and-set: the job may be running on another replica, which
+  // writes progress into the same record.
+  ASSIGN_OR_RETURN(
+      v1::TuningJob job, MutateLocked(id, [&](v1::TuningJob& j) -> absl::StatusOr<bool> {
+        before = j.state();
+        if (IsTerminal(j.state())) {
+          return FailedPrecondition("JOB_TERMINAL", j.name(),
+                                    absl::StrCat(j.name(), " is already ", StateName(j.state())));
+        }
+        if (j.state() == v1::TuningJob::CANCELLING) return false;
+        if (j.state() == v1::TuningJob::QUEUED) {
+          j.set_state(v1::TuningJob::CANCELLED);
+          SetTimestamp(clock_->Now(), j.mutable_end_time());
+          *j.mutable_error() = CancelledByUser();
+          return true;
+        }
+        j.set_state(v1::TuningJob::CANCELLING);
+        return true;
+      }));
+  if (before == v1::TuningJob::CANCELLING) return job;
+  if (before == v1::TuningJob::QUEUED) {
     EmitState(job, "cancelled while queued");
     metrics_->tuning_finished->WithLabels({"cancelled"}).Increment();
     return job;
   }
-  // RUNNING: the runner sees the flag at the next step.
-  job.set_state(v1::TuningJob::CANCELLING);
-  RETURN_IF_ERROR(SaveLocked(job));
+  // RUNNING: the runner sees the flag at the next step (here at once; on
+  // another replica its lease keeper reads the record within cancel_poll).
   EmitState(job, "cancel requested");
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -302,6 +437,42 @@ absl::StatusOr<v1::TuningJob> JobRunner::Cancel(const std::string& id) {
 }
 
 void JobRunner::Recover() {
+  // Claim the RUNNING/CANCELLING jobs whose lease is free or expired. With a
+  // shared store a live replica's jobs keep their leases; as the store's
+  // only user every lease is this process's dead predecessor's.
+  for (;;) {
+    const absl::Time now = clock_->Now();
+    store::ClaimOptions claim;
+    claim.states = {StateName(v1::TuningJob::RUNNING), StateName(v1::TuningJob::CANCELLING)};
+    claim.owner = options_.owner;
+    claim.now_us =
+        options_.shared_store ? absl::ToUnixMicros(now) : std::numeric_limits<int64_t>::max();
+    claim.lease_until_us = absl::ToUnixMicros(now + options_.lease);
+    absl::StatusOr<std::optional<store::Record>> claimed = store_->Claim(store::Kind::kJob, claim);
+    if (claimed.status().code() == absl::StatusCode::kUnimplemented) break;  // no leases
+    if (!claimed.ok()) {
+      logger_->Error("job recovery failed", {{"error", claimed.status().ToString()}});
+      return;
+    }
+    if (!claimed->has_value()) {
+      RefreshGauges();
+      return;
+    }
+    const std::string id = (*claimed)->id;
+    absl::StatusOr<v1::TuningJob::State> state;
+    {
+      std::lock_guard<std::mutex> lock(job_mu_);
+      state = ReclaimLocked(id);
+    }
+    ReleaseLease(id);
+    if (!state.ok()) {
+      // Left as it is; the next start (or another replica) retries.
+      logger_->Error("recovery could not requeue a job",
+                     {{"job_id", id}, {"error", state.status().ToString()}});
+      return;
+    }
+  }
+  // A store without leases: one process, so every RUNNING job is stale.
   RecordFilter filter;
   filter.states = {StateName(v1::TuningJob::RUNNING), StateName(v1::TuningJob::CANCELLING)};
   absl::StatusOr<std::vector<v1::TuningJob>> jobs = table_.List(filter);
@@ -311,56 +482,65 @@ void JobRunner::Recover() {
     return;
   }
   std::lock_guard<std::mutex> lock(job_mu_);
-  for (v1::TuningJob& job : *jobs) {
-    const std::string id = IdOf(job);
-    if (job.state() == v1::TuningJob::CANCELLING) {
-      job.set_state(v1::TuningJob::CANCELLED);
-      SetTimestamp(clock_->Now(), job.mutable_end_time());
-      absl::Status saved = SaveLocked(job);
-      if (!saved.ok()) {
-        logger_->Error("recovery could not mark a job CANCELLED; the next start retries",
-                       {{"job_id", id}, {"error", saved.ToString()}});
-        continue;
-      }
-      EmitState(job, "cancelled (server restarted while cancelling)");
-      continue;
-    }
-    std::error_code ec;
-    const bool has_checkpoint = fs::exists(JobDir(id) + "/checkpoint.safetensors", ec);
-    job.set_state(v1::TuningJob::QUEUED);
-    job.set_restart_count(job.restart_count() + 1);
-    absl::Status saved = SaveLocked(job);
-    if (!saved.ok()) {
+  for (const v1::TuningJob& job : *jobs) {
+    absl::StatusOr<v1::TuningJob::State> state = ReclaimLocked(IdOf(job));
+    if (!state.ok()) {
+      // Nothing is lost: the job stays as it is and the next start retries.
       logger_->Error("recovery could not requeue a job; the next start retries",
-                     {{"job_id", id}, {"error", saved.ToString()}});
-      continue;
+                     {{"job_id", IdOf(job)}, {"error", state.status().ToString()}});
     }
-    v1::TuningJobEvent ev;
-    ev.set_type(v1::TuningJobEvent::SERVER_RESTARTED);
-    ev.set_level(v1::TuningJobEvent::WARNING);
-    ev.set_state(v1::TuningJob::QUEUED);
-    ev.set_message(has_checkpoint
-                       ? absl::StrCat("server restarted while the job was running; it resumes "
-                                      "from its last epoch checkpoint (after epoch ",
-                                      job.progress().epoch(), ")")
-                       : "server restarted while the job was running; no checkpoint was "
-                         "written yet, so it restarts from epoch 0");
-    Emit(id, ev);
   }
   RefreshGauges();
 }
 
 bool JobRunner::RunNextQueued() {
-  RecordFilter filter;
-  filter.states = {StateName(v1::TuningJob::QUEUED)};
-  filter.order = store::ListOptions::Order::kOldestFirst;
-  absl::StatusOr<std::vector<v1::TuningJob>> next = table_.List(filter, /*limit=*/1);
-  if (!next.ok()) {
-    logger_->Error("cannot read the job queue", {{"error", next.status().ToString()}});
+  const absl::Time now = clock_->Now();
+  store::ClaimOptions claim;
+  claim.states = {StateName(v1::TuningJob::QUEUED), StateName(v1::TuningJob::RUNNING),
+                  StateName(v1::TuningJob::CANCELLING)};
+  claim.owner = options_.owner;
+  claim.now_us = absl::ToUnixMicros(now);
+  claim.lease_until_us = absl::ToUnixMicros(now + options_.lease);
+  absl::StatusOr<std::optional<store::Record>> claimed = store_->Claim(store::Kind::kJob, claim);
+  if (claimed.status().code() == absl::StatusCode::kUnimplemented) {
+    // A store without leases has this process as its only runner.
+    RecordFilter filter;
+    filter.states = {StateName(v1::TuningJob::QUEUED)};
+    filter.order = store::ListOptions::Order::kOldestFirst;
+    absl::StatusOr<std::vector<v1::TuningJob>> next = table_.List(filter, /*limit=*/1);
+    if (!next.ok()) {
+      logger_->Error("cannot read the job queue", {{"error", next.status().ToString()}});
+      return false;
+    }
+    if (next->empty()) return false;
+    return RunJob(IdOf(next->front()), /*leased=*/false);
+  }
+  if (!claimed.ok()) {
+    logger_->Error("cannot claim from the job queue", {{"error", claimed.status().ToString()}});
     return false;
   }
-  if (next->empty()) return false;
-  return RunJob(IdOf(next->front()));
+  if (!claimed->has_value()) return false;
+  const std::string id = (*claimed)->id;
+  if ((*claimed)->state != StateName(v1::TuningJob::QUEUED)) {
+    // Its runner died (its lease expired): requeue or finish cancelling it,
+    // then run it here from its last checkpoint.
+    absl::StatusOr<v1::TuningJob::State> state;
+    {
+      std::lock_guard<std::mutex> lock(job_mu_);
+      state = ReclaimLocked(id);
+    }
+    if (!state.ok()) {
+      logger_->Error("cannot take over a job whose runner died",
+                     {{"job_id", id}, {"error", state.status().ToString()}});
+      ReleaseLease(id);
+      return false;
+    }
+    if (*state != v1::TuningJob::QUEUED) {
+      ReleaseLease(id);
+      return true;
+    }
+  }
+  return RunJob(id, /*leased=*/true);
 }
 
 void JobRunner::RunnerLoop() {
@@ -372,37 +552,48 @@ void JobRunner::RunnerLoop() {
   }
 }
 
-bool JobRunner::RunJob(const std::string& id) {
+bool JobRunner::RunJob(const std::string& id, bool leased) {
   v1::TuningJob job;
   {
     std::lock_guard<std::mutex> lock(job_mu_);
-    absl::StatusOr<v1::TuningJob> queued = Get(id);
-    if (!queued.ok()) {
-      logger_->Error("cannot read a queued job",
-                     {{"job_id", id}, {"error", queued.status().ToString()}});
+    bool started = false;
+    bool first_start = false;
+    const absl::Time now = clock_->Now();
+    absl::StatusOr<v1::TuningJob> running =
+        MutateLocked(id, [&](v1::TuningJob& j) -> absl::StatusOr<bool> {
+          // Cancelled between the claim and now.
+          started = j.state() == v1::TuningJob::QUEUED;
+          if (!started) return false;
+          j.set_state(v1::TuningJob::RUNNING);
+          first_start = !j.has_start_time();
+          if (first_start) SetTimestamp(now, j.mutable_start_time());
+          return true;
+        });
+    if (!running.ok()) {
+      // It stays QUEUED; a runner tries again after its idle poll.
+      logger_->Error("cannot mark a job RUNNING",
+                     {{"job_id", id}, {"error", running.status().ToString()}});
+      if (leased) ReleaseLease(id);
       return false;
     }
-    // Cancelled between the queue read and now.
-    if (queued->state() != v1::TuningJob::QUEUED) return true;
-    job = *std::move(queued);
-    job.set_state(v1::TuningJob::RUNNING);
-    const absl::Time now = clock_->Now();
-    if (!job.has_start_time()) {
-      SetTimestamp(now, job.mutable_start_time());
+    if (!started) {
+      if (leased) ReleaseLease(id);
+      return true;
+    }
+    job = *std::move(running);
+    if (first_start) {
       metrics_->tuning_queue_wait->Observe(
           absl::ToDoubleSeconds(now - FromTimestamp(job.create_time())));
-    }
-    absl::Status saved = SaveLocked(job);
-    if (!saved.ok()) {
-      // It stays QUEUED; the runner tries again after its idle poll.
-      logger_->Error("cannot mark a job RUNNING", {{"job_id", id}, {"error", saved.ToString()}});
-      return false;
     }
     std::lock_guard<std::mutex> l(mu_);
     running_id_ = id;
     cancel_requested_ = false;
     stop_run_ = stopping_.load();
+    lease_lost_ = false;
+    keeper_done_ = false;
   }
+  std::thread keeper;
+  if (leased) keeper = std::thread([this, id] { KeepLease(id); });
   EmitState(job, "training started");
   const absl::Time run_start = clock_->Now();
   absl::StatusOr<engine::TuningOutcome> outcome = Train(id, job);
@@ -412,17 +603,30 @@ bool JobRunner::RunJob(const std::string& id) {
     cancel_requested = cancel_requested_;
     shutting_down = stopping_.load();
     running_id_.clear();
+    keeper_done_ = true;
+  }
+  keeper_cv_.notify_all();
+  if (keeper.joinable()) keeper.join();
+  if (lease_lost_) {
+    // Another replica owns the job now and resumes it from the checkpoint;
+    // anything written here would race with it.
+    metrics_->tuning_progress->Set(0);
+    logger_->Warning("stopped a job whose lease another replica took", {{"job_id", id}});
+    return true;
   }
   std::lock_guard<std::mutex> lock(job_mu_);
   // The record may have moved on (CANCELLING, progress) while training.
   absl::StatusOr<v1::TuningJob> current = Get(id);
   if (current.ok()) {
     job = *std::move(current);
+    // A cancel stored by another replica after the keeper's last look.
+    if (job.state() == v1::TuningJob::CANCELLING && !outcome.ok()) cancel_requested = true;
   } else {
     logger_->Warning("cannot re-read a finished job; finishing from the runner's copy",
                      {{"job_id", id}, {"error", current.status().ToString()}});
   }
   FinishLocked(id, job, outcome, cancel_requested, shutting_down, run_start);
+  if (leased) ReleaseLease(id);
   return true;
 }
 
@@ -510,35 +714,36 @@ absl::StatusOr<engine::TuningOutcome> JobRunner::Train(const std::string& id, v1
     m.set_eta_seconds(p.eta_seconds);
     {
       std::lock_guard<std::mutex> lock(job_mu_);
-      absl::StatusOr<v1::TuningJob> cur = Get(id);
-      if (cur.ok()) {
-        v1::Progress* pr = cur->mutable_progress();
-        pr->set_epoch(p.epoch_end ? p.epoch : p.epoch - 1);
-        pr->set_total_epochs(p.total_epochs);
-        pr->set_step(p.step);
-        pr->set_total_steps(p.total_steps);
-        pr->set_fraction(p.total_steps > 0 ? static_cast<double>(p.step) / p.total_steps : 0);
-        SetTimestamp(now + absl::Seconds(p.eta_seconds), pr->mutable_estimated_finish_time());
-        auto& lm = *pr->mutable_last_metrics();
-        lm["loss"] = p.loss;
-        lm["loss_xe"] = p.loss_xe;
-        lm["loss_ref"] = p.loss_ref;
-        lm["lr"] = p.learning_rate;
-        lm["train_accuracy"] = p.train_accuracy;
-        lm["images_per_second"] = p.images_per_second;
-        absl::Status saved = SaveLocked(*cur);
-        if (saved.ok()) {
-          job = *cur;
-        } else {
-          // Progress only: the next report (or the end) writes it again.
-          logger_->Warning("job progress not stored",
-                           {{"job_id", id}, {"error", saved.ToString()}});
-        }
+      // Compare-and-set, so a cancel stored meanwhile by another replica
+      // stays; nothing is written once the lease is lost.
+      absl::StatusOr<v1::TuningJob> saved =
+          MutateLocked(id, [&](v1::TuningJob& cur) -> absl::StatusOr<bool> {
+            if (lease_lost_) return false;
+            v1::Progress* pr = cur.mutable_progress();
+            pr->set_epoch(p.epoch_end ? p.epoch : p.epoch - 1);
+            pr->set_total_epochs(p.total_epochs);
+            pr->set_step(p.step);
+            pr->set_total_steps(p.total_steps);
+            pr->set_fraction(p.total_steps > 0 ? static_cast<double>(p.step) / p.total_steps : 0);
+            SetTimestamp(now + absl::Seconds(p.eta_seconds), pr->mutable_estimated_finish_time());
+            auto& lm = *pr->mutable_last_metrics();
+            lm["loss"] = p.loss;
+            lm["loss_xe"] = p.loss_xe;
+            lm["loss_ref"] = p.loss_ref;
+            lm["lr"] = p.learning_rate;
+            lm["train_accuracy"] = p.train_accuracy;
+            lm["images_per_second"] = p.images_per_second;
+            return true;
+          });
+      if (saved.ok()) {
+        job = *std::move(saved);
       } else {
-        logger_->Warning("cannot read a running job to record progress",
-                         {{"job_id", id}, {"error", cur.status().ToString()}});
+        // Progress only: the next report (or the end) writes it again.
+        logger_->Warning("job progress not stored",
+                         {{"job_id", id}, {"error", saved.status().ToString()}});
       }
     }
+    if (lease_lost_) return;
     v1::TuningJobEvent ev;
     ev.set_type(p.epoch_end ? v1::TuningJobEvent::CHECKPOINT : v1::TuningJobEvent::METRICS);
     ev.set_message(

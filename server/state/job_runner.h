@@ -4,6 +4,14 @@
 // SERVER_RESTARTED event and resume from their last epoch checkpoint).
 // Watchers block in WaitForEvents until the log grows.
 //
+// Jobs are taken under leases (store::Store::Claim), so several replicas
+// can share one store's queue: the runner claims the oldest QUEUED job, or
+// a RUNNING/CANCELLING one whose lease expired (its replica died), and a
+// keeper thread renews the lease while the job trains and polls the record
+// for a cancel made on another replica. A runner that loses its lease stops
+// and writes nothing more. Record writes are compare-and-set, so a cancel
+// from another replica is never overwritten by progress.
+//
 // Collaborators come in through the constructor and must outlive the
 // runner. Start() runs jobs on a thread of its own; tests call Recover()
 // and RunNextQueued() on their own thread instead, so the state machine is
@@ -15,6 +23,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -42,8 +51,21 @@ struct JobRunnerOptions {
   // Load every prompt set a job produces.
   bool auto_load_prompt_sets = true;
   // How long the runner thread sleeps between looks at an empty queue
-  // (Create wakes it at once; this only bounds a missed wake-up).
+  // (Create wakes it at once; this only bounds a missed wake-up, or, with a
+  // shared store, a job created on another replica).
   absl::Duration idle_poll = absl::Milliseconds(500);
+  // Other processes use the store too (PostgreSQL). false: this process is
+  // the store's only user, so at start every lease is its dead
+  // predecessor's and recovery takes them all.
+  bool shared_store = false;
+  // This process's name in leases; unique per process.
+  std::string owner = "local";
+  // A claimed job is this runner's for `lease` after each renewal; renewed
+  // every lease / 3. Another replica resumes the job this long after the
+  // last renewal of a runner that died.
+  absl::Duration lease = absl::Seconds(15);
+  // How often the keeper looks for a cancel made on another replica.
+  absl::Duration cancel_poll = absl::Seconds(1);
 };
 
 // "state=QUEUED OR state=RUNNING" -> {"QUEUED", "RUNNING"}; "" -> {}.
@@ -64,11 +86,14 @@ class JobRunner {
   // start; watchers are woken. Idempotent.
   void Stop();
 
-  // Jobs left RUNNING/CANCELLING by a crash: RUNNING -> QUEUED (restart
-  // count + 1, SERVER_RESTARTED event), CANCELLING -> CANCELLED.
+  // Jobs left RUNNING/CANCELLING by a crash whose lease is free or expired
+  // (with a shared store, a live replica's jobs are left alone): RUNNING ->
+  // QUEUED (restart count + 1, SERVER_RESTARTED event), CANCELLING ->
+  // CANCELLED.
   void Recover();
-  // Runs the oldest QUEUED job to its end on the calling thread. false when
-  // none ran: the queue is empty, or the store failed (that is logged).
+  // Claims the oldest QUEUED job (or one whose runner's lease expired,
+  // which is requeued first) and runs it to its end on the calling thread.
+  // false when none ran: the queue is empty, or the store failed (logged).
   bool RunNextQueued();
 
   absl::StatusOr<v1::TuningJob> Create(const v1::CreateTuningJobRequest& request);
@@ -91,6 +116,20 @@ class JobRunner {
   // Stamps update time and etag and writes the record (keeping its request
   // id). Requires job_mu_.
   absl::Status SaveLocked(v1::TuningJob& job);
+  // Read-modify-write of the stored job under compare-and-set, retried when
+  // another replica wrote in between: `change` edits the fresh copy and
+  // returns whether to write it (or an error to return). Returns the job as
+  // stored. Requires job_mu_.
+  using JobChange = std::function<absl::StatusOr<bool>(v1::TuningJob&)>;
+  absl::StatusOr<v1::TuningJob> MutateLocked(const std::string& id, const JobChange& change);
+  // A claimed RUNNING/CANCELLING job whose runner died: RUNNING -> QUEUED
+  // (restart count + 1, SERVER_RESTARTED event), CANCELLING -> CANCELLED.
+  // Returns the new state. Requires job_mu_.
+  absl::StatusOr<v1::TuningJob::State> ReclaimLocked(const std::string& id);
+  // The running job's lease keeper (a thread during RunJob): renews the
+  // lease, stops the run when it is lost or a cancel arrives elsewhere.
+  void KeepLease(const std::string& id);
+  void ReleaseLease(const std::string& id);
   // Appends an event; a failure is logged (the record stays the truth, so
   // callers go on).
   void Emit(const std::string& job_id, v1::TuningJobEvent event);
@@ -99,8 +138,8 @@ class JobRunner {
   void RefreshGauges();
   void RunnerLoop();
   // false when the job could not be started (no longer QUEUED, or the
-  // store failed).
-  bool RunJob(const std::string& id);
+  // store failed). `leased`: this runner holds the job's lease.
+  bool RunJob(const std::string& id, bool leased);
   // Runs the engine for a job marked RUNNING; progress goes to the record
   // and the event log as it comes.
   absl::StatusOr<engine::TuningOutcome> Train(const std::string& id, v1::TuningJob& job);
@@ -137,6 +176,11 @@ class JobRunner {
   std::atomic<bool> stopping_{false};
   // The running job's stop flag, polled by the engine between steps.
   std::atomic<bool> stop_run_{false};
+  // Set by the keeper when another owner took the running job's lease.
+  std::atomic<bool> lease_lost_{false};
+  // Guarded by mu_: tells the keeper of the running job to end.
+  bool keeper_done_ = false;
+  std::condition_variable keeper_cv_;
   std::thread runner_;
 };
 

@@ -106,6 +106,7 @@ absl::StatusOr<RecordPage<v1::PromptSet>> PromptSetRegistry::List(
 
 absl::StatusOr<std::shared_ptr<const v1::PromptSet>> PromptSetRegistry::GetLoaded(
     const std::string& id) {
+  if (options_.shared_refresh > absl::ZeroDuration()) return GetLoadedShared(id);
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = loaded_.find(id);
@@ -115,6 +116,78 @@ absl::StatusOr<std::shared_ptr<const v1::PromptSet>> PromptSetRegistry::GetLoade
   return FailedPrecondition(
       "PROMPT_SET_NOT_LOADED", ps.name(),
       absl::StrCat(ps.name(), " is ", StateName(ps.state()), "; call LoadPromptSet first"));
+}
+
+void PromptSetRegistry::DropLocked(const std::string& id) {
+  checked_.erase(id);
+  if (loaded_.erase(id) == 0) return;
+  absl::Status s = engine_->UnloadPromptSet(id);
+  if (!s.ok() && s.code() != absl::StatusCode::kNotFound) {
+    logger_->Warning("unloading a prompt set changed elsewhere failed",
+                     {{"prompt_set", table_.NameOf(id)}, {"error", s.ToString()}});
+  }
+  PublishLoadedCountLocked();
+}
+
+absl::StatusOr<std::shared_ptr<const v1::PromptSet>> PromptSetRegistry::GetLoadedShared(
+    const std::string& id) {
+  const absl::Time now = clock_->Now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = loaded_.find(id);
+    auto checked = checked_.find(id);
+    if (it != loaded_.end() && checked != checked_.end() &&
+        now - checked->second < options_.shared_refresh) {
+      return it->second;
+    }
+  }
+  absl::StatusOr<v1::PromptSet> stored = Get(id);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = loaded_.find(id);
+  if (!stored.ok()) {
+    if (stored.status().code() == absl::StatusCode::kNotFound) {
+      DropLocked(id);  // deleted on another replica
+    } else if (it != loaded_.end()) {
+      // The store is unreachable: keep serving what is loaded.
+      return it->second;
+    }
+    return stored.status();
+  }
+  if (stored->state() == v1::PromptSet::ACTIVE) {
+    // Same record (a re-import gets a new create time): still good.
+    if (it != loaded_.end() && it->second->create_time().SerializeAsString() ==
+                                   stored->create_time().SerializeAsString()) {
+      checked_[id] = now;
+      return it->second;
+    }
+    DropLocked(id);
+    if (stored->backbone() != engine_->info().backbone) {
+      return FailedPrecondition(
+          "BACKBONE_MISMATCH", stored->name(),
+          absl::StrCat(stored->name(), " was trained on backbone ", stored->backbone(),
+                       "; this replica runs ", engine_->info().backbone));
+    }
+    // Load from the shared folder without writing the record: ACTIVE is
+    // already the shared state, and every replica rewriting it would churn.
+    const absl::Time start = clock_->Now();
+    absl::StatusOr<engine::PromptSetMeta> meta = engine_->LoadPromptSet(id, PathFor(id));
+    metrics_->prompt_set_load_seconds->Observe(absl::ToDoubleSeconds(clock_->Now() - start));
+    if (!meta.ok()) {
+      logger_->Error("cannot load a shared prompt set on this replica",
+                     {{"prompt_set", stored->name()}, {"error", meta.status().ToString()}});
+      return meta.status();
+    }
+    auto ps = std::make_shared<v1::PromptSet>(*stored);
+    ps->set_memory_bytes(meta->memory_bytes);
+    loaded_[id] = ps;
+    checked_[id] = now;
+    PublishLoadedCountLocked();
+    return std::shared_ptr<const v1::PromptSet>(ps);
+  }
+  DropLocked(id);  // unloaded or failed elsewhere
+  return FailedPrecondition("PROMPT_SET_NOT_LOADED", stored->name(),
+                            absl::StrCat(stored->name(), " is ", StateName(stored->state()),
+                                         "; call LoadPromptSet first"));
 }
 
 absl::StatusOr<v1::PromptSet> PromptSetRegistry::LoadLocked(const std::string& id,
@@ -138,6 +211,7 @@ absl::StatusOr<v1::PromptSet> PromptSetRegistry::LoadLocked(const std::string& i
   ps.set_memory_bytes(meta->memory_bytes);
   RETURN_IF_ERROR(Save(ps));
   loaded_[id] = std::make_shared<const v1::PromptSet>(ps);
+  checked_[id] = clock_->Now();
   PublishLoadedCountLocked();
   return ps;
 }

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "core/engine/engine.h"
 #include "core/store/store.h"
 #include "core/util/clock.h"
@@ -30,6 +31,13 @@ struct PromptSetRegistryOptions {
   // Files live in <data_dir>/prompt_sets/.
   std::string data_dir;
   Limits limits;
+  // Zero: this process owns the store (embedded). Positive: replicas share
+  // the store and the data folder, so a prompt set's record is the truth
+  // for all of them: GetLoaded loads an ACTIVE set on first use here, and
+  // rechecks the record when its local view is older than this (a delete,
+  // unload or re-import on another replica is seen within this time, at the
+  // next use).
+  absl::Duration shared_refresh = absl::ZeroDuration();
 };
 
 class PromptSetRegistry {
@@ -51,7 +59,8 @@ class PromptSetRegistry {
   absl::StatusOr<RecordPage<v1::PromptSet>> List(int32_t page_size,
                                                  absl::string_view page_token) const;
   // A loaded set for Classify: NOT_FOUND when unknown, FAILED_PRECONDITION
-  // (PROMPT_SET_NOT_LOADED) when not ACTIVE.
+  // (PROMPT_SET_NOT_LOADED) when not ACTIVE. With a shared store an ACTIVE
+  // set that another replica loaded is loaded here on first use.
   absl::StatusOr<std::shared_ptr<const v1::PromptSet>> GetLoaded(const std::string& id);
 
   absl::StatusOr<v1::PromptSet> Load(const std::string& id);
@@ -78,6 +87,10 @@ class PromptSetRegistry {
   absl::Status Save(const v1::PromptSet& ps);
   absl::StatusOr<v1::PromptSet> LoadLocked(const std::string& id, v1::PromptSet ps);
   void PublishLoadedCountLocked();
+  // Shared store: GetLoaded against the stored record.
+  absl::StatusOr<std::shared_ptr<const v1::PromptSet>> GetLoadedShared(const std::string& id);
+  // Forgets a locally loaded set (engine and map).
+  void DropLocked(const std::string& id);
 
   // Constant after construction.
   const RecordTable<v1::PromptSet> table_;
@@ -91,6 +104,8 @@ class PromptSetRegistry {
   mutable std::mutex mu_;
   // Guarded by mu_.
   std::map<std::string, std::shared_ptr<const v1::PromptSet>> loaded_;
+  // Shared store: when each loaded set was last checked against the store.
+  std::map<std::string, absl::Time> checked_;
 };
 
 // PromptSet fields that come from the file.
