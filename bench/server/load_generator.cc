@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -162,7 +163,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < max_batch; ++i) imgs.push_back(TestImage(image_size, i));
   std::vector<const provp::engine::Image*> ptrs;
   for (auto& i : imgs) ptrs.push_back(&i);
-  (void)(*engine)->EncodeImages(ptrs, "");  // warm-up
+  // Warm-up; a failure here shows up in the first timed call below.
+  (*engine)->EncodeImages(ptrs, "").IgnoreError();
   int reps = 0;
   auto t0 = Clock::now();
   while (std::chrono::duration<double>(Clock::now() - t0).count() < std::max(2, seconds / 2)) {
@@ -193,7 +195,9 @@ int main(int argc, char** argv) {
     RunLoad(channel, jpeg, per_request, clients, seconds, inproc);
   }
   (*server)->Shutdown();
-  std::string cmd = absl::StrCat("rm -rf ", so.data_dir);
-  (void)system(cmd.c_str());
+  std::error_code ec;
+  std::filesystem::remove_all(so.data_dir, ec);
+  if (ec)
+    std::fprintf(stderr, "could not remove %s: %s\n", so.data_dir.c_str(), ec.message().c_str());
   return 0;
 }
