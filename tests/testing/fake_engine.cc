@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "core/util/error_reason.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 
@@ -172,8 +173,10 @@ absl::StatusOr<PromptSetMeta> FakeEngine::InspectPromptSet(const std::string& pa
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", e.what()));
   }
   if (meta.backbone != info_.backbone) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path, " was made for backbone ", meta.backbone, ", not ", info_.backbone));
+    return util::WithErrorReason(
+        absl::FailedPreconditionError(
+            absl::StrCat(path, " was made for backbone ", meta.backbone, ", not ", info_.backbone)),
+        util::kReasonBackboneMismatch);
   }
   meta.memory_bytes = options_.dim * 4;
   return meta;
@@ -221,8 +224,11 @@ absl::StatusOr<TuningOutcome> FakeEngine::RunTuning(const TuningSpec& spec,
   if (train_images == 0) return absl::InvalidArgumentError("no training images");
   for (int e = start_epoch; e < epochs; ++e) {
     for (int s = 0; s < steps; ++s) {
+      if (options_.before_step) options_.before_step(int64_t{e} * steps + s + 1);
       if (cb.stop && cb.stop->load()) return absl::CancelledError("training stopped");
-      std::this_thread::sleep_for(std::chrono::milliseconds(options_.step_milliseconds));
+      if (options_.step_milliseconds > 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(options_.step_milliseconds));
+      }
       TuningProgress p;
       p.epoch = e + 1;
       p.total_epochs = epochs;

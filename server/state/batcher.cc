@@ -1,0 +1,202 @@
+// Implementation of batcher.h. Items hand results back through their own
+// mutex/condition variable so a finished batch wakes only its requests.
+#include "server/state/batcher.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "server/state/errors.h"
+
+namespace provp::server {
+
+struct Batcher::Item {
+  std::string prompt_set;
+  std::vector<const engine::Image*> images;
+  absl::Time deadline;
+  std::function<bool()> cancelled;
+  absl::Time enqueued;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  absl::StatusOr<BatchResult> result = absl::UnknownError("pending");
+
+  void Finish(absl::StatusOr<BatchResult> r) {
+    std::lock_guard<std::mutex> lock(mu);
+    result = std::move(r);
+    done = true;
+    cv.notify_all();
+  }
+};
+
+Batcher::Batcher(engine::Engine* engine, BatchingOptions options, BatcherHooks hooks)
+    : engine_(engine), options_(options), hooks_(std::move(hooks)) {
+  int n = std::max(1, options_.num_workers);
+  for (int i = 0; i < n; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+}
+
+Batcher::~Batcher() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : workers_) t.join();
+  for (auto& item : queue_) {
+    item->Finish(
+        MakeError(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "server is shutting down"));
+  }
+}
+
+int Batcher::queued_images() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queued_images_;
+}
+
+absl::StatusOr<BatchResult> Batcher::Encode(const std::string& prompt_set,
+                                            std::vector<const engine::Image*> images,
+                                            absl::Time deadline, std::function<bool()> cancelled) {
+  auto item = std::make_shared<Item>();
+  item->prompt_set = prompt_set;
+  item->images = std::move(images);
+  item->deadline = deadline;
+  item->cancelled = std::move(cancelled);
+  item->enqueued = absl::Now();
+  const int n = static_cast<int>(item->images.size());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) {
+      return MakeError(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "server is shutting down");
+    }
+    if (queued_images_ > 0 && queued_images_ + n > options_.max_queue_images) {
+      if (hooks_.on_reject) hooks_.on_reject("queue_full");
+      return ResourceExhausted(
+          "QUEUE_FULL", "inference_queue",
+          absl::StrCat("inference queue is full (", queued_images_, " images queued, limit ",
+                       options_.max_queue_images, "); retry later"),
+          /*retry_after_ms=*/100);
+    }
+    queue_.push_back(item);
+    queued_images_ += n;
+    if (hooks_.on_queue_depth) hooks_.on_queue_depth(queued_images_);
+  }
+  cv_.notify_all();
+  // Wait for the result; on our own deadline, leave the item for the worker
+  // to drop (it checks the deadline before running the model).
+  std::unique_lock<std::mutex> lock(item->mu);
+  while (!item->done) {
+    absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) {
+      if (hooks_.on_reject) hooks_.on_reject("deadline");
+      return MakeError(absl::StatusCode::kDeadlineExceeded, "DEADLINE_EXCEEDED",
+                       "deadline exceeded while queued for inference");
+    }
+    // Wake periodically to notice client cancellation.
+    auto wait = std::min(absl::ToChronoMilliseconds(left), std::chrono::milliseconds(50));
+    item->cv.wait_for(lock, wait);
+    if (!item->done && item->cancelled && item->cancelled()) {
+      return MakeError(absl::StatusCode::kCancelled, "CANCELLED", "request cancelled by client");
+    }
+  }
+  return std::move(item->result);
+}
+
+void Batcher::WorkerLoop() {
+  const absl::Duration max_delay = absl::Microseconds(options_.max_queue_delay_us);
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    if (stopping_) return;
+    // The oldest request decides the prompt set and the flush time.
+    std::shared_ptr<Item> head = queue_.front();
+    const std::string set = head->prompt_set;
+    absl::Time flush_at = head->enqueued + max_delay;
+    while (!stopping_) {
+      int same = 0;
+      for (const auto& it : queue_) {
+        if (it->prompt_set == set) same += static_cast<int>(it->images.size());
+      }
+      if (same >= options_.max_batch_size || absl::Now() >= flush_at) break;
+      cv_.wait_for(lock, absl::ToChronoMicroseconds(flush_at - absl::Now()));
+      if (queue_.empty() || queue_.front() != head) break;  // another worker took it
+    }
+    if (stopping_) return;
+    if (queue_.empty()) continue;
+    // Take requests of this prompt set, FIFO, up to the batch size (the
+    // first one always, even when larger than the batch size).
+    std::vector<std::shared_ptr<Item>> batch;
+    std::vector<std::shared_ptr<Item>> dropped;
+    int images = 0;
+    absl::Time now = absl::Now();
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      const auto& item = *it;
+      if (item->prompt_set != set) {
+        ++it;
+        continue;
+      }
+      int n = static_cast<int>(item->images.size());
+      bool expired = item->deadline <= now;
+      bool gone = item->cancelled && item->cancelled();
+      if (expired || gone) {
+        dropped.push_back(item);
+        queued_images_ -= n;
+        it = queue_.erase(it);
+        continue;
+      }
+      if (!batch.empty() && images + n > options_.max_batch_size) break;
+      batch.push_back(item);
+      images += n;
+      queued_images_ -= n;
+      it = queue_.erase(it);
+    }
+    if (hooks_.on_queue_depth) hooks_.on_queue_depth(queued_images_);
+    lock.unlock();
+    for (auto& d : dropped) {
+      bool expired = d->deadline <= now;
+      if (expired && hooks_.on_reject) hooks_.on_reject("deadline");
+      d->Finish(expired ? MakeError(absl::StatusCode::kDeadlineExceeded, "DEADLINE_EXCEEDED",
+                                    "deadline exceeded while queued; dropped before inference")
+                        : MakeError(absl::StatusCode::kCancelled, "CANCELLED",
+                                    "request cancelled by client"));
+    }
+    if (!batch.empty()) {
+      std::vector<const engine::Image*> all;
+      all.reserve(images);
+      for (auto& b : batch) {
+        all.insert(all.end(), b->images.begin(), b->images.end());
+        if (hooks_.on_dequeue) {
+          hooks_.on_dequeue(set, absl::ToDoubleSeconds(now - b->enqueued));
+        }
+      }
+      absl::Time start = absl::Now();
+      absl::StatusOr<engine::FeatureMatrix> features = engine_->EncodeImages(all, set);
+      if (features.ok() && (features->rows != images ||
+                            features->data.size() != static_cast<size_t>(images * features->dim))) {
+        features = absl::InternalError("engine returned a feature matrix of the wrong size");
+      }
+      double compute = absl::ToDoubleSeconds(absl::Now() - start);
+      if (hooks_.on_execution) hooks_.on_execution(images);
+      int64_t row = 0;
+      for (auto& b : batch) {
+        if (!features.ok()) {
+          b->Finish(features.status());
+          continue;
+        }
+        BatchResult r;
+        r.queue_seconds = absl::ToDoubleSeconds(now - b->enqueued);
+        r.compute_seconds = compute;
+        r.batch_size = images;
+        r.features.rows = static_cast<int64_t>(b->images.size());
+        r.features.dim = features->dim;
+        r.features.data.assign(features->data.begin() + row * features->dim,
+                               features->data.begin() + (row + r.features.rows) * features->dim);
+        row += r.features.rows;
+        b->Finish(std::move(r));
+      }
+    }
+    lock.lock();
+  }
+}
+
+}  // namespace provp::server

@@ -1,0 +1,73 @@
+// Dynamic batching of image encoding across concurrent requests (Triton's
+// dynamic batcher idea): requests queue per prompt set; a worker takes the
+// oldest request's prompt set and waits up to max_queue_delay for more
+// requests of that set, up to max_batch_size images, then runs one engine
+// call and hands each request its rows. Requests whose deadline passed or
+// whose client went away are dropped before the model runs. The queue is
+// bounded in images: beyond it Submit fails with RESOURCE_EXHAUSTED.
+// Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/engine/engine.h"
+#include "server/state/limits.h"
+
+namespace provp::server {
+
+struct BatchResult {
+  engine::FeatureMatrix features;
+  double queue_seconds = 0.0;
+  double compute_seconds = 0.0;
+  // Images in the execution this request was part of.
+  int batch_size = 0;
+};
+
+// Observers for metrics; any may be empty.
+struct BatcherHooks {
+  std::function<void(int batch_images)> on_execution;
+  std::function<void(const std::string& prompt_set, double queue_seconds)> on_dequeue;
+  std::function<void(const std::string& reason)> on_reject;
+  std::function<void(int queued_images)> on_queue_depth;
+};
+
+class Batcher {
+ public:
+  Batcher(engine::Engine* engine, BatchingOptions options, BatcherHooks hooks = {});
+  ~Batcher();  // Stops the workers; queued requests fail with UNAVAILABLE.
+
+  // Encodes `images` (with the prompt set, "" = none) as part of a batch.
+  // Blocks until done, the deadline passes (DEADLINE_EXCEEDED) or
+  // `cancelled` returns true (CANCELLED).
+  absl::StatusOr<BatchResult> Encode(const std::string& prompt_set,
+                                     std::vector<const engine::Image*> images, absl::Time deadline,
+                                     std::function<bool()> cancelled);
+
+  // Images queued right now.
+  int queued_images() const;
+
+ private:
+  struct Item;
+  void WorkerLoop();
+
+  engine::Engine* const engine_;
+  const BatchingOptions options_;
+  const BatcherHooks hooks_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Item>> queue_;
+  int queued_images_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace provp::server
