@@ -2,10 +2,12 @@
 // so c10 exceptions become Status values and never reach the server.
 #include "core/engine/torch_engine.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
+#include <utility>
 
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -24,6 +26,7 @@
 #include "core/train/prompt_set.h"
 #include "core/train/train_config.h"
 #include "core/train/trainer.h"
+#include "core/util/host_memory.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 #include "core/util/torch_threads.h"
@@ -31,10 +34,20 @@
 namespace provp::engine {
 namespace {
 
-// A loaded prompt set; shared so an unload never frees prompts mid-forward.
+// A prompt set's tensors on the device; shared so an unload or eviction
+// never frees prompts mid-forward.
 struct LoadedPromptSet {
   clip::VisualPrompts prompts;
   PromptSetMeta meta;
+  int64_t bytes = 0;
+};
+
+// A registered prompt set: its file, and its tensors while resident.
+struct PromptSetEntry {
+  std::string path;
+  PromptSetMeta meta;
+  std::shared_ptr<const LoadedPromptSet> resident;  // null once evicted
+  uint64_t last_use = 0;
 };
 
 FeatureMatrix ToMatrix(const torch::Tensor& t) {
@@ -110,27 +123,105 @@ class TorchEngine : public Engine {
                                              const std::string& prompt_set) override {
     std::shared_ptr<const LoadedPromptSet> ps;
     if (!prompt_set.empty()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = loaded_.find(prompt_set);
-      if (it == loaded_.end()) {
-        return absl::FailedPreconditionError("prompt set " + prompt_set + " is not loaded");
-      }
-      ps = it->second;
+      ASSIGN_OR_RETURN(ps, Acquire(prompt_set));
     }
     return util::TorchCall("encode images", [&]() -> absl::StatusOr<FeatureMatrix> {
       c10::InferenceMode guard;
-      std::vector<torch::Tensor> batch;
-      batch.reserve(images.size());
-      for (const Image* img : images) {
-        ASSIGN_OR_RETURN(torch::Tensor x,
-                         image::PreprocessForEval(ToTensor(*img), config_.image_resolution));
-        batch.push_back(x);
-      }
-      torch::Tensor x = torch::stack(batch).to(torch::Device(options_.device));
-      torch::Tensor f = model_->EncodeImage(x, ps ? &ps->prompts : nullptr).to(torch::kFloat32);
+      ASSIGN_OR_RETURN(torch::Tensor x, Preprocess(images));
+      torch::Tensor f =
+          model_->EncodeImage(x, ps && ps->prompts.prompts.defined() ? &ps->prompts : nullptr)
+              .to(torch::kFloat32);
       f = f / f.norm(2, -1, true);
       return ToMatrix(f);
     });
+  }
+
+  // Groups the images by prompt shape (depth, m): each group is one forward
+  // in which every image gathers its own set's prompt rows; zero-shot
+  // images (no prompt tokens, a shorter sequence) form their own forward.
+  absl::StatusOr<FeatureMatrix> EncodeImagesMixed(
+      const std::vector<const Image*>& images,
+      const std::vector<std::string>& prompt_sets) override {
+    if (images.size() != prompt_sets.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("EncodeImagesMixed: ", images.size(),
+                                                     " images but ", prompt_sets.size(),
+                                                     " prompt-set ids"));
+    }
+    std::map<std::string, std::shared_ptr<const LoadedPromptSet>> sets;
+    for (const std::string& id : prompt_sets) {
+      if (id.empty() || sets.count(id)) continue;
+      ASSIGN_OR_RETURN(sets[id], Acquire(id));
+    }
+    // (depth, m) -> rows; (0, 0) holds the zero-shot rows.
+    std::map<std::pair<int64_t, int64_t>, std::vector<int64_t>> groups;
+    for (size_t i = 0; i < images.size(); ++i) {
+      std::pair<int64_t, int64_t> key{0, 0};
+      if (!prompt_sets[i].empty()) {
+        const torch::Tensor& p = sets.at(prompt_sets[i])->prompts.prompts;
+        if (p.defined()) key = {p.size(0), p.size(1)};
+      }
+      groups[key].push_back(static_cast<int64_t>(i));
+    }
+    return util::TorchCall("encode mixed images", [&]() -> absl::StatusOr<FeatureMatrix> {
+      c10::InferenceMode guard;
+      ASSIGN_OR_RETURN(torch::Tensor x, Preprocess(images));
+      const torch::Device device = x.device();
+      torch::Tensor out;
+      for (const auto& [key, rows] : groups) {
+        torch::Tensor index = torch::tensor(rows, torch::kLong).to(device);
+        torch::Tensor xg = groups.size() == 1 ? x : x.index_select(0, index);
+        torch::Tensor f;
+        if (key.first == 0) {
+          f = model_->EncodeImage(xg, nullptr);
+        } else {
+          // Stack each distinct set of the group once; image_set maps rows to it.
+          std::map<std::string, int64_t> slot;
+          std::vector<torch::Tensor> stacked;
+          std::vector<double> alphas;
+          std::vector<int64_t> image_set;
+          for (int64_t r : rows) {
+            const std::string& id = prompt_sets[static_cast<size_t>(r)];
+            auto [it, fresh] = slot.emplace(id, static_cast<int64_t>(stacked.size()));
+            if (fresh) {
+              stacked.push_back(sets.at(id)->prompts.prompts);
+              alphas.push_back(sets.at(id)->prompts.alpha);
+            }
+            image_set.push_back(it->second);
+          }
+          clip::VisualPrompts vp;
+          if (stacked.size() == 1) {
+            vp.prompts = stacked.front();  // one set: the single-set forward exactly
+            vp.alpha = alphas.front();
+          } else {
+            vp.prompts = torch::stack(stacked);
+            vp.image_set = torch::tensor(image_set, torch::kLong).to(device);
+            vp.alpha = alphas.front();
+            if (std::any_of(alphas.begin(), alphas.end(),
+                            [&](double a) { return a != alphas.front(); })) {
+              vp.alphas = torch::tensor(alphas, torch::kFloat64);
+            }
+          }
+          f = model_->EncodeImage(xg, &vp);
+        }
+        f = f.to(torch::kFloat32);
+        f = f / f.norm(2, -1, true);
+        if (groups.size() == 1) {
+          out = f;
+        } else {
+          if (!out.defined()) out = torch::empty({x.size(0), f.size(1)}, f.options());
+          out.index_copy_(0, index, f);
+        }
+      }
+      return ToMatrix(out);
+    });
+  }
+
+  PromptSetCacheStats PromptSetCache() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    PromptSetCacheStats s = cache_stats_;
+    s.registered_sets = static_cast<int64_t>(sets_.size());
+    s.budget_bytes = options_.prompt_set_budget_bytes;
+    return s;
   }
 
   absl::StatusOr<FeatureMatrix> EncodeTexts(const std::vector<std::string>& texts) override {
@@ -170,23 +261,23 @@ class TorchEngine : public Engine {
 
   absl::StatusOr<PromptSetMeta> LoadPromptSet(const std::string& id,
                                               const std::string& path) override {
-    return util::TorchCall("load prompt set", [&]() -> absl::StatusOr<PromptSetMeta> {
-      ASSIGN_OR_RETURN(train::PromptSet set, train::LoadPromptSet(path, config_, info_.backbone));
-      auto loaded = std::make_shared<LoadedPromptSet>();
-      loaded->meta = MetaOf(set);
-      if (set.prompts.defined()) {
-        loaded->prompts.prompts = set.prompts.to(torch::Device(options_.device));
-      }
-      loaded->prompts.alpha = set.info.model.alpha;
-      std::lock_guard<std::mutex> lock(mu_);
-      loaded_[id] = loaded;
-      return loaded->meta;
-    });
+    ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPromptSet> loaded, ReadPromptSetTensors(path));
+    std::lock_guard<std::mutex> lock(mu_);
+    PromptSetEntry& e = sets_[id];
+    if (e.resident) DropResidentLocked(e);
+    e.path = path;
+    e.meta = loaded->meta;
+    e.last_use = ++use_clock_;
+    MakeResidentLocked(id, e, loaded);
+    return loaded->meta;
   }
 
   absl::Status UnloadPromptSet(const std::string& id) override {
     std::lock_guard<std::mutex> lock(mu_);
-    if (loaded_.erase(id) == 0) return absl::NotFoundError(id + " is not loaded");
+    auto it = sets_.find(id);
+    if (it == sets_.end()) return absl::NotFoundError(id + " is not loaded");
+    if (it->second.resident) DropResidentLocked(it->second);
+    sets_.erase(it);
     return absl::OkStatus();
   }
 
@@ -196,6 +287,88 @@ class TorchEngine : public Engine {
   }
 
  private:
+  // uint8 images -> normalised [N,3,R,R] on the engine's device.
+  absl::StatusOr<torch::Tensor> Preprocess(const std::vector<const Image*>& images) {
+    std::vector<torch::Tensor> batch;
+    batch.reserve(images.size());
+    for (const Image* img : images) {
+      ASSIGN_OR_RETURN(torch::Tensor x,
+                       image::PreprocessForEval(ToTensor(*img), config_.image_resolution));
+      batch.push_back(x);
+    }
+    if (batch.empty()) return absl::InvalidArgumentError("no images to encode");
+    return torch::stack(batch).to(torch::Device(options_.device));
+  }
+
+  absl::StatusOr<std::shared_ptr<const LoadedPromptSet>> ReadPromptSetTensors(
+      const std::string& path) {
+    return util::TorchCall(
+        "load prompt set", [&]() -> absl::StatusOr<std::shared_ptr<const LoadedPromptSet>> {
+          ASSIGN_OR_RETURN(train::PromptSet set,
+                           train::LoadPromptSet(path, config_, info_.backbone));
+          auto loaded = std::make_shared<LoadedPromptSet>();
+          loaded->meta = MetaOf(set);
+          if (set.prompts.defined()) {
+            loaded->prompts.prompts = set.prompts.to(torch::Device(options_.device));
+            loaded->bytes = loaded->prompts.prompts.numel() *
+                            static_cast<int64_t>(loaded->prompts.prompts.element_size());
+          }
+          loaded->prompts.alpha = set.info.model.alpha;
+          return std::shared_ptr<const LoadedPromptSet>(loaded);
+        });
+  }
+
+  // The set's tensors, read back from its file when they were evicted.
+  absl::StatusOr<std::shared_ptr<const LoadedPromptSet>> Acquire(const std::string& id) {
+    std::string path;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = sets_.find(id);
+      if (it == sets_.end()) {
+        return absl::FailedPreconditionError("prompt set " + id + " is not loaded");
+      }
+      it->second.last_use = ++use_clock_;
+      if (it->second.resident) return it->second.resident;
+      path = it->second.path;
+    }
+    // Read outside the lock: other sets keep serving meanwhile.
+    ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPromptSet> loaded, ReadPromptSetTensors(path));
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = sets_.find(id);
+    if (it == sets_.end()) {
+      return absl::FailedPreconditionError("prompt set " + id + " was unloaded");
+    }
+    if (!it->second.resident) MakeResidentLocked(id, it->second, loaded);
+    return it->second.resident;
+  }
+
+  void MakeResidentLocked(const std::string& id, PromptSetEntry& e,
+                          std::shared_ptr<const LoadedPromptSet> loaded) {
+    e.resident = std::move(loaded);
+    ++cache_stats_.loads;
+    ++cache_stats_.resident_sets;
+    cache_stats_.resident_bytes += e.resident->bytes;
+    // Evict least recently used sets (never the one just loaded) until the
+    // budget holds; a forward still using an evicted set keeps its tensors.
+    const int64_t budget = options_.prompt_set_budget_bytes;
+    while (budget > 0 && cache_stats_.resident_bytes > budget) {
+      PromptSetEntry* oldest = nullptr;
+      for (auto& [other_id, other] : sets_) {
+        if (other_id == id || !other.resident) continue;
+        if (oldest == nullptr || other.last_use < oldest->last_use) oldest = &other;
+      }
+      if (oldest == nullptr) break;
+      DropResidentLocked(*oldest);
+      ++cache_stats_.evictions;
+    }
+  }
+
+  void DropResidentLocked(PromptSetEntry& e) {
+    cache_stats_.resident_bytes -= e.resident->bytes;
+    --cache_stats_.resident_sets;
+    e.resident.reset();
+  }
+
   absl::StatusOr<train::TrainConfig> ConfigFor(const TuningSpec& spec) {
     train::TrainConfig config;
     if (!spec.preset.empty()) {
@@ -404,14 +577,17 @@ class TorchEngine : public Engine {
   clip::ClipModel model_;
   std::shared_ptr<const text::Tokenizer> tokenizer_;
   ModelInfo info_;
-  std::mutex mu_;
-  std::map<std::string, std::shared_ptr<const LoadedPromptSet>> loaded_;
+  mutable std::mutex mu_;  // guards sets_, use_clock_, cache_stats_
+  std::map<std::string, PromptSetEntry> sets_;
+  uint64_t use_clock_ = 0;
+  PromptSetCacheStats cache_stats_;
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Engine>> CreateTorchEngine(const TorchEngineOptions& options) {
   util::SetTorchThreads(options.num_threads);
+  util::KeepFreedHostMemory();
   ASSIGN_OR_RETURN(clip::LoadedCheckpoint checkpoint, util::TorchCall("load checkpoint", [&] {
                      return clip::LoadCheckpoint(options.model_path);
                    }));

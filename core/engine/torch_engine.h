@@ -27,6 +27,10 @@ struct TorchEngineOptions {
   int num_threads = 0;
   // Images per forward in evaluation.
   int64_t eval_batch_size = 64;
+  // Device memory the loaded prompt sets' tensors may take; beyond it the
+  // least recently used ones are evicted (they stay loaded and are read back
+  // from their files on next use). 0: no limit.
+  int64_t prompt_set_budget_bytes = 0;
 };
 
 absl::StatusOr<std::unique_ptr<Engine>> CreateTorchEngine(const TorchEngineOptions& options);
