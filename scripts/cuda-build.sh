@@ -32,14 +32,15 @@ torch_cmake="$("$venv/bin/python" -c 'import torch; print(torch.utils.cmake_pref
 # otherwise pick Debian's CPU-only libtorch.so from the system paths.
 torch_root="$(dirname "$(dirname "$torch_cmake")")"
 
+mkdir -p "$build_dir"
 export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}" CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
 nvcc_dir="$(dirname "$nvcc")"
 export CUDACXX="$nvcc" PATH="$nvcc_dir:$PATH"
 export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DPROVP_TORCH_ONLY=ON \
   -DPROVP_BUILD_TESTS=ON -DCMAKE_PREFIX_PATH="$torch_root;$torch_cmake" \
-  >"$build_dir.cmake.log" 2>&1 ||
-  { tail -30 "$build_dir.cmake.log" >&2; echo "cuda-build.sh: configure failed" >&2; exit 1; }
+  >"$build_dir/configure.log" 2>&1 ||
+  { tail -30 "$build_dir/configure.log" >&2; echo "cuda-build.sh: configure failed" >&2; exit 1; }
 grep -q 'PROVP_CUDA_KERNELS:BOOL=ON' "$build_dir/CMakeCache.txt" ||
   { echo "cuda-build.sh: LibTorch $torch_version was found without CUDA" >&2; exit 1; }
 cmake --build "$build_dir" -j"${PROVP_JOBS:-2}"

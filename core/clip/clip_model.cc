@@ -415,7 +415,8 @@ torch::Tensor ClipModelImpl::EncodeImage(const torch::Tensor& images,
   const torch::Tensor& conv_w = v.conv1->weight;
 
   torch::Tensor prompt_tensor;  // [depth,m,W] shared, or [S,depth,m,W] stacked sets
-  torch::Tensor image_set;      // [B] int64 with stacked sets
+  bool stacked = false;
+  torch::Tensor image_set;  // [B] int64 with stacked sets and an index
   int64_t depth = 0;
   int64_t m = 0;
   double alpha = 0.0;
@@ -425,7 +426,7 @@ torch::Tensor ClipModelImpl::EncodeImage(const torch::Tensor& images,
     TORCH_CHECK(pt.defined() && (pt.dim() == 3 || pt.dim() == 4), "EncodeImage: prompts must be ",
                 "[depth,m,", w, "] or [S,depth,m,", w, "], got ",
                 pt.defined() ? ShapeString(pt.sizes()) : "an undefined tensor");
-    const bool stacked = pt.dim() == 4;
+    stacked = pt.dim() == 4;
     const int64_t lead = stacked ? 1 : 0;
     depth = pt.size(lead);
     m = pt.size(lead + 1);
@@ -449,16 +450,16 @@ torch::Tensor ClipModelImpl::EncodeImage(const torch::Tensor& images,
             "EncodeImage: image_set entries must be in [0, ", sets, ")");
         image_set = is.to(conv_w.device(), torch::kLong);
       } else {
+        // Row i is image i's: read in place (no gather; CUDA graphs use this).
         TORCH_CHECK(sets == b, "EncodeImage: ", sets, " stacked prompt sets for ", b,
                     " images and no image_set");
-        image_set =
-            torch::arange(b, torch::TensorOptions().dtype(torch::kLong).device(conv_w.device()));
       }
       if (prompts->alphas.defined()) {
         TORCH_CHECK(prompts->alphas.numel() == sets, "EncodeImage: one alpha per prompt set");
         torch::Tensor a = prompts->alphas.to(torch::kCPU, torch::kFloat64);
         TORCH_CHECK(a.isfinite().all().item<bool>(), "EncodeImage: alphas must be finite");
-        alphas = a.to(conv_w.device()).index_select(0, image_set).view({b, 1, 1});
+        a = a.to(conv_w.device());
+        alphas = (image_set.defined() ? a.index_select(0, image_set) : a).view({b, 1, 1});
       }
     }
     // Cast inside the graph so gradients reach an fp32 master copy.
@@ -466,8 +467,9 @@ torch::Tensor ClipModelImpl::EncodeImage(const torch::Tensor& images,
   }
   // P_l for every image: [B,m,W] (a broadcast view for one shared set).
   auto layer_prompts = [&](int64_t l) {
-    return image_set.defined() ? prompt_tensor.select(1, l).index_select(0, image_set)
-                               : prompt_tensor[l].unsqueeze(0).expand({b, m, w});
+    if (!stacked) return prompt_tensor[l].unsqueeze(0).expand({b, m, w});
+    torch::Tensor p = prompt_tensor.select(1, l);
+    return image_set.defined() ? p.index_select(0, image_set) : p;
   };
 
   torch::Tensor x = v.conv1(images.to(conv_w.device(), conv_w.scalar_type()));  // [B,W,g,g]

@@ -7,10 +7,21 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include <torch/torch.h>
 #include <torch/version.h>
+
+// CMake defines this with a CUDA LibTorch (scripts/cuda-build.sh, the GPU
+// host); Debian's CPU LibTorch builds the eager path only.
+#ifdef PROVP_ENGINE_CUDA
+#include <ATen/cuda/CUDAEvent.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
 
 #include "absl/strings/str_cat.h"
 #include "core/clip/checkpoint_loader.h"
@@ -49,6 +60,24 @@ struct PromptSetEntry {
   std::shared_ptr<const LoadedPromptSet> resident;  // null once evicted
   uint64_t last_use = 0;
 };
+
+#ifdef PROVP_ENGINE_CUDA
+// One captured forward: static input/prompt buffers the replay reads and
+// the output it writes. Replays of one graph are serialised by `mu`.
+struct CapturedForward {
+  at::cuda::CUDAGraph graph;
+  torch::Tensor input;    // [bucket,3,R,R] model dtype
+  torch::Tensor prompts;  // [bucket,depth,m,W] model dtype, one row per image; undefined zero-shot
+  torch::Tensor output;   // [bucket,D] fp32, L2-normalised
+  std::mutex mu;
+};
+#endif
+
+int64_t NextBucket(int64_t n) {
+  int64_t b = 1;
+  while (b < n) b *= 2;
+  return b;
+}
 
 FeatureMatrix ToMatrix(const torch::Tensor& t) {
   torch::Tensor c = t.to(torch::kCPU, torch::kFloat32).contiguous();
@@ -116,6 +145,18 @@ class TorchEngine : public Engine {
     black.rgb.assign(static_cast<size_t>(black.height) * black.width * 3, 0);
     RETURN_IF_ERROR(EncodeImages({&black}, "").status());
     RETURN_IF_ERROR(ClassTextFeatures({"cat", "dog"}, {}).status());
+#ifdef PROVP_ENGINE_CUDA
+    if (info_.device.rfind("cuda", 0) == 0 && options_.cuda_graph_max_batch > 0) {
+      // Zero-shot graphs for every bucket now; prompted ones on first use.
+      RETURN_IF_ERROR(util::TorchCall("capture CUDA graphs", [&] {
+        c10::InferenceMode guard;
+        const int64_t r = config_.image_resolution;
+        for (int64_t b = 1; b <= options_.cuda_graph_max_batch; b *= 2) {
+          Forward(torch::zeros({b, 3, r, r}, torch::TensorOptions().device(info_.device)), nullptr);
+        }
+      }));
+    }
+#endif
     return absl::OkStatus();
   }
 
@@ -128,11 +169,7 @@ class TorchEngine : public Engine {
     return util::TorchCall("encode images", [&]() -> absl::StatusOr<FeatureMatrix> {
       c10::InferenceMode guard;
       ASSIGN_OR_RETURN(torch::Tensor x, Preprocess(images));
-      torch::Tensor f =
-          model_->EncodeImage(x, ps && ps->prompts.prompts.defined() ? &ps->prompts : nullptr)
-              .to(torch::kFloat32);
-      f = f / f.norm(2, -1, true);
-      return ToMatrix(f);
+      return ToMatrix(Forward(x, ps && ps->prompts.prompts.defined() ? &ps->prompts : nullptr));
     });
   }
 
@@ -172,7 +209,7 @@ class TorchEngine : public Engine {
         torch::Tensor xg = groups.size() == 1 ? x : x.index_select(0, index);
         torch::Tensor f;
         if (key.first == 0) {
-          f = model_->EncodeImage(xg, nullptr);
+          f = Forward(xg, nullptr);
         } else {
           // Stack each distinct set of the group once; image_set maps rows to it.
           std::map<std::string, int64_t> slot;
@@ -201,10 +238,8 @@ class TorchEngine : public Engine {
               vp.alphas = torch::tensor(alphas, torch::kFloat64);
             }
           }
-          f = model_->EncodeImage(xg, &vp);
+          f = Forward(xg, &vp);
         }
-        f = f.to(torch::kFloat32);
-        f = f / f.norm(2, -1, true);
         if (groups.size() == 1) {
           out = f;
         } else {
@@ -287,8 +322,23 @@ class TorchEngine : public Engine {
   }
 
  private:
-  // uint8 images -> normalised [N,3,R,R] on the engine's device.
+  // uint8 images -> normalised [N,3,R,R] on the engine's device. On CUDA
+  // with pinned_staging the resized 8-bit crops go through a pinned host
+  // buffer and a copy stream, and normalisation runs on the device (a
+  // quarter of the bytes of float crops cross the bus).
   absl::StatusOr<torch::Tensor> Preprocess(const std::vector<const Image*>& images) {
+    if (images.empty()) return absl::InvalidArgumentError("no images to encode");
+    const torch::Device device(options_.device);
+    if (device.is_cuda() && options_.pinned_staging) {
+      std::vector<torch::Tensor> crops;
+      crops.reserve(images.size());
+      for (const Image* img : images) {
+        ASSIGN_OR_RETURN(torch::Tensor c,
+                         image::ResizeCropForEval(ToTensor(*img), config_.image_resolution));
+        crops.push_back(c);
+      }
+      return StageToDevice(torch::stack(crops));
+    }
     std::vector<torch::Tensor> batch;
     batch.reserve(images.size());
     for (const Image* img : images) {
@@ -296,9 +346,109 @@ class TorchEngine : public Engine {
                        image::PreprocessForEval(ToTensor(*img), config_.image_resolution));
       batch.push_back(x);
     }
-    if (batch.empty()) return absl::InvalidArgumentError("no images to encode");
-    return torch::stack(batch).to(torch::Device(options_.device));
+    return torch::stack(batch).to(device);
   }
+
+  // uint8 [N,3,R,R] host crops -> normalised float on the device.
+  torch::Tensor StageToDevice(const torch::Tensor& crops) {
+    const torch::Device device(options_.device);
+#ifdef PROVP_ENGINE_CUDA
+    torch::Tensor pinned = torch::empty(crops.sizes(), crops.options().pinned_memory(true));
+    pinned.copy_(crops);
+    c10::cuda::CUDAStream compute = c10::cuda::getCurrentCUDAStream(device.index());
+    c10::cuda::CUDAStream copy = c10::cuda::getStreamFromPool(false, device.index());
+    torch::Tensor on_device;
+    {
+      c10::cuda::CUDAStreamGuard guard(copy);
+      on_device = pinned.to(device, /*non_blocking=*/true);
+    }
+    // The compute stream waits for the copy; the caching allocator must not
+    // reuse either buffer before the copy is done.
+    at::cuda::CUDAEvent copied;
+    copied.record(copy);
+    copied.block(compute);
+    c10::cuda::CUDACachingAllocator::recordStream(on_device.storage().data_ptr(), compute);
+    return image::NormalizeForModel(on_device);
+#else
+    return image::NormalizeForModel(crops.to(device));
+#endif
+  }
+
+  // Normalised features [N,D] fp32 of a preprocessed batch. On CUDA, batches
+  // of up to cuda_graph_max_batch images replay a captured graph.
+  torch::Tensor Forward(const torch::Tensor& x, const clip::VisualPrompts* vp) {
+#ifdef PROVP_ENGINE_CUDA
+    if (x.is_cuda() && x.size(0) <= options_.cuda_graph_max_batch &&
+        (vp == nullptr || !vp->alphas.defined())) {
+      return GraphForward(x, vp);
+    }
+#endif
+    torch::Tensor f = model_->EncodeImage(x, vp).to(torch::kFloat32);
+    return f / f.norm(2, -1, true);
+  }
+
+#ifdef PROVP_ENGINE_CUDA
+  torch::Tensor GraphForward(const torch::Tensor& x, const clip::VisualPrompts* vp) {
+    const int64_t n = x.size(0);
+    const int64_t bucket = NextBucket(n);
+    int64_t depth = 0, m = 0;
+    double alpha = 0.0;
+    torch::Tensor per_image;  // [n,depth,m,W]
+    if (vp != nullptr) {
+      const torch::Tensor& p = vp->prompts;
+      if (p.dim() == 3) {
+        per_image = p.unsqueeze(0).expand({n, p.size(0), p.size(1), p.size(2)});
+      } else {
+        per_image = vp->image_set.defined() ? p.index_select(0, vp->image_set.to(p.device())) : p;
+      }
+      depth = per_image.size(1);
+      m = per_image.size(2);
+      alpha = vp->alpha;
+    }
+    std::shared_ptr<CapturedForward> g = Captured(bucket, depth, m, alpha, x.device());
+    std::lock_guard<std::mutex> lock(g->mu);
+    g->input.narrow(0, 0, n).copy_(x);
+    if (depth > 0) g->prompts.narrow(0, 0, n).copy_(per_image);
+    g->graph.replay();
+    return g->output.narrow(0, 0, n).clone();
+  }
+
+  // The graph for (bucket, depth, m, alpha), captured on first use.
+  std::shared_ptr<CapturedForward> Captured(int64_t bucket, int64_t depth, int64_t m, double alpha,
+                                            const torch::Device& device) {
+    const std::tuple<int64_t, int64_t, int64_t, double> key{bucket, depth, m, alpha};
+    std::lock_guard<std::mutex> lock(graphs_mu_);  // one capture at a time
+    auto it = graphs_.find(key);
+    if (it != graphs_.end()) return it->second;
+    auto g = std::make_shared<CapturedForward>();
+    const torch::Dtype dtype = model_->parameters().front().scalar_type();
+    const int64_t r = config_.image_resolution;
+    const auto opts = torch::TensorOptions().device(device).dtype(dtype);
+    g->input = torch::zeros({bucket, 3, r, r}, opts);
+    clip::VisualPrompts cvp;
+    if (depth > 0) {
+      g->prompts = torch::zeros({bucket, depth, m, config_.vision_width}, opts);
+      cvp.prompts = g->prompts;
+      cvp.alpha = alpha;
+    }
+    torch::cuda::synchronize(device.index());
+    c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(false, device.index());
+    {
+      c10::cuda::CUDAStreamGuard guard(side);
+      for (int i = 0; i < 2; ++i) model_->EncodeImage(g->input, depth > 0 ? &cvp : nullptr);
+      side.synchronize();
+      // Thread-local capture: other threads' eager work may go on.
+      g->graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
+      torch::Tensor f =
+          model_->EncodeImage(g->input, depth > 0 ? &cvp : nullptr).to(torch::kFloat32);
+      g->output = f / f.norm(2, -1, true);
+      g->graph.capture_end();
+      side.synchronize();
+    }
+    graphs_[key] = g;
+    return g;
+  }
+#endif
 
   absl::StatusOr<std::shared_ptr<const LoadedPromptSet>> ReadPromptSetTensors(
       const std::string& path) {
@@ -581,6 +731,10 @@ class TorchEngine : public Engine {
   std::map<std::string, PromptSetEntry> sets_;
   uint64_t use_clock_ = 0;
   PromptSetCacheStats cache_stats_;
+#ifdef PROVP_ENGINE_CUDA
+  std::mutex graphs_mu_;  // guards graphs_ and serialises captures
+  std::map<std::tuple<int64_t, int64_t, int64_t, double>, std::shared_ptr<CapturedForward>> graphs_;
+#endif
 };
 
 }  // namespace
