@@ -2,9 +2,10 @@
 # The test command: installs missing Debian packages, builds, and runs every
 # CTest suite (unit, parity, integration, e2e; gpu tests skip without CUDA).
 # Pass ctest arguments to narrow it down, e.g. `scripts/test.sh -L unit`.
-# Then, where nvcc is installed (CI), scripts/cuda-build.sh compiles the
-# CUDA code paths against PyPI's torch==2.11.0 so they do not rot;
-# PROVP_CUDA_BUILD=0 skips that, PROVP_CUDA_BUILD=1 requires it.
+# Then in CI (CI=true) where nvcc is installed, scripts/cuda-build.sh
+# compiles the CUDA code paths against PyPI's torch==2.11.0 so they do not
+# rot; PROVP_CUDA_BUILD=1 asks for it anywhere, PROVP_CUDA_BUILD=0 skips it.
+# A local run does not download the wheel (a few GB) unless asked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -12,8 +13,9 @@ bash scripts/build.sh
 (cd "${PROVP_BUILD_DIR:-build}" &&
   ctest --output-on-failure -j"${PROVP_TEST_JOBS:-2}" --timeout 1200 "$@")
 cuda_build="${PROVP_CUDA_BUILD:-auto}"
-if [[ $cuda_build == 1 || ($cuda_build == auto && -x ${CUDACXX:-/usr/local/cuda/bin/nvcc}) ]]; then
+nvcc="${CUDACXX:-/usr/local/cuda/bin/nvcc}"
+if [[ $cuda_build == 1 || ($cuda_build == auto && ${CI:-} == true && -x $nvcc) ]]; then
   bash scripts/cuda-build.sh
 elif [[ $cuda_build == auto ]]; then
-  echo "test.sh: no nvcc, so the CUDA code paths were not compiled (scripts/cuda-build.sh)"
+  echo "test.sh: CUDA code paths not compiled (CI=true with nvcc, or PROVP_CUDA_BUILD=1, runs scripts/cuda-build.sh)"
 fi
