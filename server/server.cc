@@ -114,8 +114,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
     return absl::InvalidArgumentError(
         absl::StrCat("--data-dir ", options.data_dir, ": ", ec.message()));
   }
-  fs::create_directories(fs::path(options.data_dir) / "datasets", ec);
-  fs::create_directories(fs::path(options.data_dir) / "jobs", ec);
+  for (const char* sub : {"datasets", "jobs"}) {
+    fs::create_directories(fs::path(options.data_dir) / sub, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(absl::StrCat("--data-dir ", options.data_dir,
+                                                     ": cannot create ", sub, ": ", ec.message()));
+    }
+  }
   if (options.role != "all" && options.role != "inference" && options.role != "tuning") {
     return absl::InvalidArgumentError(
         absl::StrCat("--role '", options.role, "' must be all, inference or tuning"));

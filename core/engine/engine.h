@@ -245,7 +245,10 @@ class Engine {
       const std::vector<std::string>& class_names, const std::vector<std::string>& templates) = 0;
 
   // Reads a prompt-set file's metadata (validates it). FAILED_PRECONDITION
-  // when it was made for another backbone; INVALID_ARGUMENT when malformed.
+  // when it was made for another backbone (reason
+  // util::kReasonBackboneMismatch) or its prompts do not fit this one
+  // (util::kReasonPromptShapeMismatch, core/util/error_reason.h);
+  // INVALID_ARGUMENT when malformed.
   virtual absl::StatusOr<PromptSetMeta> InspectPromptSet(const std::string& path) = 0;
   // Loads a prompt-set file under `id` (replacing one already loaded).
   virtual absl::StatusOr<PromptSetMeta> LoadPromptSet(const std::string& id,

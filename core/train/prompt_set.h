@@ -53,8 +53,9 @@ absl::Status SavePromptSet(const std::string& path, const PromptSet& set);
 absl::StatusOr<PromptSet> ReadPromptSet(const std::string& path);
 
 // FAILED_PRECONDITION when the prompts do not fit `config` (width, depth vs
-// vision layers) or were trained on another backbone than `fingerprint`
-// (a file without a fingerprint is accepted: imported prompts).
+// vision layers; reason util::kReasonPromptShapeMismatch) or were trained on
+// another backbone than `fingerprint` (util::kReasonBackboneMismatch; a file
+// without a fingerprint is accepted: imported prompts).
 absl::Status CheckPromptSetMatches(const PromptSet& set, const clip::ClipConfig& config,
                                    const std::string& fingerprint);
 
