@@ -29,6 +29,7 @@
 #include "server/state/batcher.h"
 #include "server/state/class_set_registry.h"
 #include "server/state/classifier.h"
+#include "server/state/crash_sweep.h"
 #include "server/state/dataset_registry.h"
 #include "server/state/job_runner.h"
 #include "server/state/logging.h"
@@ -135,6 +136,22 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
     return absl::InvalidArgumentError("--job-lease-seconds must be at least 1");
   }
   ASSIGN_OR_RETURN(m.store, store::OpenStore(options.store, options.data_dir + "/state.db"));
+  {
+    // What a crash left (issue 14): staging folders, import files and
+    // atomic-write temporaries hold no record. Alone on the folder (SQLite)
+    // everything goes; beside other replicas only what is a day old.
+    const absl::Duration min_age = shared ? absl::Hours(24) : absl::ZeroDuration();
+    CrashSweepResult swept = SweepCrashLeftovers(options.data_dir, min_age, absl::Now());
+    if (!swept.removed.empty()) {
+      m.logger->Warning("removed what an earlier crash left in the data folder",
+                        {{"count", absl::StrCat(swept.removed.size())},
+                         {"bytes", absl::StrCat(swept.bytes)},
+                         {"first", swept.removed.front()}});
+    }
+    for (const std::string& failure : swept.failed) {
+      m.logger->Warning("cannot remove a crash leftover", {{"error", failure}});
+    }
+  }
   if (options.api_keys_file.empty()) {
     m.keys = ApiKeys::Disabled();
   } else {
