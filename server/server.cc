@@ -211,6 +211,17 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
       family->WithLabels({"0"}).Set(0);
     }
   }
+  {
+    const engine::Engine* e = m.engine.get();
+    auto cache = [e](int64_t engine::PromptSetCacheStats::*field) {
+      return [e, field]() -> double { return static_cast<double>(e->PromptSetCache().*field); };
+    };
+    sm->prompt_set_loads->SetCallback(cache(&engine::PromptSetCacheStats::loads));
+    sm->prompt_set_evictions->SetCallback(cache(&engine::PromptSetCacheStats::evictions));
+    sm->prompt_set_resident->SetCallback(cache(&engine::PromptSetCacheStats::resident_sets));
+    sm->prompt_set_resident_bytes->SetCallback(cache(&engine::PromptSetCacheStats::resident_bytes));
+    sm->prompt_set_budget_bytes->SetCallback(cache(&engine::PromptSetCacheStats::budget_bytes));
+  }
   for (const char* state : {"queued", "running", "cancelling"}) {
     sm->tuning_jobs->WithLabels({state}).Set(0);
   }
@@ -384,7 +395,8 @@ std::string Server::ConfigSummary() const {
                    " max_upload_bytes=", l.max_upload_bytes),
       absl::StrCat("batching: max_batch_size=", o.batching.max_batch_size, " max_queue_delay_us=",
                    o.batching.max_queue_delay_us, " max_queue_images=", o.batching.max_queue_images,
-                   " workers=", o.batching.num_workers),
+                   " workers=", o.batching.num_workers,
+                   " mix_prompt_sets=", o.batching.mix_prompt_sets ? "true" : "false"),
       absl::StrCat("text_cache_bytes=", o.text_cache_bytes,
                    " auto_load_prompt_sets=", o.auto_load_prompt_sets ? "true" : "false",
                    " log_format=", o.log_json ? "json" : "text")};
