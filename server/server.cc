@@ -35,6 +35,7 @@
 #include "server/state/batcher.h"
 #include "server/state/class_set_registry.h"
 #include "server/state/classifier.h"
+#include "server/state/crash_sweep.h"
 #include "server/state/dataset_registry.h"
 #include "server/state/job_runner.h"
 #include "server/state/logging.h"
@@ -190,6 +191,22 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
     return absl::InvalidArgumentError("--job-lease-seconds must be at least 1");
   }
   ASSIGN_OR_RETURN(m.store, store::OpenStore(options.store, options.data_dir + "/state.db"));
+  {
+    // What a crash left (issue 14): staging folders, import files and
+    // atomic-write temporaries hold no record. Alone on the folder (SQLite)
+    // everything goes; beside other replicas only what is a day old.
+    const absl::Duration min_age = shared ? absl::Hours(24) : absl::ZeroDuration();
+    CrashSweepResult swept = SweepCrashLeftovers(options.data_dir, min_age, absl::Now());
+    if (!swept.removed.empty()) {
+      m.logger->Warning("removed what an earlier crash left in the data folder",
+                        {{"count", absl::StrCat(swept.removed.size())},
+                         {"bytes", absl::StrCat(swept.bytes)},
+                         {"first", swept.removed.front()}});
+    }
+    for (const std::string& failure : swept.failed) {
+      m.logger->Warning("cannot remove a crash leftover", {{"error", failure}});
+    }
+  }
   if (options.api_keys_file.empty()) {
     m.keys = ApiKeys::Disabled();
   } else {
@@ -271,6 +288,37 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
     RETURN_IF_ERROR(m.device_memory->Add("provp_gpu_memory_total_bytes",
                                          "Total memory of the GPU (0 on CPU).",
                                          reader(&engine::DeviceMemory::total_bytes)));
+    // The engine's prompt-set cache, read at scrape time too.
+    auto cache = [e](int64_t engine::PromptSetCacheStats::*field) {
+      return [e, field]() -> metrics::ScrapeTimeGauges::Series {
+        return {{{}, static_cast<double>(e->PromptSetCache().*field)}};
+      };
+    };
+    struct CacheGauge {
+      const char* name;
+      const char* help;
+      int64_t engine::PromptSetCacheStats::*field;
+    };
+    for (const CacheGauge& g : {
+             CacheGauge{"provp_prompt_set_cache_loads",
+                        "Prompt-set tensor loads from files since start (first loads and reloads "
+                        "after eviction).",
+                        &engine::PromptSetCacheStats::loads},
+             CacheGauge{"provp_prompt_set_cache_evictions",
+                        "Prompt sets whose tensors were evicted to stay within the memory budget, "
+                        "since start.",
+                        &engine::PromptSetCacheStats::evictions},
+             CacheGauge{"provp_prompt_set_resident",
+                        "Prompt sets whose tensors are resident on the device.",
+                        &engine::PromptSetCacheStats::resident_sets},
+             CacheGauge{"provp_prompt_set_resident_bytes",
+                        "Device memory held by resident prompt-set tensors.",
+                        &engine::PromptSetCacheStats::resident_bytes},
+             CacheGauge{"provp_prompt_set_budget_bytes", "Prompt-set memory budget (0: no limit).",
+                        &engine::PromptSetCacheStats::budget_bytes},
+         }) {
+      RETURN_IF_ERROR(m.device_memory->Add(g.name, g.help, cache(g.field)));
+    }
   }
   BatcherHooks hooks;
   Impl* impl = &m;
@@ -467,7 +515,8 @@ std::string Server::ConfigSummary() const {
                    " max_upload_bytes=", l.max_upload_bytes),
       absl::StrCat("batching: max_batch_size=", o.batching.max_batch_size, " max_queue_delay_us=",
                    o.batching.max_queue_delay_us, " max_queue_images=", o.batching.max_queue_images,
-                   " workers=", o.batching.num_workers),
+                   " workers=", o.batching.num_workers,
+                   " mix_prompt_sets=", o.batching.mix_prompt_sets ? "true" : "false"),
       absl::StrCat("text_cache_bytes=", o.text_cache_bytes,
                    " auto_load_prompt_sets=", o.auto_load_prompt_sets ? "true" : "false",
                    " log_format=", o.log_json ? "json" : "text")};

@@ -43,7 +43,7 @@ absl::Status StringList(const nlohmann::json& meta, const char* key, const std::
 
 }  // namespace
 
-absl::Status SavePromptSet(const std::string& path, const PromptSet& set) {
+absl::Status SavePromptSet(const std::string& path, const PromptSet& set, util::Env* env) {
   const auto& info = set.info;
   TensorFile file;
   if (info.model.variant != provp::Variant::kZeroShot) {
@@ -63,7 +63,7 @@ absl::Status SavePromptSet(const std::string& path, const PromptSet& set) {
                          {"training_summary", info.training_summary},
                          {"evaluation", info.evaluation}};
   file.metadata[kMetadataKey] = meta.dump();
-  return WriteTensorFile(path, file);
+  return WriteTensorFile(path, file, env);
 }
 
 absl::StatusOr<PromptSet> ReadPromptSet(const std::string& path) {

@@ -21,6 +21,7 @@
 #include "core/provp/provp_options.h"
 #include "core/train/train_config.h"
 #include "core/train/trainer.h"
+#include "core/util/env.h"
 
 namespace provp::train {
 
@@ -46,7 +47,10 @@ struct PromptSet {
   PromptSetInfo info;
 };
 
-absl::Status SavePromptSet(const std::string& path, const PromptSet& set);
+// Writes the file atomically through `env` (the old file, if any, stays
+// until the new one is complete).
+absl::Status SavePromptSet(const std::string& path, const PromptSet& set,
+                           util::Env* env = util::Env::Default());
 
 // Parses and checks the file on its own (shapes agree with the metadata).
 // NOT_FOUND if absent; INVALID_ARGUMENT naming file and field otherwise.

@@ -104,11 +104,7 @@ absl::StatusOr<v1::TuningJob> JobRunner::MutateLocked(const std::string& id,
       if (record.status().code() == absl::StatusCode::kNotFound) return table_.NotFoundError(id);
       return record.status();
     }
-    v1::TuningJob job;
-    if (!job.ParseFromString(record->data)) {
-      return MakeError(absl::StatusCode::kDataLoss, "CORRUPT_RECORD",
-                       absl::StrCat(table_.NameOf(id), " does not parse"));
-    }
+    ASSIGN_OR_RETURN(v1::TuningJob job, table_.ParseAs(*record));
     ASSIGN_OR_RETURN(bool write, change(job));
     if (!write) return job;
     SetTimestamp(clock_->Now(), job.mutable_update_time());

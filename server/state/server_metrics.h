@@ -49,6 +49,8 @@ struct ServerMetrics {
   metrics::Gauge* tuning_loss = nullptr;
   // Process.
   metrics::Family<metrics::Gauge>* build_info = nullptr;
+  // Prompt-set residency in the engine (Engine::PromptSetCache, read at
+  // scrape time): cumulative loads and evictions, resident sets and bytes.
 
   // Registers every family on `families` (which must outlive the result)
   // with its known series at zero.
