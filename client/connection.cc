@@ -123,6 +123,11 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const ConnectionOpt
     creds = grpc::InsecureChannelCredentials();
   }
   grpc::ChannelArguments args;
+  // round_robin: when the address resolves to several servers (a headless
+  // Kubernetes Service, dns:///name:port, or ipv4:a:p1,b:p2) calls spread
+  // over all of them instead of riding one HTTP/2 connection. With one
+  // address it behaves like the default pick_first.
+  args.SetLoadBalancingPolicyName("round_robin");
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);
   if (!options.tls_server_name.empty()) {

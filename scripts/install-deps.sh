@@ -10,7 +10,7 @@ PACKAGES=(
   libabsl-dev
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   libgtest-dev libgmock-dev
-  libcivetweb-dev libsqlite3-dev libutf8proc-dev zlib1g-dev nlohmann-json3-dev libcli11-dev libssl-dev
+  libcivetweb-dev libsqlite3-dev libpqxx-dev postgresql libutf8proc-dev zlib1g-dev nlohmann-json3-dev libcli11-dev libssl-dev
   prometheus yamllint
   python3-grpcio python3-protobuf python3-numpy
   dataset-fashion-mnist

@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/util/file_util.h"
-#include "server/errors.h"
+#include "server/state/errors.h"
 
 namespace provp::server {
 namespace {

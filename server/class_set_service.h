@@ -1,16 +1,18 @@
-// provp.v1.ClassSetService: stored class lists (+ templates) that Classify
-// refers to by name. Create/Delete need admin, Get/List any key.
-// Thread-safe (state lives in the store).
+// provp.v1.ClassSetService adapters over ClassSetRegistry: stored class
+// lists (+ templates) that Classify refers to by name. Create/Delete need
+// admin, Get/List any key. Thread-safe (state lives in the store).
 #pragma once
 
 #include "provp/v1/class_set.grpc.pb.h"
 #include "server/rpc.h"
+#include "server/state/class_set_registry.h"
 
 namespace provp::server {
 
 class ClassSetServiceImpl final : public v1::ClassSetService::Service {
  public:
-  explicit ClassSetServiceImpl(ServerEnv* env) : env_(env) {}
+  ClassSetServiceImpl(RpcEnv env, ClassSetRegistry* class_sets)
+      : env_(env), class_sets_(class_sets) {}
 
   grpc::Status CreateClassSet(grpc::ServerContext* ctx, const v1::CreateClassSetRequest* req,
                               v1::ClassSet* resp) override;
@@ -22,7 +24,8 @@ class ClassSetServiceImpl final : public v1::ClassSetService::Service {
                               v1::DeleteClassSetResponse* resp) override;
 
  private:
-  ServerEnv* env_;
+  const RpcEnv env_;
+  ClassSetRegistry* const class_sets_;
 };
 
 }  // namespace provp::server

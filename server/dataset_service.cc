@@ -1,352 +1,46 @@
 // Implementation of dataset_service.h.
 #include "server/dataset_service.h"
 
-#include <filesystem>
-#include <map>
-#include <set>
-#include <system_error>
-
-#include <nlohmann/json.hpp>
-
-#include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
-#include "core/data/dataset.h"
-#include "core/data/loaders.h"
-#include "core/image/image_io.h"
-#include "core/util/file_util.h"
 #include "core/util/status_macros.h"
-#include "provp/v1/tuning.pb.h"
+#include "server/state/resource_names.h"
 
 namespace provp::server {
 namespace {
 
-namespace fs = std::filesystem;
 constexpr char kService[] = "provp.v1.DatasetService";
-constexpr char kType[] = "provp.v1.Dataset";
-
-const char* Extension(const std::string& bytes) {
-  if (bytes.size() >= 3 && static_cast<uint8_t>(bytes[0]) == 0xFF &&
-      static_cast<uint8_t>(bytes[1]) == 0xD8) {
-    return ".jpg";
-  }
-  if (bytes.size() >= 4 && bytes.compare(1, 3, "PNG") == 0) return ".png";
-  if (bytes.size() >= 12 && bytes.compare(0, 4, "RIFF") == 0) return ".webp";
-  if (bytes.size() >= 2 && bytes.compare(0, 2, "BM") == 0) return ".bmp";
-  return ".img";
-}
-
-// Shared checks of uploads and registrations: class names, novel subset,
-// shots; fills base/novel names and stats.
-absl::Status FinishDataset(const Limits& limits, const std::vector<std::string>& names,
-                           const std::vector<std::string>& novel, int min_shots,
-                           const data::Dataset& data, int64_t total_bytes, v1::Dataset* ds) {
-  std::set<std::string> novel_set(novel.begin(), novel.end());
-  std::set<std::string> all(names.begin(), names.end());
-  for (size_t i = 0; i < novel.size(); ++i) {
-    if (!all.count(novel[i])) {
-      return InvalidArgument(
-          "UNKNOWN_CLASS",
-          absl::StrCat("novel_class_names[", i, "] ('", novel[i], "') is not among class_names"),
-          absl::StrCat("novel_class_names[", i, "]"));
-    }
-  }
-  if (novel_set.size() == names.size()) {
-    return InvalidArgument("NO_BASE_CLASSES", "every class is novel; nothing to train on",
-                           "novel_class_names");
-  }
-  std::vector<int> train_counts = data::CountPerClass(data, data::Split::kTrain);
-  int64_t max_shots = -1;
-  const int need = std::max(1, min_shots);
-  for (size_t c = 0; c < names.size(); ++c) {
-    ds->add_class_names(names[c]);
-    if (novel_set.count(names[c])) {
-      ds->add_novel_class_names(names[c]);
-      continue;
-    }
-    ds->add_base_class_names(names[c]);
-    if (train_counts[c] < need) {
-      return InvalidArgument("NOT_ENOUGH_SHOTS",
-                             absl::StrCat("class '", names[c], "' has ", train_counts[c],
-                                          " training images; at least ", need, " are required"),
-                             absl::StrCat("class_names[", c, "]"));
-    }
-    max_shots = max_shots < 0 ? train_counts[c] : std::min<int64_t>(max_shots, train_counts[c]);
-  }
-  v1::DatasetStats* st = ds->mutable_stats();
-  st->set_num_train_images(static_cast<int64_t>(data.train.size()));
-  st->set_num_val_images(static_cast<int64_t>(data.val.size()));
-  st->set_num_test_images(static_cast<int64_t>(data.test.size()));
-  st->set_num_images(st->num_train_images() + st->num_val_images() + st->num_test_images());
-  for (int c : train_counts) st->add_train_images_per_class(c);
-  st->set_max_shots(std::max<int64_t>(0, max_shots));
-  st->set_total_bytes(total_bytes);
-  (void)limits;
-  return absl::OkStatus();
-}
-
-absl::Status WriteManifest(const std::string& path, const data::Dataset& d) {
-  nlohmann::json j;
-  j["name"] = d.name;
-  j["class_names"] = d.class_names;
-  nlohmann::json items = nlohmann::json::array();
-  for (auto split : {data::Split::kTrain, data::Split::kVal, data::Split::kTest}) {
-    for (const auto& it : d.items(split)) {
-      items.push_back(
-          {{"path", it.path}, {"label", it.label}, {"split", std::string(data::SplitName(split))}});
-    }
-  }
-  j["items"] = std::move(items);
-  return util::WriteFileAtomic(path, j.dump());
-}
-
-absl::Status CheckCapacity(ServerEnv* env, const std::string& id) {
-  auto existing = env->store->Get(store::Kind::kDataset, id);
-  if (existing.ok()) {
-    ErrorDetail d;
-    d.resource_type = kType;
-    d.resource_name = "datasets/" + id;
-    return MakeError(absl::StatusCode::kAlreadyExists, "ALREADY_EXISTS",
-                     absl::StrCat("datasets/", id, " already exists"), d);
-  }
-  ASSIGN_OR_RETURN(int64_t count, env->store->Count(store::Kind::kDataset, {}));
-  if (count >= env->options.limits.max_datasets) {
-    return ResourceExhausted("TOO_MANY_DATASETS", "max_datasets",
-                             absl::StrCat("the server holds its limit of ",
-                                          env->options.limits.max_datasets, " datasets"));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status Save(ServerEnv* env, const v1::Dataset& ds, const std::string& id,
-                  const std::string& request_id) {
-  store::Record r{id, v1::Dataset::State_Name(ds.state()), request_id, NowMicros(),
-                  ds.SerializeAsString()};
-  return env->store->Insert(store::Kind::kDataset, r);
-}
 
 }  // namespace
-
-std::string DatasetManifestPath(const ServerOptions& options, const std::string& id) {
-  return absl::StrCat(options.data_dir, "/datasets/", id, "/manifest.json");
-}
-
-absl::StatusOr<v1::Dataset> FetchDataset(ServerEnv* env, const std::string& id) {
-  auto r = env->store->Get(store::Kind::kDataset, id);
-  if (!r.ok()) {
-    if (r.status().code() == absl::StatusCode::kNotFound) return NotFound(kType, "datasets/" + id);
-    return r.status();
-  }
-  v1::Dataset ds;
-  if (!ds.ParseFromString(r->data)) return absl::DataLossError("corrupt dataset record " + id);
-  return ds;
-}
 
 grpc::Status DatasetServiceImpl::UploadDataset(grpc::ServerContext* ctx,
                                                grpc::ServerReader<v1::UploadDatasetRequest>* reader,
                                                v1::Dataset* resp) {
-  Rpc rpc(*env_, ctx, kService, "UploadDataset", "client_stream", Scope::kAdmin);
-  return Handle(rpc, [&] {
-    absl::Status s = DoUpload(reader, resp);
-    if (env_->metrics) {
-      env_->metrics->uploads->WithLabels({"dataset", s.ok() ? "ok" : "error"}).Increment();
-    }
-    return s;
-  });
-}
-
-absl::Status DatasetServiceImpl::DoUpload(grpc::ServerReader<v1::UploadDatasetRequest>* reader,
-                                          v1::Dataset* resp) {
-  const Limits& limits = env_->options.limits;
-  v1::UploadDatasetRequest msg;
-  if (!reader->Read(&msg) || !msg.has_metadata()) {
-    return InvalidArgument("METADATA_FIRST", "the first message must carry metadata", "metadata");
-  }
-  const v1::DatasetMetadata meta = msg.metadata();
-  RETURN_IF_ERROR(ValidateId(meta.dataset_id(), "metadata.dataset_id"));
-  std::vector<std::string> names(meta.class_names().begin(), meta.class_names().end());
-  RETURN_IF_ERROR(
-      ValidateNames(names, "metadata.class_names", limits, limits.max_classes_per_request));
-  if (static_cast<int>(meta.display_name().size()) > limits.max_name_length) {
-    return InvalidArgument("NAME_TOO_LONG", "display_name is too long", "metadata.display_name");
-  }
-  if (meta.min_shots() < 0) {
-    return InvalidArgument("INVALID_SHOTS", "min_shots must be >= 0", "metadata.min_shots");
-  }
-  if (!meta.request_id().empty()) {
-    ASSIGN_OR_RETURN(auto prior,
-                     env_->store->FindByRequestId(store::Kind::kDataset, meta.request_id()));
-    if (prior.has_value()) {
-      while (reader->Read(&msg)) {
-      }
-      resp->ParseFromString(prior->data);
-      return absl::OkStatus();
-    }
-  }
-  RETURN_IF_ERROR(CheckCapacity(env_, meta.dataset_id()));
-  const std::string id = meta.dataset_id();
-  const fs::path root = fs::path(env_->options.data_dir) / "datasets";
-  const fs::path staging = root / absl::StrCat(".upload-", id, "-", RandomHex(8));
-  std::error_code ec;
-  fs::create_directories(staging, ec);
-  if (ec) return absl::InternalError("cannot create " + staging.string() + ": " + ec.message());
-  auto body = [&]() -> absl::Status {
-    data::Dataset d;
-    d.name = id;
-    d.class_names = names;
-    int64_t total_bytes = 0;
-    int64_t index = 0;
-    image::DecodeOptions decode;
-    decode.max_pixels = limits.max_pixels_per_image;
-    while (reader->Read(&msg)) {
-      if (!msg.has_images()) {
-        return InvalidArgument("METADATA_TWICE", "only the first message may carry metadata",
-                               "metadata");
-      }
-      for (const v1::LabeledImage& img : msg.images().images()) {
-        const std::string field = absl::StrCat("images[", index, "]");
-        if (index >= limits.max_dataset_images) {
-          return ResourceExhausted(
-              "TOO_MANY_IMAGES", "max_dataset_images",
-              absl::StrCat("a dataset may hold at most ", limits.max_dataset_images, " images"));
-        }
-        if (img.label() < 0 || img.label() >= static_cast<int>(names.size())) {
-          return InvalidArgument(
-              "LABEL_OUT_OF_RANGE",
-              absl::StrCat(field, ".label ", img.label(), " is not in [0, ", names.size(), ")"),
-              field + ".label");
-        }
-        total_bytes += static_cast<int64_t>(img.encoded().size());
-        if (total_bytes > limits.max_upload_bytes) {
-          return ResourceExhausted(
-              "UPLOAD_TOO_LARGE", "max_upload_bytes",
-              absl::StrCat("upload exceeds ", limits.max_upload_bytes, " bytes"));
-        }
-        auto decoded = image::DecodeImage(img.encoded(), decode);
-        if (!decoded.ok()) {
-          return InvalidArgument("IMAGE_DECODE_FAILED",
-                                 absl::StrCat(field, ": ", decoded.status().message()),
-                                 field + ".encoded");
-        }
-        std::string file = absl::StrCat(index, Extension(img.encoded()));
-        RETURN_IF_ERROR(util::WriteFileAtomic((staging / file).string(), img.encoded()));
-        data::Item item{file, img.label()};
-        (img.split() == v1::VAL    ? d.val
-         : img.split() == v1::TEST ? d.test
-                                   : d.train)
-            .push_back(item);
-        ++index;
-      }
-    }
-    v1::Dataset ds;
-    ds.set_name("datasets/" + id);
-    ds.set_display_name(meta.display_name());
-    ds.set_state(v1::Dataset::ACTIVE);
-    ds.set_source(v1::Dataset::UPLOAD);
-    SetTimestamp(absl::Now(), ds.mutable_create_time());
-    for (const auto& [k, v] : meta.labels()) (*ds.mutable_labels())[k] = v;
-    RETURN_IF_ERROR(FinishDataset(
-        limits, names,
-        std::vector<std::string>(meta.novel_class_names().begin(), meta.novel_class_names().end()),
-        meta.min_shots(), d, total_bytes, &ds));
-    RETURN_IF_ERROR(WriteManifest((staging / "manifest.json").string(), d));
-    const fs::path final_dir = root / id;
-    fs::remove_all(final_dir, ec);  // leftovers of a crash before the record was written
-    fs::rename(staging, final_dir, ec);
-    if (ec) return absl::InternalError("cannot move dataset into place: " + ec.message());
-    absl::Status saved = Save(env_, ds, id, meta.request_id());
-    if (!saved.ok()) {
-      fs::remove_all(final_dir, ec);
-      return saved;
-    }
-    *resp = ds;
+  Rpc rpc(env_, ctx, kService, "UploadDataset", "client_stream", Scope::kAdmin);
+  return Handle(rpc, [&]() -> absl::Status {
+    absl::StatusOr<v1::Dataset> uploaded =
+        datasets_->Upload([reader](v1::UploadDatasetRequest* msg) { return reader->Read(msg); });
+    env_.metrics.uploads->WithLabels({"dataset", uploaded.ok() ? "ok" : "error"}).Increment();
+    RETURN_IF_ERROR(uploaded.status());
+    *resp = *std::move(uploaded);
     return absl::OkStatus();
-  };
-  absl::Status s = body();
-  if (!s.ok()) fs::remove_all(staging, ec);
-  return s;
+  });
 }
 
 grpc::Status DatasetServiceImpl::RegisterDataset(grpc::ServerContext* ctx,
                                                  const v1::RegisterDatasetRequest* req,
                                                  v1::Dataset* resp) {
-  Rpc rpc(*env_, ctx, kService, "RegisterDataset", "unary", Scope::kAdmin);
+  Rpc rpc(env_, ctx, kService, "RegisterDataset", "unary", Scope::kAdmin);
   return Handle(rpc, [&]() -> absl::Status {
-    const Limits& limits = env_->options.limits;
-    RETURN_IF_ERROR(ValidateId(req->dataset_id(), "dataset_id"));
-    std::error_code ec;
-    fs::path path = fs::weakly_canonical(req->path(), ec);
-    bool allowed = false;
-    for (const auto& r : env_->options.dataset_roots) {
-      fs::path root = fs::weakly_canonical(r, ec);
-      std::string rs = root.string();
-      if (!rs.empty() && rs.back() != '/') rs += '/';
-      if (absl::StartsWith(path.string() + "/", rs)) allowed = true;
-    }
-    if (!allowed || req->path().empty()) {
-      return MakeError(absl::StatusCode::kPermissionDenied, "PATH_NOT_ALLOWED",
-                       "path is not under any --dataset-root of this server");
-    }
-    if (!fs::is_directory(path, ec)) {
-      return InvalidArgument("NOT_A_DIRECTORY", "path is not a directory", "path");
-    }
-    RETURN_IF_ERROR(CheckCapacity(env_, req->dataset_id()));
-    auto layout = req->layout();
-    if (layout == v1::RegisterDatasetRequest::LAYOUT_UNSPECIFIED) {
-      layout = v1::RegisterDatasetRequest::CLASS_FOLDERS;
-      for (const auto& e : fs::directory_iterator(path, ec)) {
-        std::string n = e.path().filename().string();
-        if (absl::StartsWith(n, "split_") && absl::EndsWith(n, ".json")) {
-          layout = v1::RegisterDatasetRequest::COOP;
-        }
-      }
-    }
-    absl::StatusOr<data::Dataset> loaded;
-    if (layout == v1::RegisterDatasetRequest::COOP) {
-      std::string name;
-      std::string sf = req->split_file();
-      if (absl::StartsWith(sf, "split_zhou_") && absl::EndsWith(sf, ".json")) {
-        name = sf.substr(11, sf.size() - 16);
-      }
-      loaded = data::LoadCoopDataset(path.string(), name);
-    } else {
-      loaded = data::LoadClassFolders(path.string(), req->dataset_id());
-    }
-    if (!loaded.ok()) return InvalidArgument("INVALID_DATASET", loaded.status().message(), "path");
-    RETURN_IF_ERROR(
-        ValidateNames(loaded->class_names, "class_names", limits, limits.max_classes_per_request));
-    int64_t n =
-        static_cast<int64_t>(loaded->train.size() + loaded->val.size() + loaded->test.size());
-    if (n > limits.max_dataset_images) {
-      return ResourceExhausted(
-          "TOO_MANY_IMAGES", "max_dataset_images",
-          absl::StrCat("dataset has ", n, " images; the limit is ", limits.max_dataset_images));
-    }
-    v1::Dataset ds;
-    ds.set_name("datasets/" + req->dataset_id());
-    ds.set_display_name(req->display_name());
-    ds.set_state(v1::Dataset::ACTIVE);
-    ds.set_source(v1::Dataset::DIRECTORY);
-    ds.set_source_path(path.string());
-    SetTimestamp(absl::Now(), ds.mutable_create_time());
-    RETURN_IF_ERROR(FinishDataset(
-        limits, loaded->class_names,
-        std::vector<std::string>(req->novel_class_names().begin(), req->novel_class_names().end()),
-        req->min_shots(), *loaded, 0, &ds));
-    fs::create_directories(fs::path(env_->options.data_dir) / "datasets" / req->dataset_id(), ec);
-    RETURN_IF_ERROR(WriteManifest(DatasetManifestPath(env_->options, req->dataset_id()), *loaded));
-    RETURN_IF_ERROR(Save(env_, ds, req->dataset_id(), ""));
-    *resp = ds;
+    ASSIGN_OR_RETURN(*resp, datasets_->Register(*req));
     return absl::OkStatus();
   });
 }
 
 grpc::Status DatasetServiceImpl::GetDataset(grpc::ServerContext* ctx,
                                             const v1::GetDatasetRequest* req, v1::Dataset* resp) {
-  Rpc rpc(*env_, ctx, kService, "GetDataset", "unary", Scope::kAdmin);
+  Rpc rpc(env_, ctx, kService, "GetDataset", "unary", Scope::kAdmin);
   return Handle(rpc, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(std::string id, ParseName(req->name(), "datasets", "name"));
-    ASSIGN_OR_RETURN(*resp, FetchDataset(env_, id));
+    ASSIGN_OR_RETURN(std::string id, ParseName(req->name(), kDatasets, "name"));
+    ASSIGN_OR_RETURN(*resp, datasets_->Get(id));
     return absl::OkStatus();
   });
 }
@@ -354,11 +48,10 @@ grpc::Status DatasetServiceImpl::GetDataset(grpc::ServerContext* ctx,
 grpc::Status DatasetServiceImpl::ListDatasets(grpc::ServerContext* ctx,
                                               const v1::ListDatasetsRequest* req,
                                               v1::ListDatasetsResponse* resp) {
-  Rpc rpc(*env_, ctx, kService, "ListDatasets", "unary", Scope::kAdmin);
+  Rpc rpc(env_, ctx, kService, "ListDatasets", "unary", Scope::kAdmin);
   return Handle(rpc, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(RecordPage page, ListRecordPage(*env_->store, store::Kind::kDataset,
-                                                     req->page_size(), req->page_token()));
-    for (const std::string& data : page.records) resp->add_datasets()->ParseFromString(data);
+    ASSIGN_OR_RETURN(auto page, datasets_->List(req->page_size(), req->page_token()));
+    for (v1::Dataset& ds : page.items) *resp->add_datasets() = std::move(ds);
     resp->set_next_page_token(page.next_page_token);
     return absl::OkStatus();
   });
@@ -367,24 +60,10 @@ grpc::Status DatasetServiceImpl::ListDatasets(grpc::ServerContext* ctx,
 grpc::Status DatasetServiceImpl::DeleteDataset(grpc::ServerContext* ctx,
                                                const v1::DeleteDatasetRequest* req,
                                                v1::DeleteDatasetResponse*) {
-  Rpc rpc(*env_, ctx, kService, "DeleteDataset", "unary", Scope::kAdmin);
+  Rpc rpc(env_, ctx, kService, "DeleteDataset", "unary", Scope::kAdmin);
   return Handle(rpc, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(std::string id, ParseName(req->name(), "datasets", "name"));
-    ASSIGN_OR_RETURN(v1::Dataset ds, FetchDataset(env_, id));
-    store::ListOptions o;
-    o.states = {"QUEUED", "RUNNING", "CANCELLING"};
-    ASSIGN_OR_RETURN(auto jobs, env_->store->List(store::Kind::kJob, o));
-    for (const auto& r : jobs) {
-      v1::TuningJob job;
-      if (job.ParseFromString(r.data) && job.dataset() == ds.name()) {
-        return FailedPrecondition("DATASET_IN_USE", ds.name(),
-                                  absl::StrCat(ds.name(), " is used by ", job.name()));
-      }
-    }
-    RETURN_IF_ERROR(env_->store->Delete(store::Kind::kDataset, id));
-    std::error_code ec;
-    fs::remove_all(fs::path(env_->options.data_dir) / "datasets" / id, ec);
-    return absl::OkStatus();
+    ASSIGN_OR_RETURN(std::string id, ParseName(req->name(), kDatasets, "name"));
+    return datasets_->Delete(id);
   });
 }
 

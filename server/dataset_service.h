@@ -1,20 +1,19 @@
-// provp.v1.DatasetService: client-streamed uploads validated on arrival and
-// stored under <data_dir>/datasets/<id>/ (images + manifest.json in the
-// provp_data manifest format), server-side directories registered in place
-// (CoOp or class-per-folder layouts, restricted to --dataset-root folders),
-// and Get/List/Delete. Scope: admin. Thread-safe.
+// provp.v1.DatasetService adapters over DatasetRegistry: client-streamed
+// uploads, server-side directories registered in place, Get/List/Delete.
+// Scope: admin. Thread-safe.
 #pragma once
 
 #include <string>
 
 #include "provp/v1/dataset.grpc.pb.h"
 #include "server/rpc.h"
+#include "server/state/dataset_registry.h"
 
 namespace provp::server {
 
 class DatasetServiceImpl final : public v1::DatasetService::Service {
  public:
-  explicit DatasetServiceImpl(ServerEnv* env) : env_(env) {}
+  DatasetServiceImpl(RpcEnv env, DatasetRegistry* datasets) : env_(env), datasets_(datasets) {}
 
   grpc::Status UploadDataset(grpc::ServerContext* ctx,
                              grpc::ServerReader<v1::UploadDatasetRequest>* reader,
@@ -29,13 +28,8 @@ class DatasetServiceImpl final : public v1::DatasetService::Service {
                              v1::DeleteDatasetResponse* resp) override;
 
  private:
-  absl::Status DoUpload(grpc::ServerReader<v1::UploadDatasetRequest>* reader, v1::Dataset* resp);
-  ServerEnv* env_;
+  const RpcEnv env_;
+  DatasetRegistry* const datasets_;
 };
-
-// Where a dataset's manifest lives.
-std::string DatasetManifestPath(const ServerOptions& options, const std::string& id);
-// Reads a stored dataset record; NOT_FOUND with ResourceInfo when absent.
-absl::StatusOr<v1::Dataset> FetchDataset(ServerEnv* env, const std::string& id);
 
 }  // namespace provp::server

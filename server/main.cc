@@ -48,6 +48,26 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", o.data_dir, "state directory (SQLite, datasets, prompt sets)")
       ->envname("PROVP_DATA_DIR")
       ->capture_default_str();
+  app.add_option("--store", o.store,
+                 "state store: postgresql://user[:password]@host:port/db shared by replicas, "
+                 "or sqlite:PATH; default SQLite in --data-dir")
+      ->envname("PROVP_STORE");
+  app.add_option("--role", o.role,
+                 "all, inference (never runs tuning jobs) or tuning (runs jobs; prompt sets load "
+                 "on demand); inference/tuning need a shared --store")
+      ->envname("PROVP_ROLE")
+      ->check(CLI::IsMember({"all", "inference", "tuning"}))
+      ->capture_default_str();
+  app.add_option("--job-lease-seconds", o.job_lease_seconds,
+                 "a dead replica's running job is resumed elsewhere this long after its last "
+                 "lease renewal")
+      ->envname("PROVP_JOB_LEASE_SECONDS")
+      ->capture_default_str();
+  app.add_option("--prompt-set-refresh-seconds", o.prompt_set_refresh_seconds,
+                 "with a shared store, how stale a loaded prompt set may be before its next use "
+                 "rechecks the store")
+      ->envname("PROVP_PROMPT_SET_REFRESH_SECONDS")
+      ->capture_default_str();
   app.add_option("--dataset-roots", dataset_roots,
                  "colon-separated folders RegisterDataset may read")
       ->envname("PROVP_DATASET_ROOTS");

@@ -1,16 +1,17 @@
-// provp.v1.PromptSetService over PromptSetManager: List/Get (any key),
+// provp.v1.PromptSetService adapters over PromptSetRegistry: List/Get (any key),
 // Load/Unload/Delete and chunked Import/Export (admin). Thread-safe.
 #pragma once
 
 #include "provp/v1/prompt_set.grpc.pb.h"
-#include "server/prompt_sets.h"
 #include "server/rpc.h"
+#include "server/state/prompt_set_registry.h"
 
 namespace provp::server {
 
 class PromptSetServiceImpl final : public v1::PromptSetService::Service {
  public:
-  explicit PromptSetServiceImpl(ServerEnv* env) : env_(env) {}
+  PromptSetServiceImpl(RpcEnv env, PromptSetRegistry* prompt_sets)
+      : env_(env), prompt_sets_(prompt_sets) {}
 
   grpc::Status ListPromptSets(grpc::ServerContext* ctx, const v1::ListPromptSetsRequest* req,
                               v1::ListPromptSetsResponse* resp) override;
@@ -29,9 +30,8 @@ class PromptSetServiceImpl final : public v1::PromptSetService::Service {
                                grpc::ServerWriter<v1::ExportPromptSetResponse>* writer) override;
 
  private:
-  absl::Status DoImport(grpc::ServerReader<v1::ImportPromptSetRequest>* reader,
-                        v1::PromptSet* resp);
-  ServerEnv* env_;
+  const RpcEnv env_;
+  PromptSetRegistry* const prompt_sets_;
 };
 
 }  // namespace provp::server

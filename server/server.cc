@@ -1,6 +1,8 @@
 // Implementation of server.h.
 #include "server/server.h"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <filesystem>
 #include <mutex>
@@ -22,17 +24,42 @@
 #include "server/class_set_service.h"
 #include "server/classification_service.h"
 #include "server/dataset_service.h"
-#include "server/jobs.h"
 #include "server/prompt_set_service.h"
-#include "server/prompt_sets.h"
+#include "server/rpc.h"
+#include "server/state/batcher.h"
+#include "server/state/class_set_registry.h"
+#include "server/state/classifier.h"
+#include "server/state/dataset_registry.h"
+#include "server/state/job_runner.h"
+#include "server/state/logging.h"
+#include "server/state/prompt_set_registry.h"
+#include "server/state/resource_names.h"
+#include "server/state/server_metrics.h"
+#include "server/state/text_feature_cache.h"
 #include "server/tuning_service.h"
 
 namespace provp::server {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// This process's name in job leases: host (the pod name on Kubernetes),
+// pid and a random suffix, so a restarted replica never mistakes its
+// predecessor's lease for its own.
+std::string ReplicaId() {
+  char host[256] = {0};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return absl::StrCat(host[0] ? host : "replica", ":", getpid(), ":", RandomHex(6));
+}
+
+}  // namespace
+
 struct Server::Impl {
-  ServerEnv env;
+  ServerOptions options;
+  const util::Clock* clock = util::Clock::Real();
+  // Set on SIGTERM: new work is refused with UNAVAILABLE.
+  std::atomic<bool> draining{false};
   std::unique_ptr<engine::Engine> engine;
   std::unique_ptr<store::Store> store;
   std::unique_ptr<Logger> logger;
@@ -42,13 +69,16 @@ struct Server::Impl {
   std::unique_ptr<metrics::Exposer> exposer;
   std::unique_ptr<Batcher> batcher;
   std::unique_ptr<TextFeatureCache> text_cache;
-  std::unique_ptr<PromptSetManager> prompt_sets;
-  std::unique_ptr<JobManager> jobs;
+  std::unique_ptr<DatasetRegistry> datasets;
+  std::unique_ptr<PromptSetRegistry> prompt_sets;
+  std::unique_ptr<ClassSetRegistry> class_sets;
+  std::unique_ptr<Classifier> classifier;
+  std::unique_ptr<JobRunner> jobs;
   std::unique_ptr<ClassificationServiceImpl> classification;
-  std::unique_ptr<ClassSetServiceImpl> class_sets;
-  std::unique_ptr<DatasetServiceImpl> datasets;
+  std::unique_ptr<ClassSetServiceImpl> class_set_service;
+  std::unique_ptr<DatasetServiceImpl> dataset_service;
   std::unique_ptr<PromptSetServiceImpl> prompt_set_service;
-  std::unique_ptr<TuningServiceImpl> tuning;
+  std::unique_ptr<TuningServiceImpl> tuning_service;
   std::unique_ptr<grpc::Server> grpc_server;
   std::shared_ptr<grpc::ServerCredentials> credentials;
   int port = 0;
@@ -86,7 +116,20 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
   }
   fs::create_directories(fs::path(options.data_dir) / "datasets", ec);
   fs::create_directories(fs::path(options.data_dir) / "jobs", ec);
-  ASSIGN_OR_RETURN(m.store, store::OpenSqliteStore(options.data_dir + "/state.db"));
+  if (options.role != "all" && options.role != "inference" && options.role != "tuning") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--role '", options.role, "' must be all, inference or tuning"));
+  }
+  const bool shared = store::IsSharedStore(options.store);
+  if (options.role != "all" && !shared) {
+    // Without a shared store no other replica could run (or serve) the work.
+    return absl::InvalidArgumentError(
+        absl::StrCat("--role ", options.role, " needs a shared --store (postgresql://...)"));
+  }
+  if (!(options.job_lease_seconds >= 1)) {
+    return absl::InvalidArgumentError("--job-lease-seconds must be at least 1");
+  }
+  ASSIGN_OR_RETURN(m.store, store::OpenStore(options.store, options.data_dir + "/state.db"));
   if (options.api_keys_file.empty()) {
     m.keys = ApiKeys::Disabled();
   } else {
@@ -165,29 +208,43 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
   m.batcher = std::make_unique<Batcher>(m.engine.get(), options.batching, hooks);
   m.text_cache = std::make_unique<TextFeatureCache>(options.text_cache_bytes);
 
-  m.env.options = options;
-  m.env.engine = m.engine.get();
-  m.env.store = m.store.get();
-  m.env.logger = m.logger.get();
-  m.env.keys = m.keys.get();
-  m.env.metrics = m.metrics.get();
-  m.env.batcher = m.batcher.get();
-  m.env.text_cache = m.text_cache.get();
-  m.prompt_sets = std::make_unique<PromptSetManager>(&m.env);
-  m.env.prompt_sets = m.prompt_sets.get();
-  m.jobs = std::make_unique<JobManager>(&m.env);
-  m.env.jobs = m.jobs.get();
-  m.classification = std::make_unique<ClassificationServiceImpl>(&m.env);
-  m.class_sets = std::make_unique<ClassSetServiceImpl>(&m.env);
-  m.datasets = std::make_unique<DatasetServiceImpl>(&m.env);
-  m.prompt_set_service = std::make_unique<PromptSetServiceImpl>(&m.env);
-  m.tuning = std::make_unique<TuningServiceImpl>(&m.env);
+  m.options = options;
+  Logger* logger = m.logger.get();
+  store::Store* store = m.store.get();
+  m.datasets = std::make_unique<DatasetRegistry>(
+      store, m.clock, logger,
+      DatasetRegistryOptions{options.data_dir, options.dataset_roots, options.limits});
+  m.prompt_sets = std::make_unique<PromptSetRegistry>(
+      store, m.engine.get(), m.clock, sm, logger,
+      PromptSetRegistryOptions{
+          options.data_dir, options.limits,
+          shared ? absl::Seconds(options.prompt_set_refresh_seconds) : absl::ZeroDuration()});
+  m.class_sets = std::make_unique<ClassSetRegistry>(store, m.clock, options.limits);
+  m.classifier = std::make_unique<Classifier>(m.engine.get(), m.batcher.get(), m.text_cache.get(),
+                                              m.prompt_sets.get(), m.class_sets.get(), sm, m.clock,
+                                              options.limits);
+  JobRunnerOptions job_options;
+  job_options.data_dir = options.data_dir;
+  job_options.limits = options.limits;
+  job_options.auto_load_prompt_sets = options.auto_load_prompt_sets;
+  job_options.shared_store = shared;
+  job_options.lease = absl::Seconds(options.job_lease_seconds);
+  job_options.owner = ReplicaId();
+  m.jobs = std::make_unique<JobRunner>(store, m.engine.get(), m.datasets.get(), m.prompt_sets.get(),
+                                       m.clock, sm, logger, job_options);
+  const RpcEnv rpc_env{*m.logger, *m.keys, *m.metrics, m.draining};
+  m.classification = std::make_unique<ClassificationServiceImpl>(rpc_env, m.classifier.get());
+  m.class_set_service = std::make_unique<ClassSetServiceImpl>(rpc_env, m.class_sets.get());
+  m.dataset_service = std::make_unique<DatasetServiceImpl>(rpc_env, m.datasets.get());
+  m.prompt_set_service = std::make_unique<PromptSetServiceImpl>(rpc_env, m.prompt_sets.get());
+  m.tuning_service = std::make_unique<TuningServiceImpl>(
+      rpc_env, m.jobs.get(), absl::Seconds(options.watch_heartbeat_seconds));
   return server;
 }
 
 absl::Status Server::Start() {
   Impl& m = *impl_;
-  const ServerOptions& o = m.env.options;
+  const ServerOptions& o = m.options;
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -203,10 +260,10 @@ absl::Status Server::Start() {
   quota.SetMaxThreads(std::max(4, o.max_rpc_threads));
   builder.SetResourceQuota(quota);
   builder.RegisterService(m.classification.get());
-  builder.RegisterService(m.class_sets.get());
-  builder.RegisterService(m.datasets.get());
+  builder.RegisterService(m.class_set_service.get());
+  builder.RegisterService(m.dataset_service.get());
   builder.RegisterService(m.prompt_set_service.get());
-  builder.RegisterService(m.tuning.get());
+  builder.RegisterService(m.tuning_service.get());
   m.grpc_server = builder.BuildAndStart();
   if (!m.grpc_server || m.port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", o.listen_address));
@@ -236,8 +293,10 @@ absl::Status Server::Start() {
   }
   m.logger->Info("engine warmed",
                  {{"seconds", absl::StrCat(absl::ToDoubleSeconds(absl::Now() - warm_start))}});
-  m.prompt_sets->Recover();
-  m.jobs->Start();
+  // A tuning worker loads prompt sets only when a request needs one; an
+  // inference replica never runs jobs (they wait for a tuning replica).
+  if (o.role != "tuning") m.prompt_sets->Recover();
+  if (o.role != "inference") m.jobs->Start();
   // The port file is written last, so a test that sees it can rely on
   // SERVING.
   m.SetHealth(true);
@@ -258,13 +317,13 @@ void Server::Shutdown() {
   if (m.shut_down) return;
   m.shut_down = true;
   if (m.logger) m.logger->Info("shutting down: draining");
-  m.env.draining = true;
+  m.draining = true;
   m.SetHealth(false);
   if (m.jobs) m.jobs->Stop();
   if (m.grpc_server) {
-    auto deadline = std::chrono::system_clock::now() +
-                    std::chrono::milliseconds(
-                        static_cast<int64_t>(m.env.options.shutdown_grace_seconds * 1000));
+    auto deadline =
+        std::chrono::system_clock::now() +
+        std::chrono::milliseconds(static_cast<int64_t>(m.options.shutdown_grace_seconds * 1000));
     m.grpc_server->Shutdown(deadline);
   }
   m.batcher.reset();
@@ -277,13 +336,16 @@ int Server::port() const { return impl_->port; }
 int Server::metrics_port() const { return impl_->exposer ? impl_->exposer->port() : -1; }
 
 std::string Server::ConfigSummary() const {
-  const ServerOptions& o = impl_->env.options;
+  const ServerOptions& o = impl_->options;
   const Limits& l = o.limits;
   const engine::ModelInfo& info = impl_->engine->info();
   std::vector<std::string> lines = {
       absl::StrCat("listen_address=", o.listen_address),
       absl::StrCat("metrics_port=", o.metrics_port),
-      absl::StrCat("data_dir=", o.data_dir),
+      absl::StrCat("data_dir=", o.data_dir, " role=", o.role),
+      absl::StrCat("store=",
+                   o.store.empty() ? "sqlite (data_dir/state.db)" : store::RedactStoreSpec(o.store),
+                   " job_lease_seconds=", o.job_lease_seconds),
       absl::StrCat("dataset_roots=", absl::StrJoin(o.dataset_roots, ",")),
       absl::StrCat("api_keys=",
                    o.api_keys_file.empty()

@@ -6,44 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "server/state/limits.h"
+
 namespace provp::server {
-
-struct Limits {
-  // Largest gRPC message accepted (bytes).
-  int64_t max_message_bytes = int64_t{64} << 20;
-  // Images in one Classify/Embed request.
-  int max_images_per_request = 64;
-  // Pixels of one image (checked from the header before decoding).
-  int64_t max_pixels_per_image = int64_t{16} * 1000 * 1000;
-  // Classes in one request / class set / dataset.
-  int max_classes_per_request = 1000;
-  // Bytes of a class name, template, id or display name.
-  int max_name_length = 256;
-  // Templates in one request.
-  int max_templates = 64;
-  // Datasets, jobs (all states), prompt sets, class sets stored.
-  int max_datasets = 100;
-  int max_jobs = 1000;
-  int max_queued_jobs = 16;
-  int max_prompt_sets = 200;
-  int max_class_sets = 200;
-  // Total encoded bytes of one dataset upload / prompt-set import.
-  int64_t max_upload_bytes = int64_t{2} << 30;
-  // Images in one dataset.
-  int64_t max_dataset_images = 200000;
-};
-
-struct BatchingOptions {
-  // Images per model execution (a larger request runs alone).
-  int max_batch_size = 32;
-  // How long the first queued request waits for others (microseconds).
-  int64_t max_queue_delay_us = 2000;
-  // Queued images across requests; beyond it requests get
-  // RESOURCE_EXHAUSTED (QUEUE_FULL).
-  int max_queue_images = 1024;
-  // Threads running model executions.
-  int num_workers = 1;
-};
 
 struct ServerOptions {
   // gRPC listen address ("0.0.0.0:50051"; port 0 picks one).
@@ -58,6 +23,22 @@ struct ServerOptions {
   std::string metrics_port_file;
   // State: SQLite database, datasets, prompt sets, checkpoints.
   std::string data_dir = "./provp-data";
+  // Where records live (store::OpenStore): "" = SQLite in data_dir,
+  // "postgresql://..." = a PostgreSQL shared by replicas (data_dir must then
+  // be a folder they all mount: datasets, prompt sets, checkpoints).
+  std::string store;
+  // What this replica does: "all" (one process does everything), "inference"
+  // (serves every RPC but never runs tuning jobs: they wait in the shared
+  // queue for a tuning replica) or "tuning" (runs jobs; prompt sets load
+  // only when a request needs one).
+  std::string role = "all";
+  // A claimed job stays this replica's for this long without renewal
+  // (renewed every third of it); after a crash another replica resumes it
+  // this long after the last renewal.
+  double job_lease_seconds = 15.0;
+  // With a shared store: how old a replica's view of a loaded prompt set may
+  // be before the next use checks the store (delete / re-import elsewhere).
+  double prompt_set_refresh_seconds = 2.0;
   // Server-side folders RegisterDataset may read from (empty = none).
   std::vector<std::string> dataset_roots;
   // API key file ("" = authentication off, logged as a warning).

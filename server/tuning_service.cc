@@ -1,11 +1,15 @@
 // Implementation of tuning_service.h.
 #include "server/tuning_service.h"
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "core/util/status_macros.h"
+#include "server/state/errors.h"
+#include "server/state/job_states.h"
+#include "server/state/resource_names.h"
+#include "server/state/timestamps.h"
 
 namespace provp::server {
 namespace {
@@ -13,7 +17,7 @@ namespace {
 constexpr char kService[] = "provp.v1.TuningService";
 
 bool IsTerminalEvent(const v1::TuningJobEvent& ev) {
-  return ev.type() == v1::TuningJobEvent::STATE_CHANGED && JobManager::IsTerminal(ev.state());
+  return ev.type() == v1::TuningJobEvent::STATE_CHANGED && IsTerminal(ev.state());
 }
 
 void BasicView(v1::TuningJob* job) {
@@ -23,31 +27,12 @@ void BasicView(v1::TuningJob* job) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<std::string>> ParseStateFilter(const std::string& filter) {
-  std::vector<std::string> states;
-  std::string f(absl::StripAsciiWhitespace(filter));
-  if (f.empty()) return states;
-  for (absl::string_view term : absl::StrSplit(f, " OR ")) {
-    term = absl::StripAsciiWhitespace(term);
-    std::vector<absl::string_view> kv = absl::StrSplit(term, '=');
-    v1::TuningJob::State s;
-    if (kv.size() != 2 || absl::StripAsciiWhitespace(kv[0]) != "state" ||
-        !v1::TuningJob::State_Parse(std::string(absl::StripAsciiWhitespace(kv[1])), &s)) {
-      return InvalidArgument(
-          "INVALID_FILTER",
-          absl::StrCat("filter term '", term, "' is not 'state=<QUEUED|RUNNING|...>'"), "filter");
-    }
-    states.push_back(v1::TuningJob::State_Name(s));
-  }
-  return states;
-}
-
 grpc::Status TuningServiceImpl::CreateTuningJob(grpc::ServerContext* ctx,
                                                 const v1::CreateTuningJobRequest* req,
                                                 v1::TuningJob* resp) {
-  Rpc rpc(*env_, ctx, kService, "CreateTuningJob", "unary", Scope::kAdmin);
+  Rpc rpc(env_, ctx, kService, "CreateTuningJob", "unary", Scope::kAdmin);
   return Handle(rpc, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(*resp, env_->jobs->Create(*req));
+    ASSIGN_OR_RETURN(*resp, jobs_->Create(*req));
     return absl::OkStatus();
   });
 }
@@ -55,10 +40,10 @@ grpc::Status TuningServiceImpl::CreateTuningJob(grpc::ServerContext* ctx,
 grpc::Status TuningServiceImpl::GetTuningJob(grpc::ServerContext* ctx,
                                              const v1::GetTuningJobRequest* req,
                                              v1::TuningJob* resp) {
-  Rpc rpc(*env_, ctx, kService, "GetTuningJob", "unary", Scope::kAdmin);
+  Rpc rpc(env_, ctx, kService, "GetTuningJob", "unary", Scope::kAdmin);
   return Handle(rpc, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(std::string id, ParseName(req->name(), "tuningJobs", "name"));
-    ASSIGN_OR_RETURN(*resp, env_->jobs->Get(id));
+    ASSIGN_OR_RETURN(std::string id, ParseName(req->name(), kTuningJobs, "name"));
+    ASSIGN_OR_RETURN(*resp, jobs_->Get(id));
     return absl::OkStatus();
   });
 }
@@ -66,25 +51,14 @@ grpc::Status TuningServiceImpl::GetTuningJob(grpc::ServerContext* ctx,
 grpc::Status TuningServiceImpl::ListTuningJobs(grpc::ServerContext* ctx,
                                                const v1::ListTuningJobsRequest* req,
                                                v1::ListTuningJobsResponse* resp) {
-  Rpc rpc(*env_, ctx, kService, "ListTuningJobs", "unary", Scope::kAdmin);
+  Rpc rpc(env_, ctx, kService, "ListTuningJobs", "unary", Scope::kAdmin);
   return Handle(rpc, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(int64_t offset, ParsePageToken(req->page_token()));
-    ASSIGN_OR_RETURN(auto states, ParseStateFilter(req->filter()));
-    int64_t size = ClampPageSize(req->page_size(), 50);
-    store::ListOptions o;
-    o.offset = offset;
-    o.limit = size + 1;
-    o.states = states;
-    o.order = store::ListOptions::Order::kNewestFirst;
-    ASSIGN_OR_RETURN(auto records, env_->store->List(store::Kind::kJob, o));
-    for (size_t i = 0; i < records.size() && static_cast<int64_t>(i) < size; ++i) {
-      v1::TuningJob* job = resp->add_tuning_jobs();
-      job->ParseFromString(records[i].data);
-      if (req->view() != v1::FULL) BasicView(job);
+    ASSIGN_OR_RETURN(auto page, jobs_->List(req->page_size(), req->page_token(), req->filter()));
+    for (v1::TuningJob& job : page.items) {
+      if (req->view() != v1::FULL) BasicView(&job);
+      *resp->add_tuning_jobs() = std::move(job);
     }
-    if (static_cast<int64_t>(records.size()) > size) {
-      resp->set_next_page_token(absl::StrCat(offset + size));
-    }
+    resp->set_next_page_token(page.next_page_token);
     return absl::OkStatus();
   });
 }
@@ -92,10 +66,10 @@ grpc::Status TuningServiceImpl::ListTuningJobs(grpc::ServerContext* ctx,
 grpc::Status TuningServiceImpl::CancelTuningJob(grpc::ServerContext* ctx,
                                                 const v1::CancelTuningJobRequest* req,
                                                 v1::TuningJob* resp) {
-  Rpc rpc(*env_, ctx, kService, "CancelTuningJob", "unary", Scope::kAdmin);
+  Rpc rpc(env_, ctx, kService, "CancelTuningJob", "unary", Scope::kAdmin);
   return Handle(rpc, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(std::string id, ParseName(req->name(), "tuningJobs", "name"));
-    ASSIGN_OR_RETURN(*resp, env_->jobs->Cancel(id));
+    ASSIGN_OR_RETURN(std::string id, ParseName(req->name(), kTuningJobs, "name"));
+    ASSIGN_OR_RETURN(*resp, jobs_->Cancel(id));
     return absl::OkStatus();
   });
 }
@@ -103,13 +77,14 @@ grpc::Status TuningServiceImpl::CancelTuningJob(grpc::ServerContext* ctx,
 grpc::Status TuningServiceImpl::WatchTuningJob(grpc::ServerContext* ctx,
                                                const v1::WatchTuningJobRequest* req,
                                                grpc::ServerWriter<v1::TuningJobEvent>* writer) {
-  Rpc rpc(*env_, ctx, kService, "WatchTuningJob", "server_stream", Scope::kAdmin);
+  Rpc rpc(env_, ctx, kService, "WatchTuningJob", "server_stream", Scope::kAdmin);
   return Handle(rpc, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(std::string id, ParseName(req->name(), "tuningJobs", "name"));
+    ASSIGN_OR_RETURN(std::string id, ParseName(req->name(), kTuningJobs, "name"));
     if (req->after_event_id() < 0) {
       return InvalidArgument("INVALID_ARGUMENT", "after_event_id must be >= 0", "after_event_id");
     }
-    ASSIGN_OR_RETURN(v1::TuningJob job, env_->jobs->Get(id));
+    ASSIGN_OR_RETURN(v1::TuningJob job, jobs_->Get(id));
+    // A failed Write means the client went away; there is no one to tell.
     v1::TuningJobEvent snapshot;
     snapshot.set_type(v1::TuningJobEvent::SNAPSHOT);
     snapshot.set_job(job.name());
@@ -119,25 +94,22 @@ grpc::Status TuningServiceImpl::WatchTuningJob(grpc::ServerContext* ctx,
     *snapshot.mutable_tuning_job() = job;
     if (!writer->Write(snapshot)) return absl::OkStatus();
     int64_t last = req->after_event_id();
-    const absl::Duration heartbeat = absl::Seconds(env_->options.watch_heartbeat_seconds);
     absl::Time last_sent = absl::Now();
     while (true) {
-      ASSIGN_OR_RETURN(auto events, env_->store->ListEvents(id, last, 100));
-      for (const auto& e : events) {
-        v1::TuningJobEvent ev;
-        if (!ev.ParseFromString(e.data)) continue;
-        last = e.id;
+      ASSIGN_OR_RETURN(auto events, jobs_->ListEvents(id, last, 100));
+      for (const v1::TuningJobEvent& ev : events) {
+        last = ev.id();
         if (!writer->Write(ev)) return absl::OkStatus();
         last_sent = absl::Now();
         if (IsTerminalEvent(ev)) return absl::OkStatus();
       }
       if (!events.empty()) continue;
-      ASSIGN_OR_RETURN(job, env_->jobs->Get(id));
-      if (JobManager::IsTerminal(job.state())) return absl::OkStatus();
-      if (ctx->IsCancelled()) {
+      ASSIGN_OR_RETURN(job, jobs_->Get(id));
+      if (IsTerminal(job.state())) return absl::OkStatus();
+      if (rpc.cancelled()) {
         return MakeError(absl::StatusCode::kCancelled, "CANCELLED", "client cancelled the watch");
       }
-      if (env_->draining.load() || env_->jobs->stopping()) {
+      if (env_.draining.load() || jobs_->stopping()) {
         ErrorDetail d;
         d.retry_after_ms = 1000;
         return MakeError(absl::StatusCode::kUnavailable, "DRAINING",
@@ -148,7 +120,7 @@ grpc::Status TuningServiceImpl::WatchTuningJob(grpc::ServerContext* ctx,
         return MakeError(absl::StatusCode::kDeadlineExceeded, "DEADLINE_EXCEEDED",
                          "watch deadline reached");
       }
-      if (absl::Now() - last_sent >= heartbeat) {
+      if (absl::Now() - last_sent >= heartbeat_) {
         v1::TuningJobEvent hb;
         hb.set_type(v1::TuningJobEvent::HEARTBEAT);
         hb.set_job(job.name());
@@ -157,7 +129,7 @@ grpc::Status TuningServiceImpl::WatchTuningJob(grpc::ServerContext* ctx,
         if (!writer->Write(hb)) return absl::OkStatus();
         last_sent = absl::Now();
       }
-      env_->jobs->WaitForEvents(id, last, std::min(heartbeat, absl::Milliseconds(500)));
+      jobs_->WaitForEvents(id, last, std::min(heartbeat_, absl::Milliseconds(500)));
     }
   });
 }
@@ -165,19 +137,20 @@ grpc::Status TuningServiceImpl::WatchTuningJob(grpc::ServerContext* ctx,
 grpc::Status TuningServiceImpl::ListTuningJobEvents(grpc::ServerContext* ctx,
                                                     const v1::ListTuningJobEventsRequest* req,
                                                     v1::ListTuningJobEventsResponse* resp) {
-  Rpc rpc(*env_, ctx, kService, "ListTuningJobEvents", "unary", Scope::kAdmin);
+  Rpc rpc(env_, ctx, kService, "ListTuningJobEvents", "unary", Scope::kAdmin);
   return Handle(rpc, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(std::string id, ParseName(req->name(), "tuningJobs", "name"));
-    ASSIGN_OR_RETURN(v1::TuningJob job, env_->jobs->Get(id));
+    ASSIGN_OR_RETURN(std::string id, ParseName(req->name(), kTuningJobs, "name"));
+    // NOT_FOUND for an unknown job rather than an empty page.
+    RETURN_IF_ERROR(jobs_->Get(id).status());
     // The page token is the id of the last event returned.
     ASSIGN_OR_RETURN(int64_t after, ParsePageToken(req->page_token()));
-    int64_t size = ClampPageSize(req->page_size(), 100);
-    ASSIGN_OR_RETURN(auto events, env_->store->ListEvents(id, after, size + 1));
+    const int64_t size = ClampPageSize(req->page_size(), 100);
+    ASSIGN_OR_RETURN(auto events, jobs_->ListEvents(id, after, size + 1));
     for (size_t i = 0; i < events.size() && static_cast<int64_t>(i) < size; ++i) {
-      resp->add_events()->ParseFromString(events[i].data);
+      *resp->add_events() = std::move(events[i]);
     }
     if (static_cast<int64_t>(events.size()) > size) {
-      resp->set_next_page_token(absl::StrCat(events[size - 1].id));
+      resp->set_next_page_token(absl::StrCat(resp->events(size - 1).id()));
     }
     return absl::OkStatus();
   });

@@ -1,18 +1,20 @@
-// provp.v1.TuningService over JobManager: Create/Get/List/Cancel, the
+// provp.v1.TuningService adapters over JobRunner: Create/Get/List/Cancel, the
 // server-streaming Watch (snapshot, then the durable event log from
 // after_event_id, live events, heartbeats; ends at a terminal state) and
 // paginated event history. Scope: admin. Thread-safe.
 #pragma once
 
 #include "provp/v1/tuning.grpc.pb.h"
-#include "server/jobs.h"
 #include "server/rpc.h"
+#include "server/state/job_runner.h"
 
 namespace provp::server {
 
 class TuningServiceImpl final : public v1::TuningService::Service {
  public:
-  explicit TuningServiceImpl(ServerEnv* env) : env_(env) {}
+  // `heartbeat`: the gap between HEARTBEAT events on an idle Watch.
+  TuningServiceImpl(RpcEnv env, JobRunner* jobs, absl::Duration heartbeat)
+      : env_(env), jobs_(jobs), heartbeat_(heartbeat) {}
 
   grpc::Status CreateTuningJob(grpc::ServerContext* ctx, const v1::CreateTuningJobRequest* req,
                                v1::TuningJob* resp) override;
@@ -29,10 +31,9 @@ class TuningServiceImpl final : public v1::TuningService::Service {
                                    v1::ListTuningJobEventsResponse* resp) override;
 
  private:
-  ServerEnv* env_;
+  const RpcEnv env_;
+  JobRunner* const jobs_;
+  const absl::Duration heartbeat_;
 };
-
-// "state=RUNNING OR state=QUEUED" -> {"RUNNING", "QUEUED"}; "" -> {}.
-absl::StatusOr<std::vector<std::string>> ParseStateFilter(const std::string& filter);
 
 }  // namespace provp::server

@@ -1,6 +1,9 @@
 // SQLite implementation of Store (store.h). One connection guarded by a
 // mutex: the server's write rate (job progress, uploads) is tiny next to
-// SQLite's, and WAL mode keeps each commit cheap. Thread-safe.
+// SQLite's, and WAL mode keeps each commit cheap. Several processes may
+// open one file (BEGIN IMMEDIATE serialises writers), which is how the
+// contract tests race claims; production sharing goes through PostgreSQL.
+// Thread-safe.
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -9,40 +12,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/store/schema.h"
 #include "core/store/store.h"
 #include "core/util/status_macros.h"
 
 namespace provp::store {
 
-const char* KindName(Kind kind) {
-  switch (kind) {
-    case Kind::kDataset:
-      return "dataset";
-    case Kind::kJob:
-      return "tuning job";
-    case Kind::kPromptSet:
-      return "prompt set";
-    case Kind::kClassSet:
-      return "class set";
-  }
-  return "record";
-}
-
 namespace {
 
-const char* TableName(Kind kind) {
-  switch (kind) {
-    case Kind::kDataset:
-      return "datasets";
-    case Kind::kJob:
-      return "jobs";
-    case Kind::kPromptSet:
-      return "prompt_sets";
-    case Kind::kClassSet:
-      return "class_sets";
-  }
-  return "invalid";
-}
+using internal::kRecordColumns;
+using internal::TableName;
 
 // RAII prepared statement with typed binds; errors carry SQLite's message.
 class Statement {
@@ -89,31 +68,163 @@ class SqliteStore : public Store {
   explicit SqliteStore(sqlite3* db) : db_(db) {}
   ~SqliteStore() override { sqlite3_close(db_); }
 
+  // Creates or migrates the schema to internal::kSchemaVersion, recorded in
+  // PRAGMA user_version (0 = a file from before versioning, at version 1).
   absl::Status Init() {
-    std::string schema;
-    for (Kind k : {Kind::kDataset, Kind::kJob, Kind::kPromptSet, Kind::kClassSet}) {
-      absl::StrAppend(&schema, "CREATE TABLE IF NOT EXISTS ", TableName(k),
-                      " (id TEXT PRIMARY KEY, state TEXT NOT NULL, request_id TEXT NOT NULL,"
-                      " create_time_us INTEGER NOT NULL, data BLOB NOT NULL);",
-                      "CREATE INDEX IF NOT EXISTS ", TableName(k), "_request ON ", TableName(k),
-                      "(request_id);");
-    }
-    absl::StrAppend(&schema,
-                    "CREATE TABLE IF NOT EXISTS events (job_id TEXT NOT NULL, id INTEGER NOT "
-                    "NULL, data BLOB NOT NULL, PRIMARY KEY (job_id, id));");
-    return Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;" +
-                schema);
+    RETURN_IF_ERROR(
+        Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+             " PRAGMA busy_timeout=5000;"));
+    std::lock_guard<std::mutex> lock(mu_);
+    RETURN_IF_ERROR(ExecLocked("BEGIN IMMEDIATE"));
+    absl::Status s = MigrateLocked();
+    absl::Status end = ExecLocked(s.ok() ? "COMMIT" : "ROLLBACK");
+    return s.ok() ? end : s;
   }
 
-  absl::Status Insert(Kind kind, const Record& r) override { return Write(kind, r, "INSERT INTO"); }
+  absl::Status MigrateLocked() {
+    Statement st(db_, "PRAGMA user_version");
+    RETURN_IF_ERROR(st.prepared());
+    if (st.Step() != SQLITE_ROW) return absl::InternalError("sqlite: cannot read user_version");
+    const int64_t version = st.Int(0);
+    if (version > internal::kSchemaVersion) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("schema version ", version, " is newer than this binary's (",
+                       internal::kSchemaVersion, "); run a newer provp-server"));
+    }
+    if (version < 1) {
+      std::string schema;
+      for (Kind k : internal::kAllKinds) {
+        absl::StrAppend(&schema, "CREATE TABLE IF NOT EXISTS ", TableName(k),
+                        " (id TEXT PRIMARY KEY, state TEXT NOT NULL, request_id TEXT NOT NULL,"
+                        " create_time_us INTEGER NOT NULL, data BLOB NOT NULL);",
+                        "CREATE INDEX IF NOT EXISTS ", TableName(k), "_request ON ", TableName(k),
+                        "(request_id);");
+      }
+      absl::StrAppend(&schema,
+                      "CREATE TABLE IF NOT EXISTS events (job_id TEXT NOT NULL, id INTEGER NOT "
+                      "NULL, data BLOB NOT NULL, PRIMARY KEY (job_id, id));");
+      RETURN_IF_ERROR(ExecLocked(schema));
+    }
+    if (version < 2) {
+      std::string alter;
+      for (Kind k : internal::kAllKinds) {
+        absl::StrAppend(&alter, "ALTER TABLE ", TableName(k),
+                        " ADD COLUMN version INTEGER NOT NULL DEFAULT 1;", "ALTER TABLE ",
+                        TableName(k), " ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';",
+                        "ALTER TABLE ", TableName(k),
+                        " ADD COLUMN lease_expires_us INTEGER NOT NULL DEFAULT 0;");
+      }
+      RETURN_IF_ERROR(ExecLocked(alter));
+    }
+    return ExecLocked(absl::StrCat("PRAGMA user_version = ", internal::kSchemaVersion));
+  }
+
+  absl::Status Insert(Kind kind, const Record& r) override { return Write(kind, r, ""); }
   absl::Status Put(Kind kind, const Record& r) override {
-    return Write(kind, r, "INSERT OR REPLACE INTO");
+    return Write(kind, r,
+                 " ON CONFLICT(id) DO UPDATE SET state = excluded.state, request_id ="
+                 " excluded.request_id, create_time_us = excluded.create_time_us, data ="
+                 " excluded.data, version = version + 1");
+  }
+
+  absl::StatusOr<int64_t> Update(Kind kind, const Record& r, int64_t expected_version) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement st(db_, absl::StrCat("UPDATE ", TableName(kind),
+                                   " SET state = ?, request_id = ?, create_time_us = ?, data = ?,"
+                                   " version = version + 1 WHERE id = ? AND version = ?"));
+    RETURN_IF_ERROR(st.prepared());
+    st.BindText(1, r.state);
+    st.BindText(2, r.request_id);
+    st.Bind(3, r.create_time_us);
+    st.Bind(4, r.data);
+    st.BindText(5, r.id);
+    st.Bind(6, expected_version);
+    int rc = st.Step();
+    if (rc != SQLITE_DONE) return st.Error(rc);
+    if (sqlite3_changes(db_) == 1) return expected_version + 1;
+    ASSIGN_OR_RETURN(bool exists, ExistsLocked(kind, r.id));
+    if (!exists)
+      return absl::NotFoundError(absl::StrCat(KindName(kind), " '", r.id, "' not found"));
+    return absl::AbortedError(
+        absl::StrCat(KindName(kind), " '", r.id, "' changed since version ", expected_version));
+  }
+
+  absl::StatusOr<std::optional<Record>> Claim(Kind kind, const ClaimOptions& o) override {
+    if (o.states.empty() || o.owner.empty()) {
+      return absl::InvalidArgumentError("Claim needs states and an owner");
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    RETURN_IF_ERROR(ExecLocked("BEGIN IMMEDIATE"));
+    auto body = [&]() -> absl::StatusOr<std::optional<Record>> {
+      Statement st(db_, absl::StrCat("SELECT ", kRecordColumns, " FROM ", TableName(kind),
+                                     StateClause(o.states),
+                                     " AND (lease_owner = '' OR lease_expires_us <= ?)"
+                                     " ORDER BY create_time_us, id LIMIT 1"));
+      RETURN_IF_ERROR(st.prepared());
+      int i = 1;
+      for (const auto& state : o.states) st.BindText(i++, state);
+      st.Bind(i, o.now_us);
+      int rc = st.Step();
+      if (rc == SQLITE_DONE) return std::optional<Record>();
+      if (rc != SQLITE_ROW) return st.Error(rc);
+      Record r = Row(st);
+      Statement up(db_, absl::StrCat("UPDATE ", TableName(kind),
+                                     " SET lease_owner = ?, lease_expires_us = ? WHERE id = ?"));
+      RETURN_IF_ERROR(up.prepared());
+      up.BindText(1, o.owner);
+      up.Bind(2, o.lease_until_us);
+      up.BindText(3, r.id);
+      rc = up.Step();
+      if (rc != SQLITE_DONE) return up.Error(rc);
+      r.lease_owner = o.owner;
+      r.lease_expires_us = o.lease_until_us;
+      return std::optional<Record>(std::move(r));
+    };
+    absl::StatusOr<std::optional<Record>> out = body();
+    absl::Status end = ExecLocked(out.ok() ? "COMMIT" : "ROLLBACK");
+    if (!out.ok()) return out.status();
+    RETURN_IF_ERROR(end);
+    return out;
+  }
+
+  absl::Status RenewLease(Kind kind, const std::string& id, const std::string& owner,
+                          int64_t until_us) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement st(db_, absl::StrCat("UPDATE ", TableName(kind),
+                                   " SET lease_expires_us = ? WHERE id = ? AND lease_owner = ?"));
+    RETURN_IF_ERROR(st.prepared());
+    st.Bind(1, until_us);
+    st.BindText(2, id);
+    st.BindText(3, owner);
+    int rc = st.Step();
+    if (rc != SQLITE_DONE) return st.Error(rc);
+    if (sqlite3_changes(db_) == 1) return absl::OkStatus();
+    ASSIGN_OR_RETURN(bool exists, ExistsLocked(kind, id));
+    if (!exists) return absl::NotFoundError(absl::StrCat(KindName(kind), " '", id, "' not found"));
+    return absl::AbortedError(
+        absl::StrCat("the lease on ", KindName(kind), " '", id, "' is no longer held by ", owner));
+  }
+
+  absl::Status ReleaseLease(Kind kind, const std::string& id, const std::string& owner) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Statement st(db_, absl::StrCat("UPDATE ", TableName(kind),
+                                   " SET lease_owner = '', lease_expires_us = 0"
+                                   " WHERE id = ? AND lease_owner = ?"));
+    RETURN_IF_ERROR(st.prepared());
+    st.BindText(1, id);
+    st.BindText(2, owner);
+    int rc = st.Step();
+    if (rc != SQLITE_DONE) return st.Error(rc);
+    if (sqlite3_changes(db_) == 1) return absl::OkStatus();
+    ASSIGN_OR_RETURN(bool exists, ExistsLocked(kind, id));
+    if (!exists) return absl::NotFoundError(absl::StrCat(KindName(kind), " '", id, "' not found"));
+    return absl::OkStatus();
   }
 
   absl::StatusOr<Record> Get(Kind kind, const std::string& id) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Statement st(db_, absl::StrCat("SELECT id, state, request_id, create_time_us, data FROM ",
-                                   TableName(kind), " WHERE id = ?"));
+    Statement st(
+        db_, absl::StrCat("SELECT ", kRecordColumns, " FROM ", TableName(kind), " WHERE id = ?"));
     RETURN_IF_ERROR(st.prepared());
     st.BindText(1, id);
     int rc = st.Step();
@@ -128,8 +239,8 @@ class SqliteStore : public Store {
                                                         const std::string& request_id) override {
     if (request_id.empty()) return std::optional<Record>();
     std::lock_guard<std::mutex> lock(mu_);
-    Statement st(db_, absl::StrCat("SELECT id, state, request_id, create_time_us, data FROM ",
-                                   TableName(kind), " WHERE request_id = ? LIMIT 1"));
+    Statement st(db_, absl::StrCat("SELECT ", kRecordColumns, " FROM ", TableName(kind),
+                                   " WHERE request_id = ? LIMIT 1"));
     RETURN_IF_ERROR(st.prepared());
     st.BindText(1, request_id);
     int rc = st.Step();
@@ -141,8 +252,8 @@ class SqliteStore : public Store {
   absl::StatusOr<std::vector<Record>> List(Kind kind, const ListOptions& o) override {
     std::lock_guard<std::mutex> lock(mu_);
     std::string sql =
-        absl::StrCat("SELECT id, state, request_id, create_time_us, data FROM ", TableName(kind),
-                     StateClause(o.states), OrderClause(o.order), " LIMIT ? OFFSET ?");
+        absl::StrCat("SELECT ", kRecordColumns, " FROM ", TableName(kind), StateClause(o.states),
+                     OrderClause(o.order), " LIMIT ? OFFSET ?");
     Statement st(db_, sql);
     RETURN_IF_ERROR(st.prepared());
     int i = 1;
@@ -267,14 +378,29 @@ class SqliteStore : public Store {
     r.request_id = st.Blob(2);
     r.create_time_us = st.Int(3);
     r.data = st.Blob(4);
+    r.version = st.Int(5);
+    r.lease_owner = st.Blob(6);
+    r.lease_expires_us = st.Int(7);
     return r;
   }
 
-  absl::Status Write(Kind kind, const Record& r, const char* verb) {
+  absl::StatusOr<bool> ExistsLocked(Kind kind, const std::string& id) {
+    Statement st(db_, absl::StrCat("SELECT 1 FROM ", TableName(kind), " WHERE id = ?"));
+    RETURN_IF_ERROR(st.prepared());
+    st.BindText(1, id);
+    int rc = st.Step();
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return st.Error(rc);
+  }
+
+  // INSERT, with `on_conflict` appended (empty: a taken id is an error).
+  absl::Status Write(Kind kind, const Record& r, const char* on_conflict) {
     std::lock_guard<std::mutex> lock(mu_);
-    Statement st(db_, absl::StrCat(verb, " ", TableName(kind),
-                                   " (id, state, request_id, create_time_us, data)"
-                                   " VALUES (?, ?, ?, ?, ?)"));
+    Statement st(db_, absl::StrCat("INSERT INTO ", TableName(kind),
+                                   " (id, state, request_id, create_time_us, data, version)"
+                                   " VALUES (?, ?, ?, ?, ?, 1)",
+                                   on_conflict));
     RETURN_IF_ERROR(st.prepared());
     st.BindText(1, r.id);
     st.BindText(2, r.state);

@@ -1,7 +1,10 @@
 // The server's durable state behind one interface: datasets, tuning jobs,
 // prompt-set metadata and class sets as opaque records (the server stores
 // serialized protos), plus an append-only event log per job. Records carry
-// the few columns the server queries on (state, request id, creation time).
+// the few columns the server queries on (state, request id, creation time),
+// a version for compare-and-set updates and a lease (owner + expiry) that
+// lets several replicas share one job queue. Two backends: SQLite (the
+// embedded default, one process) and PostgreSQL (shared by replicas).
 // Implementations are thread-safe; every call is one transaction.
 #pragma once
 
@@ -33,6 +36,13 @@ struct Record {
   int64_t create_time_us = 0;
   // The payload (a serialized proto).
   std::string data;
+  // Set by the store: 1 on creation, +1 on every write of state or data.
+  // Update() compares it; Insert/Put ignore the caller's value.
+  int64_t version = 0;
+  // Who holds the record's lease ("" = nobody) and until when (microseconds
+  // since the epoch). Written only by Claim/RenewLease/ReleaseLease.
+  std::string lease_owner;
+  int64_t lease_expires_us = 0;
 };
 
 struct ListOptions {
@@ -47,20 +57,41 @@ struct ListOptions {
   Order order = Order::kById;
 };
 
+struct ClaimOptions {
+  // Claimable states (e.g. QUEUED, RUNNING); at least one.
+  std::vector<std::string> states;
+  // The claimer's identity (one per process); not empty.
+  std::string owner;
+  // The claimer's clock: a lease is free when it has no owner or
+  // lease_expires_us <= now_us.
+  int64_t now_us = 0;
+  // Expiry of the new lease.
+  int64_t lease_until_us = 0;
+};
+
 struct Event {
   // Per job, 1, 2, 3, ...
   int64_t id = 0;
   std::string data;
 };
 
+// Update, Claim, RenewLease and ReleaseLease are implemented by both
+// backends; their base versions return UNIMPLEMENTED so that test doubles
+// without versions or leases need not define them.
 class Store {
  public:
   virtual ~Store() = default;
 
   // Creates a record; ALREADY_EXISTS when the id is taken.
   virtual absl::Status Insert(Kind kind, const Record& record) = 0;
-  // Creates or replaces a record.
+  // Creates or replaces a record's state, request id, create time and data;
+  // an existing lease is kept.
   virtual absl::Status Put(Kind kind, const Record& record) = 0;
+  // Compare-and-set: like Put on an existing record, but only while its
+  // version is still `expected_version`. Returns the new version; ABORTED
+  // when another writer came first (re-read and retry), NOT_FOUND when
+  // absent.
+  virtual absl::StatusOr<int64_t> Update(Kind kind, const Record& record, int64_t expected_version);
   // NOT_FOUND naming kind and id when absent.
   virtual absl::StatusOr<Record> Get(Kind kind, const std::string& id) = 0;
   // The record created with this request id, if any.
@@ -72,6 +103,21 @@ class Store {
   // Deletes the record (and, for jobs, its events); NOT_FOUND when absent.
   virtual absl::Status Delete(Kind kind, const std::string& id) = 0;
 
+  // Takes the lease of the oldest record (create time, then id) in one of
+  // `options.states` whose lease is free or expired, and returns it with the
+  // new lease; nullopt when there is none. Atomic across processes: while a
+  // lease is live no other caller gets the record (PostgreSQL: SELECT ...
+  // FOR UPDATE SKIP LOCKED; SQLite: one writer at a time).
+  virtual absl::StatusOr<std::optional<Record>> Claim(Kind kind, const ClaimOptions& options);
+  // Moves the lease's expiry to `until_us` while `owner` holds it (even if
+  // it expired meanwhile and nobody claimed it); ABORTED when another owner
+  // holds it or it was released, NOT_FOUND when the record is gone.
+  virtual absl::Status RenewLease(Kind kind, const std::string& id, const std::string& owner,
+                                  int64_t until_us);
+  // Clears the lease if `owner` holds it (no-op otherwise); NOT_FOUND when
+  // the record is gone.
+  virtual absl::Status ReleaseLease(Kind kind, const std::string& id, const std::string& owner);
+
   // Appends an event to a job's log. `make_data` receives the new event id
   // (so the payload can contain it) and returns the payload. Returns the id.
   virtual absl::StatusOr<int64_t> AppendEvent(
@@ -81,8 +127,28 @@ class Store {
                                                         int64_t limit) = 0;
 };
 
-// SQLite (WAL) database at `path`, created with its schema when missing.
-// Survives process crashes: every call commits before it returns.
+// SQLite (WAL) database at `path`, created with its schema when missing and
+// migrated to this binary's schema version (PRAGMA user_version);
+// FAILED_PRECONDITION when the file has a newer version. Survives process
+// crashes: every call commits before it returns.
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+
+// PostgreSQL at a libpq connection URI ("postgresql://user@host:port/db").
+// Applies the schema migrations this binary knows at start (serialised
+// across replicas by an advisory lock) and refuses (FAILED_PRECONDITION) a
+// database migrated by a newer binary; UNAVAILABLE when it cannot connect.
+absl::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(const std::string& uri);
+
+// `--store`: "" opens SQLite at `default_sqlite_path`; "sqlite:PATH" SQLite
+// at PATH; "postgresql://..." or "postgres://..." PostgreSQL. Anything else
+// is INVALID_ARGUMENT.
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& spec,
+                                                 const std::string& default_sqlite_path);
+// `spec` for logs: the password of a URI replaced by "***".
+std::string RedactStoreSpec(const std::string& spec);
+// True when `spec` names a store that several processes may share.
+bool IsSharedStore(const std::string& spec);
+// The schema version this binary writes (both backends).
+int SchemaVersion();
 
 }  // namespace provp::store

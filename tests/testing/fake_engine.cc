@@ -221,8 +221,11 @@ absl::StatusOr<TuningOutcome> FakeEngine::RunTuning(const TuningSpec& spec,
   if (train_images == 0) return absl::InvalidArgumentError("no training images");
   for (int e = start_epoch; e < epochs; ++e) {
     for (int s = 0; s < steps; ++s) {
+      if (options_.before_step) options_.before_step(int64_t{e} * steps + s + 1);
       if (cb.stop && cb.stop->load()) return absl::CancelledError("training stopped");
-      std::this_thread::sleep_for(std::chrono::milliseconds(options_.step_milliseconds));
+      if (options_.step_milliseconds > 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(options_.step_milliseconds));
+      }
       TuningProgress p;
       p.epoch = e + 1;
       p.total_epochs = epochs;

@@ -9,6 +9,7 @@
 // classifier on the dataset. Thread-safe.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -24,8 +25,13 @@ struct FakeEngineOptions {
   // Feature size (>= 4).
   int dim = 16;
   std::string backbone = "fake-backbone-0001";
-  // Sleep per training step.
+  // Sleep per training step (0 = none, for tests that drive jobs
+  // step by step).
   int step_milliseconds = 20;
+  // Called before each training step with the global 1-based step number,
+  // on the training thread: lets a test cancel, stop or break the store at
+  // an exact point of a run.
+  std::function<void(int64_t step)> before_step;
   // Steps per epoch.
   int steps_per_epoch = 5;
   // Default epochs when the spec leaves them 0.

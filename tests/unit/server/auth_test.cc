@@ -3,7 +3,7 @@
 #include "server/auth.h"
 
 #include "gtest/gtest.h"
-#include "server/errors.h"
+#include "server/state/errors.h"
 #include "tests/testing/status_matchers.h"
 
 namespace provp::server {

@@ -1,13 +1,13 @@
 // Dynamic batching: concurrent requests share executions, results go back
 // to the right request, expired work never reaches the engine, and a full
 // queue is RESOURCE_EXHAUSTED.
-#include "server/batcher.h"
+#include "server/state/batcher.h"
 
 #include <thread>
 
 #include "gtest/gtest.h"
-#include "server/errors.h"
-#include "server/text_cache.h"
+#include "server/state/errors.h"
+#include "server/state/text_feature_cache.h"
 #include "tests/testing/fake_engine.h"
 #include "tests/testing/status_matchers.h"
 

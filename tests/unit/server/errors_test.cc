@@ -1,10 +1,11 @@
 // Error model: reasons and details survive the edge conversion into the
 // google.rpc.Status trailer; INTERNAL messages are not leaked.
-#include "server/errors.h"
+#include "server/status_conversion.h"
 
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
+#include "server/state/errors.h"
 
 namespace provp::server {
 namespace {

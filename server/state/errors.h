@@ -1,15 +1,14 @@
-// The server's error model (API-GUIDE 3.3): handlers build absl::Status
-// values that carry an UPPER_SNAKE_CASE reason and optional detail (field,
-// resource, quota subject, retry delay) as payloads, and one conversion at
-// the edge turns them into grpc::Status with a google.rpc.Status in the
-// trailing details (ErrorInfo always; BadRequest, ResourceInfo,
-// QuotaFailure, PreconditionFailure, RetryInfo as applicable).
-// Pure functions; thread-safe.
+// The server's error model (API-GUIDE 3.3): the server core builds
+// absl::Status values that carry an UPPER_SNAKE_CASE reason and optional
+// detail (field, resource, quota subject, retry delay) as payloads, set
+// where the error is made; ToRpcStatus turns one into a google.rpc.Status
+// (ErrorInfo always; BadRequest, ResourceInfo, QuotaFailure,
+// PreconditionFailure, RetryInfo as applicable), which job records, per-item
+// errors and the gRPC edge (server/status_conversion.h) carry.
+// No grpcpp here. Pure functions; thread-safe.
 #pragma once
 
 #include <string>
-
-#include <grpcpp/support/status.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -55,12 +54,8 @@ absl::Status WithReason(absl::Status status, absl::string_view reason);
 // ("INVALID_ARGUMENT", ...). "" for OK.
 std::string ReasonOf(const absl::Status& status);
 
-// google.rpc.Status for per-item errors and the trailer.
+// google.rpc.Status for per-item errors, job records and the trailer.
 google::rpc::Status ToRpcStatus(const absl::Status& status);
-
-// The edge conversion. INTERNAL messages are replaced by a generic text
-// plus the request id (the real message goes to the log).
-grpc::Status ToGrpcStatus(const absl::Status& status, absl::string_view request_id = "");
 
 // "OK", "INVALID_ARGUMENT", ... (gRPC code names for logs).
 const char* CodeName(absl::StatusCode code);

@@ -20,7 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/engine/engine.h"
-#include "server/server_options.h"
+#include "server/state/limits.h"
 
 namespace provp::server {
 

@@ -1,5 +1,5 @@
 // Implementation of server_metrics.h.
-#include "server/server_metrics.h"
+#include "server/state/server_metrics.h"
 
 #include <vector>
 

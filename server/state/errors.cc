@@ -1,6 +1,6 @@
 // Implementation of errors.h: reasons and details ride on absl::Status
 // payloads under private type URLs until ToGrpcStatus packs them.
-#include "server/errors.h"
+#include "server/state/errors.h"
 
 #include <string>
 
@@ -223,20 +223,6 @@ google::rpc::Status ToRpcStatus(const absl::Status& status) {
     out.add_details()->PackFrom(ri);
   }
   return out;
-}
-
-grpc::Status ToGrpcStatus(const absl::Status& status, absl::string_view request_id) {
-  if (status.ok()) return grpc::Status::OK;
-  absl::Status shown = status;
-  if (status.code() == absl::StatusCode::kInternal || status.code() == absl::StatusCode::kUnknown) {
-    // Internal messages may hold paths or library detail; the log has them.
-    shown = absl::Status(absl::StatusCode::kInternal,
-                         absl::StrCat("internal error (request id ", request_id, ")"));
-    shown.SetPayload(kReasonUrl, absl::Cord(ReasonOf(status)));
-  }
-  google::rpc::Status rpc = ToRpcStatus(shown);
-  return grpc::Status(static_cast<grpc::StatusCode>(shown.code()), std::string(shown.message()),
-                      rpc.SerializeAsString());
 }
 
 }  // namespace provp::server

@@ -1,12 +1,12 @@
 // Implementation of batcher.h. Items hand results back through their own
 // mutex/condition variable so a finished batch wakes only its requests.
-#include "server/batcher.h"
+#include "server/state/batcher.h"
 
 #include <algorithm>
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
-#include "server/errors.h"
+#include "server/state/errors.h"
 
 namespace provp::server {
 

@@ -1,5 +1,5 @@
-// Implementation of text_cache.h.
-#include "server/text_cache.h"
+// Implementation of text_feature_cache.h.
+#include "server/state/text_feature_cache.h"
 
 #include "absl/strings/str_cat.h"
 

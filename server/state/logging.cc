@@ -1,5 +1,5 @@
 // Implementation of logging.h.
-#include "server/logging.h"
+#include "server/state/logging.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,0 +1,363 @@
+// Implementation of prompt_set_registry.h.
+#include "server/state/prompt_set_registry.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+
+#include "absl/strings/str_cat.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
+#include "server/state/errors.h"
+#include "server/state/job_states.h"
+#include "server/state/resource_names.h"
+#include "server/state/tables.h"
+#include "server/state/timestamps.h"
+
+namespace provp::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string StateName(v1::PromptSet::State s) { return v1::PromptSet::State_Name(s); }
+
+}  // namespace
+
+void FillFromMeta(const engine::PromptSetMeta& meta, v1::PromptSet* ps) {
+  ps->set_backbone(meta.backbone);
+  ps->set_num_prompts(meta.num_prompts);
+  ps->set_prompt_depth(meta.depth);
+  ps->set_alpha(meta.alpha);
+  if (!meta.variant.empty()) ps->set_variant(meta.variant);
+  if (ps->base_class_names_size() == 0) {
+    for (const auto& n : meta.base_class_names) ps->add_base_class_names(n);
+  }
+  if (ps->novel_class_names_size() == 0) {
+    for (const auto& n : meta.novel_class_names) ps->add_novel_class_names(n);
+  }
+  if (ps->templates_size() == 0) {
+    for (const auto& t : meta.templates) ps->add_templates(t);
+  }
+}
+
+PromptSetRegistry::PromptSetRegistry(store::Store* store, engine::Engine* engine,
+                                     const util::Clock* clock, ServerMetrics* metrics,
+                                     Logger* logger, PromptSetRegistryOptions options)
+    : table_(PromptSetTable(store)),
+      jobs_(JobTable(store)),
+      engine_(engine),
+      clock_(clock),
+      metrics_(metrics),
+      logger_(logger),
+      options_(std::move(options)) {
+  const std::string dir = options_.data_dir + "/prompt_sets";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  // Not fatal here: every later write into the folder reports its own error.
+  if (ec)
+    logger_->Error("cannot create the prompt-set folder", {{"path", dir}, {"error", ec.message()}});
+}
+
+std::string PromptSetRegistry::PathFor(const std::string& id) const {
+  return absl::StrCat(options_.data_dir, "/prompt_sets/", id, ".pset");
+}
+
+absl::Status PromptSetRegistry::Save(const v1::PromptSet& ps) {
+  return table_.Update(ps.name().substr(std::string(kPromptSets).size() + 1), ps,
+                       StateName(ps.state()));
+}
+
+void PromptSetRegistry::PublishLoadedCountLocked() {
+  metrics_->prompt_sets_loaded->Set(static_cast<double>(loaded_.size()));
+}
+
+void PromptSetRegistry::Recover() {
+  RecordFilter filter;
+  filter.states = {StateName(v1::PromptSet::ACTIVE), StateName(v1::PromptSet::LOADING)};
+  absl::StatusOr<std::vector<v1::PromptSet>> sets = table_.List(filter);
+  if (!sets.ok()) {
+    logger_->Error("prompt set recovery failed", {{"error", sets.status().ToString()}});
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const v1::PromptSet& ps : *sets) {
+    const std::string id = ps.name().substr(std::string(kPromptSets).size() + 1);
+    auto loaded = LoadLocked(id, ps);
+    if (!loaded.ok()) {
+      logger_->Error("prompt set failed to load at startup",
+                     {{"prompt_set", ps.name()}, {"error", loaded.status().ToString()}});
+    }
+  }
+}
+
+absl::StatusOr<v1::PromptSet> PromptSetRegistry::Get(const std::string& id) const {
+  return table_.Get(id);
+}
+
+absl::StatusOr<RecordPage<v1::PromptSet>> PromptSetRegistry::List(
+    int32_t page_size, absl::string_view page_token) const {
+  return table_.ListPage(page_size, page_token);
+}
+
+absl::StatusOr<std::shared_ptr<const v1::PromptSet>> PromptSetRegistry::GetLoaded(
+    const std::string& id) {
+  if (options_.shared_refresh > absl::ZeroDuration()) return GetLoadedShared(id);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = loaded_.find(id);
+    if (it != loaded_.end()) return it->second;
+  }
+  ASSIGN_OR_RETURN(v1::PromptSet ps, Get(id));
+  return FailedPrecondition(
+      "PROMPT_SET_NOT_LOADED", ps.name(),
+      absl::StrCat(ps.name(), " is ", StateName(ps.state()), "; call LoadPromptSet first"));
+}
+
+void PromptSetRegistry::DropLocked(const std::string& id) {
+  checked_.erase(id);
+  if (loaded_.erase(id) == 0) return;
+  absl::Status s = engine_->UnloadPromptSet(id);
+  if (!s.ok() && s.code() != absl::StatusCode::kNotFound) {
+    logger_->Warning("unloading a prompt set changed elsewhere failed",
+                     {{"prompt_set", table_.NameOf(id)}, {"error", s.ToString()}});
+  }
+  PublishLoadedCountLocked();
+}
+
+absl::StatusOr<std::shared_ptr<const v1::PromptSet>> PromptSetRegistry::GetLoadedShared(
+    const std::string& id) {
+  const absl::Time now = clock_->Now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = loaded_.find(id);
+    auto checked = checked_.find(id);
+    if (it != loaded_.end() && checked != checked_.end() &&
+        now - checked->second < options_.shared_refresh) {
+      return it->second;
+    }
+  }
+  absl::StatusOr<v1::PromptSet> stored = Get(id);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = loaded_.find(id);
+  if (!stored.ok()) {
+    if (stored.status().code() == absl::StatusCode::kNotFound) {
+      DropLocked(id);  // deleted on another replica
+    } else if (it != loaded_.end()) {
+      // The store is unreachable: keep serving what is loaded.
+      return it->second;
+    }
+    return stored.status();
+  }
+  if (stored->state() == v1::PromptSet::ACTIVE) {
+    // Same record (a re-import gets a new create time): still good.
+    if (it != loaded_.end() && it->second->create_time().SerializeAsString() ==
+                                   stored->create_time().SerializeAsString()) {
+      checked_[id] = now;
+      return it->second;
+    }
+    DropLocked(id);
+    if (stored->backbone() != engine_->info().backbone) {
+      return FailedPrecondition(
+          "BACKBONE_MISMATCH", stored->name(),
+          absl::StrCat(stored->name(), " was trained on backbone ", stored->backbone(),
+                       "; this replica runs ", engine_->info().backbone));
+    }
+    // Load from the shared folder without writing the record: ACTIVE is
+    // already the shared state, and every replica rewriting it would churn.
+    const absl::Time start = clock_->Now();
+    absl::StatusOr<engine::PromptSetMeta> meta = engine_->LoadPromptSet(id, PathFor(id));
+    metrics_->prompt_set_load_seconds->Observe(absl::ToDoubleSeconds(clock_->Now() - start));
+    if (!meta.ok()) {
+      logger_->Error("cannot load a shared prompt set on this replica",
+                     {{"prompt_set", stored->name()}, {"error", meta.status().ToString()}});
+      return meta.status();
+    }
+    auto ps = std::make_shared<v1::PromptSet>(*stored);
+    ps->set_memory_bytes(meta->memory_bytes);
+    loaded_[id] = ps;
+    checked_[id] = now;
+    PublishLoadedCountLocked();
+    return std::shared_ptr<const v1::PromptSet>(ps);
+  }
+  DropLocked(id);  // unloaded or failed elsewhere
+  return FailedPrecondition("PROMPT_SET_NOT_LOADED", stored->name(),
+                            absl::StrCat(stored->name(), " is ", StateName(stored->state()),
+                                         "; call LoadPromptSet first"));
+}
+
+absl::StatusOr<v1::PromptSet> PromptSetRegistry::LoadLocked(const std::string& id,
+                                                            v1::PromptSet ps) {
+  const absl::Time start = clock_->Now();
+  absl::StatusOr<engine::PromptSetMeta> meta = engine_->LoadPromptSet(id, PathFor(id));
+  metrics_->prompt_set_load_seconds->Observe(absl::ToDoubleSeconds(clock_->Now() - start));
+  if (!meta.ok()) {
+    ps.set_state(v1::PromptSet::FAILED);
+    absl::Status saved = Save(ps);
+    if (!saved.ok()) {
+      // The load error is what the caller needs; the stale state is logged.
+      logger_->Error("could not record a failed prompt-set load",
+                     {{"prompt_set", ps.name()}, {"error", saved.ToString()}});
+    }
+    loaded_.erase(id);
+    PublishLoadedCountLocked();
+    return meta.status();
+  }
+  ps.set_state(v1::PromptSet::ACTIVE);
+  ps.set_memory_bytes(meta->memory_bytes);
+  RETURN_IF_ERROR(Save(ps));
+  loaded_[id] = std::make_shared<const v1::PromptSet>(ps);
+  checked_[id] = clock_->Now();
+  PublishLoadedCountLocked();
+  return ps;
+}
+
+absl::StatusOr<v1::PromptSet> PromptSetRegistry::Load(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = loaded_.find(id);
+  if (it != loaded_.end()) return *it->second;
+  ASSIGN_OR_RETURN(v1::PromptSet ps, Get(id));
+  if (ps.backbone() != engine_->info().backbone) {
+    return FailedPrecondition("BACKBONE_MISMATCH", ps.name(),
+                              absl::StrCat(ps.name(), " was trained on backbone ", ps.backbone(),
+                                           "; the server runs ", engine_->info().backbone));
+  }
+  return LoadLocked(id, ps);
+}
+
+absl::StatusOr<v1::PromptSet> PromptSetRegistry::Unload(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(v1::PromptSet ps, Get(id));
+  if (loaded_.erase(id) > 0) {
+    absl::Status s = engine_->UnloadPromptSet(id);
+    if (!s.ok() && s.code() != absl::StatusCode::kNotFound) return s;
+  }
+  PublishLoadedCountLocked();
+  ps.set_state(v1::PromptSet::UNLOADED);
+  ps.set_memory_bytes(0);
+  RETURN_IF_ERROR(Save(ps));
+  return ps;
+}
+
+absl::Status PromptSetRegistry::Delete(const std::string& id) {
+  const std::string name = table_.NameOf(id);
+  // Refuse while an unfinished job refers to the set.
+  RecordFilter active;
+  active.states = ActiveJobStateNames();
+  ASSIGN_OR_RETURN(std::vector<v1::TuningJob> jobs, jobs_.List(active));
+  for (const v1::TuningJob& job : jobs) {
+    if (job.base_prompt_set() == name) {
+      return FailedPrecondition("PROMPT_SET_IN_USE", name,
+                                absl::StrCat(name, " is used by ", job.name()));
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(v1::PromptSet ps, Get(id));
+  if (loaded_.erase(id) > 0) {
+    absl::Status unloaded = engine_->UnloadPromptSet(id);
+    if (!unloaded.ok() && unloaded.code() != absl::StatusCode::kNotFound) {
+      // The record goes regardless; the engine's copy is only memory.
+      logger_->Warning("unloading a deleted prompt set failed",
+                       {{"prompt_set", ps.name()}, {"error", unloaded.ToString()}});
+    }
+  }
+  PublishLoadedCountLocked();
+  RETURN_IF_ERROR(table_.Delete(id));
+  if (unlink(PathFor(id).c_str()) != 0 && errno != ENOENT) {
+    // The record is gone, so the file is only wasted space.
+    logger_->Warning("could not remove a deleted prompt set's file",
+                     {{"path", PathFor(id)}, {"error", std::strerror(errno)}});
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::PromptSet> PromptSetRegistry::Register(v1::PromptSet ps, const std::string& id,
+                                                          bool load) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(engine::PromptSetMeta meta, engine_->InspectPromptSet(PathFor(id)));
+  FillFromMeta(meta, &ps);
+  const absl::Time now = clock_->Now();
+  ps.set_name(table_.NameOf(id));
+  ps.set_state(v1::PromptSet::UNLOADED);
+  SetTimestamp(now, ps.mutable_create_time());
+  struct stat st;
+  if (stat(PathFor(id).c_str(), &st) == 0) ps.set_size_bytes(st.st_size);
+  RETURN_IF_ERROR(table_.Insert(id, ps, {StateName(ps.state()), "", absl::ToUnixMicros(now)}));
+  if (!load) return ps;
+  return LoadLocked(id, ps);
+}
+
+absl::StatusOr<v1::PromptSet> PromptSetRegistry::Import(const ReadImportMessage& read) {
+  const Limits& limits = options_.limits;
+  v1::ImportPromptSetRequest msg;
+  if (!read(&msg) || !msg.has_metadata()) {
+    return InvalidArgument("METADATA_FIRST", "the first message must carry metadata", "metadata");
+  }
+  const v1::ImportPromptSetMetadata meta = msg.metadata();
+  RETURN_IF_ERROR(ValidateId(meta.prompt_set_id(), "metadata.prompt_set_id"));
+  if (static_cast<int>(meta.display_name().size()) > limits.max_name_length) {
+    return InvalidArgument("NAME_TOO_LONG", "display_name is too long", "metadata.display_name");
+  }
+  ASSIGN_OR_RETURN(bool exists, table_.Exists(meta.prompt_set_id()));
+  if (exists) {
+    ErrorDetail d;
+    d.resource_type = "provp.v1.PromptSet";
+    d.resource_name = table_.NameOf(meta.prompt_set_id());
+    return MakeError(absl::StatusCode::kAlreadyExists, "ALREADY_EXISTS",
+                     absl::StrCat(d.resource_name, " already exists"), d);
+  }
+  ASSIGN_OR_RETURN(int64_t count, table_.Count());
+  if (count >= limits.max_prompt_sets) {
+    return ResourceExhausted(
+        "TOO_MANY_PROMPT_SETS", "max_prompt_sets",
+        absl::StrCat("the server holds its limit of ", limits.max_prompt_sets, " prompt sets"));
+  }
+  std::string data;
+  while (read(&msg)) {
+    if (!msg.has_chunk() && msg.has_metadata()) {
+      return InvalidArgument("METADATA_TWICE", "only the first message may carry metadata",
+                             "metadata");
+    }
+    if (static_cast<int64_t>(data.size() + msg.chunk().size()) > limits.max_upload_bytes) {
+      return ResourceExhausted("UPLOAD_TOO_LARGE", "max_upload_bytes",
+                               absl::StrCat("import exceeds ", limits.max_upload_bytes, " bytes"));
+    }
+    data += msg.chunk();
+  }
+  if (data.empty()) return InvalidArgument("EMPTY_FILE", "no file bytes were sent", "chunk");
+  // Validate a staged copy before it takes the final name.
+  const std::string staged = absl::StrCat(options_.data_dir, "/prompt_sets/.import-", RandomHex(8));
+  RETURN_IF_ERROR(util::WriteFileAtomic(staged, data));
+  auto inspected = engine_->InspectPromptSet(staged);
+  if (!inspected.ok()) {
+    std::error_code ec;
+    fs::remove(staged, ec);  // best effort: a staging leftover is only space
+    if (inspected.status().code() == absl::StatusCode::kFailedPrecondition) {
+      return FailedPrecondition("BACKBONE_MISMATCH", table_.NameOf(meta.prompt_set_id()),
+                                inspected.status().message());
+    }
+    return InvalidArgument("INVALID_PROMPT_SET_FILE", inspected.status().message(), "chunk");
+  }
+  std::error_code ec;
+  fs::rename(staged, PathFor(meta.prompt_set_id()), ec);
+  if (ec) return absl::InternalError("moving imported prompt set: " + ec.message());
+  v1::PromptSet ps;
+  ps.set_display_name(meta.display_name());
+  for (const auto& [k, v] : meta.labels()) (*ps.mutable_labels())[k] = v;
+  return Register(ps, meta.prompt_set_id(), meta.load());
+}
+
+absl::StatusOr<std::string> PromptSetRegistry::ReadFile(const std::string& id) const {
+  return util::ReadFile(PathFor(id), options_.limits.max_upload_bytes);
+}
+
+int PromptSetRegistry::loaded_count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int>(loaded_.size());
+}
+
+}  // namespace provp::server

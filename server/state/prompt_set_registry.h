@@ -1,0 +1,114 @@
+// Prompt-set lifecycle on the server: metadata in the store (the persisted
+// state says whether a set should be loaded after a restart), prompt files
+// under <data_dir>/prompt_sets/<id>.pset, and the loaded sets in the
+// engine. Classify reads loaded sets from an in-memory map, never from the
+// store. Collaborators come in through the constructor and must outlive it.
+// Thread-safe: transitions are serialised by mu_; lookups of loaded sets
+// take a shared snapshot.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/engine/engine.h"
+#include "core/store/store.h"
+#include "core/util/clock.h"
+#include "provp/v1/prompt_set.pb.h"
+#include "provp/v1/tuning.pb.h"
+#include "server/state/limits.h"
+#include "server/state/logging.h"
+#include "server/state/records.h"
+#include "server/state/server_metrics.h"
+
+namespace provp::server {
+
+struct PromptSetRegistryOptions {
+  // Files live in <data_dir>/prompt_sets/.
+  std::string data_dir;
+  Limits limits;
+  // Zero: this process owns the store (embedded). Positive: replicas share
+  // the store and the data folder, so a prompt set's record is the truth
+  // for all of them: GetLoaded loads an ACTIVE set on first use here, and
+  // rechecks the record when its local view is older than this (a delete,
+  // unload or re-import on another replica is seen within this time, at the
+  // next use).
+  absl::Duration shared_refresh = absl::ZeroDuration();
+};
+
+class PromptSetRegistry {
+ public:
+  // Reads the next message of an import stream; false at its end.
+  using ReadImportMessage = std::function<bool(v1::ImportPromptSetRequest*)>;
+
+  PromptSetRegistry(store::Store* store, engine::Engine* engine, const util::Clock* clock,
+                    ServerMetrics* metrics, Logger* logger, PromptSetRegistryOptions options);
+
+  // Startup: loads every set stored as ACTIVE or LOADING (a failure marks
+  // the set FAILED and is logged; it does not stop the server).
+  void Recover();
+
+  std::string PathFor(const std::string& id) const;
+
+  // Stored metadata with the live state.
+  absl::StatusOr<v1::PromptSet> Get(const std::string& id) const;
+  absl::StatusOr<RecordPage<v1::PromptSet>> List(int32_t page_size,
+                                                 absl::string_view page_token) const;
+  // A loaded set for Classify: NOT_FOUND when unknown, FAILED_PRECONDITION
+  // (PROMPT_SET_NOT_LOADED) when not ACTIVE. With a shared store an ACTIVE
+  // set that another replica loaded is loaded here on first use.
+  absl::StatusOr<std::shared_ptr<const v1::PromptSet>> GetLoaded(const std::string& id);
+
+  absl::StatusOr<v1::PromptSet> Load(const std::string& id);
+  absl::StatusOr<v1::PromptSet> Unload(const std::string& id);
+  // FAILED_PRECONDITION (PROMPT_SET_IN_USE) while an unfinished job refers
+  // to the set.
+  absl::Status Delete(const std::string& id);
+
+  // Records a new set whose file is already at PathFor(id): fills backbone
+  // and prompt shape from the file, stores it UNLOADED, then loads it when
+  // `load`. ALREADY_EXISTS when the id is taken.
+  absl::StatusOr<v1::PromptSet> Register(v1::PromptSet prompt_set, const std::string& id,
+                                         bool load);
+
+  // An import stream: metadata first, then file chunks; the file is
+  // validated by the engine in a staging file before it takes its name.
+  absl::StatusOr<v1::PromptSet> Import(const ReadImportMessage& read);
+  // The set's file, for export.
+  absl::StatusOr<std::string> ReadFile(const std::string& id) const;
+
+  int loaded_count() const;
+
+ private:
+  absl::Status Save(const v1::PromptSet& ps);
+  absl::StatusOr<v1::PromptSet> LoadLocked(const std::string& id, v1::PromptSet ps);
+  void PublishLoadedCountLocked();
+  // Shared store: GetLoaded against the stored record.
+  absl::StatusOr<std::shared_ptr<const v1::PromptSet>> GetLoadedShared(const std::string& id);
+  // Forgets a locally loaded set (engine and map).
+  void DropLocked(const std::string& id);
+
+  // Constant after construction.
+  const RecordTable<v1::PromptSet> table_;
+  const RecordTable<v1::TuningJob> jobs_;
+  engine::Engine* const engine_;
+  const util::Clock* const clock_;
+  ServerMetrics* const metrics_;
+  Logger* const logger_;
+  const PromptSetRegistryOptions options_;
+
+  mutable std::mutex mu_;
+  // Guarded by mu_.
+  std::map<std::string, std::shared_ptr<const v1::PromptSet>> loaded_;
+  // Shared store: when each loaded set was last checked against the store.
+  std::map<std::string, absl::Time> checked_;
+};
+
+// PromptSet fields that come from the file.
+void FillFromMeta(const engine::PromptSetMeta& meta, v1::PromptSet* ps);
+
+}  // namespace provp::server
