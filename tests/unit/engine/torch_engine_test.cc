@@ -45,8 +45,8 @@ Image Solid(uint8_t r, uint8_t g, uint8_t b, int size, int seed) {
 class TorchEngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string model = provp::testing::SharedDir() + "/fixtures/tiny/openai.safetensors";
-    std::string vocab = provp::testing::SharedDir() + "/clip/bpe_simple_vocab_16e6.txt.gz";
+    std::string model = ::provp::testing::SharedDir() + "/fixtures/tiny/openai.safetensors";
+    std::string vocab = ::provp::testing::SharedDir() + "/clip/bpe_simple_vocab_16e6.txt.gz";
     if (!Exists(model) || !Exists(vocab)) GTEST_SKIP() << "tiny CLIP fixture not found";
     TorchEngineOptions o;
     o.model_path = model;
@@ -251,18 +251,17 @@ TEST_F(TorchEngineTest, HandPickedNovelClassesDrawLikeTheProtocol) {
   EXPECT_EQ(job->hyperparameters.shots, 3);
   EXPECT_EQ(job->hyperparameters.epochs, 2);
   EXPECT_DOUBLE_EQ(job->hyperparameters.weight_decay, 1e-3);
-  EXPECT_EQ(job->prompt_set.base_class_names,
-            (std::vector<std::string>{"red", "blue", "yellow"}));
+  EXPECT_EQ(job->prompt_set.base_class_names, (std::vector<std::string>{"red", "blue", "yellow"}));
   EXPECT_EQ(job->prompt_set.novel_class_names, (std::vector<std::string>{"green"}));
 
   // provp-train's path: the library on the same dataset and request.
-  const std::string model = provp::testing::SharedDir() + "/fixtures/tiny/openai.safetensors";
+  const std::string model = ::provp::testing::SharedDir() + "/fixtures/tiny/openai.safetensors";
   auto ckpt = clip::LoadCheckpoint(model);
   ASSERT_OK(ckpt);
   auto clip_model = clip::BuildClipModel(*ckpt, {});
   ASSERT_OK(clip_model);
-  auto tok =
-      text::Tokenizer::FromPath(provp::testing::SharedDir() + "/clip/bpe_simple_vocab_16e6.txt.gz");
+  auto tok = text::Tokenizer::FromPath(::provp::testing::SharedDir() +
+                                       "/clip/bpe_simple_vocab_16e6.txt.gz");
   ASSERT_OK(tok);
   train::HyperparameterRequest req;
   req.shots = 3;

@@ -166,7 +166,7 @@ TEST(TrainerTest, CancelFlagAndCallbackStopTheRun) {
   o.config = SmallConfig(3);
   o.cancel = &cancel;
   EXPECT_THAT(MakeTrainer(o)->Run(data, text),
-              StatusIs(absl::StatusCode::kCancelled, HasSubstr("epoch 0 step 0")));
+              StatusIs(absl::StatusCode::kCancelled, HasSubstr("epoch 1 step 1")));  // 1-based
   TrainerOptions by_callback;
   by_callback.config = SmallConfig(3);
   int calls = 0;
