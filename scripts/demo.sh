@@ -71,10 +71,22 @@ for bin in "$PROVP" "$SERVER" "$BUILTIN"; do
   [ -x "$bin" ] || { echo "demo: $bin is missing (build first, or drop --no-setup)" >&2; exit 1; }
 done
 
+# The OpenBLAS kernels this machine runs (OPENBLAS_CORETYPE or OpenBLAS's
+# own pick), for the summary: the built-in model is pretrained here, so they
+# are part of what a run measured.
+OPENBLAS_CORE=$(python3 -c 'import ctypes
+try:
+    lib = ctypes.CDLL("libopenblas.so.0"); lib.openblas_get_corename.restype = ctypes.c_char_p
+    print(lib.openblas_get_corename().decode())
+except Exception:
+    print("unknown")' 2>/dev/null || echo unknown)
+
 step "Preparing the built-in model and demo datasets (cached in $DATA_DIR/builtin)"
 PREP_ARGS=(prepare --data-dir "$DATA_DIR/builtin")
 [ -n "$PRETRAIN_STEPS" ] && PREP_ARGS+=(--steps "$PRETRAIN_STEPS")
-"$BUILTIN" "${PREP_ARGS[@]}"
+"$BUILTIN" "${PREP_ARGS[@]}" 2>&1 | tee "$DATA_DIR/builtin.log"
+# provp-builtin swaps OpenBLAS' SSE3 fallback for its AVX-512 kernels itself.
+grep -q "OPENBLAS_CORETYPE=SkylakeX" "$DATA_DIR/builtin.log" && OPENBLAS_CORE="SkylakeX (provp-builtin's restart)"
 DATASET_DIR="$DATA_DIR/builtin/datasets/$DATASET"
 [ -d "$DATASET_DIR" ] || { echo "demo: no dataset $DATASET in $DATA_DIR/builtin/datasets" >&2; exit 1; }
 TUNE_EXTRA=()
@@ -174,9 +186,20 @@ done
 step "Summary"
 "$PROVP" --json jobs get "$JOB_ID" > "$DATA_DIR/last-job.json"
 python3 - "$DATA_DIR/last-job.json" "$EVAL" "$DATA_DIR/summary.json" "$BASE" "$NOVEL" \
-  "$(( $(date +%s) - START ))" <<'PY'
-import json, sys
-job_path, eval_dir, out_path, base, novel, seconds = sys.argv[1:7]
+  "$(( $(date +%s) - START ))" "$OPENBLAS_CORE" "$$" "$SERVER_PID" <<'PY'
+import json, os, sys
+job_path, eval_dir, out_path, base, novel, seconds, core, shell_pid, server_pid = sys.argv[1:10]
+
+def cpu_seconds():
+    """CPU time of the job so far: the shell's finished children plus the server."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0
+    for pid, fields in ((shell_pid, (13, 14, 15, 16)), (server_pid, (13, 14))):
+        try:
+            stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            total += sum(int(stat[i - 2]) for i in fields)
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / tick
 job = json.load(open(job_path))
 e = job.get("result", {}).get("evaluation", {})
 
@@ -211,6 +234,9 @@ summary = {
     "through_server": {k: v[0] for k, v in srv.items()},
     "through_server_images": {k: v[1] for k, v in srv.items()},
     "seconds_after_build": int(seconds),
+    "cpu_seconds": round(cpu_seconds(), 1),
+    "cpus": os.cpu_count(),
+    "openblas_core": core,
 }
 je, ts = summary["job_evaluation"], summary["through_server"]
 print("top-1 %%              %-26s %s" % ("job evaluation (test split)", "classified through the server"))
@@ -220,8 +246,15 @@ for name, key in (("zero-shot CLIP", "zero_shot"), ("ProVP-Ref (tuned)", "tuned"
     sb, sn = ts[f"base_{key}"], ts[f"novel_{key}"]
     print("%-20s %8.2f %8.2f %8.2f   %8.2f %8.2f %8.2f" %
           (name, 100 * jb, 100 * jn, 100 * hm(jb, jn), 100 * sb, 100 * sn, 100 * hm(sb, sn)))
+d_job = hm(je["tuned_base"], je["tuned_novel"]) - hm(je["zero_shot_base"], je["zero_shot_novel"])
+d_srv = hm(ts["base_tuned"], ts["novel_tuned"]) - hm(ts["base_zero_shot"], ts["novel_zero_shot"])
+d_nov = je["tuned_novel"] - je["zero_shot_novel"]
+summary["hm_gain"] = {"job_evaluation": d_job, "through_server": d_srv, "novel_job_evaluation": d_nov}
+print("ProVP-Ref - zero-shot: HM %+.2f (job), %+.2f (server); novel %+.2f (job)" %
+      (100 * d_job, 100 * d_srv, 100 * d_nov))
 print("prompt set: %s" % summary["prompt_set"])
-print("%d s after set-up and build" % summary["seconds_after_build"])
+print("%d s after set-up and build (%.0f CPU-s on %d CPUs, OpenBLAS kernels: %s)" %
+      (summary["seconds_after_build"], summary["cpu_seconds"], summary["cpus"], core))
 json.dump(summary, open(out_path, "w"), indent=2)
 PY
 echo

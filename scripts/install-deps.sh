@@ -5,13 +5,14 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ccache pkg-config git
+  clang libclang-rt-14-dev
   libtorch-dev libopenblas0-openmp
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libabsl-dev
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   libgtest-dev libgmock-dev
   libcivetweb-dev libsqlite3-dev libpqxx-dev postgresql libutf8proc-dev zlib1g-dev nlohmann-json3-dev libcli11-dev libssl-dev
-  prometheus yamllint
+  prometheus yamllint python3-yaml
   python3-grpcio python3-protobuf python3-numpy
   dataset-fashion-mnist
 )

@@ -50,6 +50,15 @@ grpc::Status ClassificationServiceImpl::StreamClassify(
       if (!stream->Write(response)) break;
       if (env_.draining.load()) break;
     }
+    // A stream cut short by a drain says so (issue 14): after its in-flight
+    // message is answered, UNAVAILABLE with reason DRAINING tells the client
+    // to reconnect elsewhere, where OK would read as a normal end.
+    if (env_.draining.load()) {
+      ErrorDetail d;
+      d.retry_after_ms = 1000;
+      return MakeError(absl::StatusCode::kUnavailable, "DRAINING",
+                       "server is shutting down; reconnect to continue the stream", d);
+    }
     return absl::OkStatus();
   });
 }

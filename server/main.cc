@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   ServerOptions o;
   std::string model_path, vocab_path, device = "cpu", dataset_roots, log_format = "text";
   int torch_threads = 0;
+  int64_t prompt_set_budget_mib = 0;
 
   CLI::App app{"provp-server: ProVP-Ref prompt tuning and CLIP classification over gRPC"};
   app.add_option("--listen", o.listen_address, "gRPC address (host:port; port 0 = any)")
@@ -131,6 +132,16 @@ int main(int argc, char** argv) {
   app.add_option("--batch-workers", o.batching.num_workers)
       ->envname("PROVP_BATCH_WORKERS")
       ->capture_default_str();
+  app.add_option("--mix-prompt-sets", o.batching.mix_prompt_sets,
+                 "One model execution takes requests of different prompt sets (and zero-shot)")
+      ->envname("PROVP_MIX_PROMPT_SETS")
+      ->capture_default_str();
+  app.add_option("--prompt-set-budget-mib", prompt_set_budget_mib,
+                 "Device memory for loaded prompt sets' tensors; beyond it the least recently "
+                 "used are evicted and read back from their files on next use (0: no limit)")
+      ->envname("PROVP_PROMPT_SET_BUDGET_MIB")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--text-cache-bytes", o.text_cache_bytes)
       ->envname("PROVP_TEXT_CACHE_BYTES")
       ->capture_default_str();
@@ -163,6 +174,7 @@ int main(int argc, char** argv) {
   to.vocab_path = vocab_path;
   to.device = device;
   to.num_threads = torch_threads;
+  to.prompt_set_budget_bytes = prompt_set_budget_mib * (int64_t{1} << 20);
   auto engine = provp::engine::CreateTorchEngine(to);
   if (!engine.ok()) return Fail(engine.status().ToString());
   auto server = provp::server::Server::Create(o, std::move(*engine));

@@ -29,6 +29,7 @@
 #include "server/state/batcher.h"
 #include "server/state/class_set_registry.h"
 #include "server/state/classifier.h"
+#include "server/state/crash_sweep.h"
 #include "server/state/dataset_registry.h"
 #include "server/state/job_runner.h"
 #include "server/state/logging.h"
@@ -114,8 +115,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
     return absl::InvalidArgumentError(
         absl::StrCat("--data-dir ", options.data_dir, ": ", ec.message()));
   }
-  fs::create_directories(fs::path(options.data_dir) / "datasets", ec);
-  fs::create_directories(fs::path(options.data_dir) / "jobs", ec);
+  for (const char* sub : {"datasets", "jobs"}) {
+    fs::create_directories(fs::path(options.data_dir) / sub, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(absl::StrCat("--data-dir ", options.data_dir,
+                                                     ": cannot create ", sub, ": ", ec.message()));
+    }
+  }
   if (options.role != "all" && options.role != "inference" && options.role != "tuning") {
     return absl::InvalidArgumentError(
         absl::StrCat("--role '", options.role, "' must be all, inference or tuning"));
@@ -130,6 +136,22 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
     return absl::InvalidArgumentError("--job-lease-seconds must be at least 1");
   }
   ASSIGN_OR_RETURN(m.store, store::OpenStore(options.store, options.data_dir + "/state.db"));
+  {
+    // What a crash left (issue 14): staging folders, import files and
+    // atomic-write temporaries hold no record. Alone on the folder (SQLite)
+    // everything goes; beside other replicas only what is a day old.
+    const absl::Duration min_age = shared ? absl::Hours(24) : absl::ZeroDuration();
+    CrashSweepResult swept = SweepCrashLeftovers(options.data_dir, min_age, absl::Now());
+    if (!swept.removed.empty()) {
+      m.logger->Warning("removed what an earlier crash left in the data folder",
+                        {{"count", absl::StrCat(swept.removed.size())},
+                         {"bytes", absl::StrCat(swept.bytes)},
+                         {"first", swept.removed.front()}});
+    }
+    for (const std::string& failure : swept.failed) {
+      m.logger->Warning("cannot remove a crash leftover", {{"error", failure}});
+    }
+  }
   if (options.api_keys_file.empty()) {
     m.keys = ApiKeys::Disabled();
   } else {
@@ -188,6 +210,17 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
     for (auto* family : {sm->gpu_allocated, sm->gpu_reserved, sm->gpu_total}) {
       family->WithLabels({"0"}).Set(0);
     }
+  }
+  {
+    const engine::Engine* e = m.engine.get();
+    auto cache = [e](int64_t engine::PromptSetCacheStats::*field) {
+      return [e, field]() -> double { return static_cast<double>(e->PromptSetCache().*field); };
+    };
+    sm->prompt_set_loads->SetCallback(cache(&engine::PromptSetCacheStats::loads));
+    sm->prompt_set_evictions->SetCallback(cache(&engine::PromptSetCacheStats::evictions));
+    sm->prompt_set_resident->SetCallback(cache(&engine::PromptSetCacheStats::resident_sets));
+    sm->prompt_set_resident_bytes->SetCallback(cache(&engine::PromptSetCacheStats::resident_bytes));
+    sm->prompt_set_budget_bytes->SetCallback(cache(&engine::PromptSetCacheStats::budget_bytes));
   }
   for (const char* state : {"queued", "running", "cancelling"}) {
     sm->tuning_jobs->WithLabels({state}).Set(0);
@@ -362,7 +395,8 @@ std::string Server::ConfigSummary() const {
                    " max_upload_bytes=", l.max_upload_bytes),
       absl::StrCat("batching: max_batch_size=", o.batching.max_batch_size, " max_queue_delay_us=",
                    o.batching.max_queue_delay_us, " max_queue_images=", o.batching.max_queue_images,
-                   " workers=", o.batching.num_workers),
+                   " workers=", o.batching.num_workers,
+                   " mix_prompt_sets=", o.batching.mix_prompt_sets ? "true" : "false"),
       absl::StrCat("text_cache_bytes=", o.text_cache_bytes,
                    " auto_load_prompt_sets=", o.auto_load_prompt_sets ? "true" : "false",
                    " log_format=", o.log_json ? "json" : "text")};

@@ -1,8 +1,12 @@
 // provp_clip_bench: image- and text-encoder throughput of the LibTorch CLIP
 // for a checkpoint or a named size with random weights, over several batch
 // sizes, optionally with ProVP prompts in every vision layer. Runs under
-// InferenceMode with warmup; prints one table. Plain argv parsing so it
-// builds in the torch-only (GPU host) configuration.
+// InferenceMode with warmup; prints one table, or with --json one JSON line
+// per measurement (bench/cpu/run.sh sets those beside the Python reference).
+// Plain argv parsing so it builds in the torch-only (GPU host) configuration.
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "core/clip/checkpoint_loader.h"
 #include "core/clip/clip_model.h"
+#include "core/util/host_memory.h"
 #include "core/util/torch_status.h"
 
 namespace {
@@ -34,13 +39,17 @@ struct Args {
   int threads = 0;
   bool image = true;
   bool text = true;
+  bool json = false;
+  int64_t mixed_sets = 0;  // > 0: also time batches whose images use this many prompt sets
 };
 
 void Usage() {
-  std::fprintf(stderr,
-               "usage: provp_clip_bench [--model PATH | --size tiny|vit-b16] [--batch 1,8,32]\n"
-               "       [--device cpu|cuda[:N]] [--dtype fp32|bf16|fp16] [--prompts M] [--alpha A]\n"
-               "       [--warmup N] [--iters N] [--threads N] [--image-only | --text-only]\n");
+  std::fprintf(
+      stderr,
+      "usage: provp_clip_bench [--model PATH | --size tiny|vit-b16] [--batch 1,8,32]\n"
+      "       [--device cpu|cuda[:N]] [--dtype fp32|bf16|fp16] [--prompts M] [--alpha A]\n"
+      "       [--warmup N] [--iters N] [--threads N] [--image-only | --text-only] [--json]\n"
+      "       [--mixed-sets N]   with --prompts: also a batch of N different prompt sets\n");
 }
 
 bool ParseInt(const char* s, int64_t* out) { return absl::SimpleAtoi(s, out); }
@@ -51,7 +60,9 @@ bool ParseArgs(int argc, char** argv, Args* a) {
     auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
     const char* v = nullptr;
     int64_t n = 0;
-    if (k == "--image-only") {
+    if (k == "--json") {
+      a->json = true;
+    } else if (k == "--image-only") {
       a->text = false;
     } else if (k == "--text-only") {
       a->image = false;
@@ -79,6 +90,8 @@ bool ParseArgs(int argc, char** argv, Args* a) {
       if (a->batches.empty()) return false;
     } else if (k == "--prompts" && ParseInt(v, &n) && n >= 0 && n <= 1024) {
       a->prompts = n;
+    } else if (k == "--mixed-sets" && ParseInt(v, &n) && n >= 1 && n <= 65536) {
+      a->mixed_sets = n;
     } else if (k == "--warmup" && ParseInt(v, &n) && n >= 0 && n <= 1000) {
       a->warmup = static_cast<int>(n);
     } else if (k == "--iters" && ParseInt(v, &n) && n >= 1 && n <= 100000) {
@@ -97,16 +110,58 @@ void Sync(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index());
 }
 
-// Seconds per call of fn, after warmup.
+struct Timing {
+  double best_s = 0;  // fastest call: the least disturbed by other load
+  double mean_s = 0;
+  double user_s = 0;  // process CPU time per call
+  double sys_s = 0;
+  long minor_faults = 0;  // per call
+};
+
+struct CpuUsage {
+  double user_s, sys_s;
+  long minor_faults;
+};
+
+CpuUsage ProcessUsage() {
+  rusage r{};
+  getrusage(RUSAGE_SELF, &r);
+  return {r.ru_utime.tv_sec + r.ru_utime.tv_usec * 1e-6,
+          r.ru_stime.tv_sec + r.ru_stime.tv_usec * 1e-6, r.ru_minflt};
+}
+
+// Per-call timing of fn, after warmup.
 template <typename Fn>
-double Time(const torch::Device& device, int warmup, int iters, Fn&& fn) {
+Timing Time(const torch::Device& device, int warmup, int iters, Fn&& fn) {
   for (int i = 0; i < warmup; ++i) fn();
   Sync(device);
-  auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < iters; ++i) fn();
-  Sync(device);
-  std::chrono::duration<double> d = std::chrono::steady_clock::now() - start;
-  return d.count() / iters;
+  Timing t;
+  t.best_s = 1e30;
+  const CpuUsage u0 = ProcessUsage();
+  for (int i = 0; i < iters; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    fn();
+    Sync(device);
+    std::chrono::duration<double> d = std::chrono::steady_clock::now() - start;
+    t.best_s = std::min(t.best_s, d.count());
+    t.mean_s += d.count() / iters;
+  }
+  const CpuUsage u1 = ProcessUsage();
+  t.user_s = (u1.user_s - u0.user_s) / iters;
+  t.sys_s = (u1.sys_s - u0.sys_s) / iters;
+  t.minor_faults = (u1.minor_faults - u0.minor_faults) / iters;
+  return t;
+}
+
+void PrintJson(const char* what, int64_t batch, const Args& a, const Timing& t) {
+  std::printf(
+      "{\"system\": \"provp\", \"what\": \"%s\", \"batch\": %lld, \"prompts\": %lld, "
+      "\"dtype\": \"%s\", \"device\": \"%s\", \"threads\": %d, \"torch\": \"%s\", "
+      "\"best_s\": %.6f, \"mean_s\": %.6f, \"user_s\": %.4f, \"sys_s\": %.4f, "
+      "\"minor_faults\": %ld, \"images_per_s\": %.3f}\n",
+      what, static_cast<long long>(batch), static_cast<long long>(a.prompts), a.dtype.c_str(),
+      a.device.c_str(), at::get_num_threads(), TORCH_VERSION, t.best_s, t.mean_s, t.user_s, t.sys_s,
+      t.minor_faults, batch / t.best_s);
 }
 
 }  // namespace
@@ -121,6 +176,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (args.threads > 0) at::set_num_threads(args.threads);
+  provp::util::KeepFreedHostMemory();  // as the engine does
   ModelOptions options;
   options.device = args.device;
   if (args.dtype == "fp32") {
@@ -159,13 +215,15 @@ int main(int argc, char** argv) {
   const ClipConfig& c = m->config();
   const torch::Device device(args.device);
 
-  std::printf("model: %s\nconfig: %s\ndevice: %s  dtype: %s  torch %s  threads: %d\n",
-              source.c_str(), c.DebugString().c_str(), args.device.c_str(), args.dtype.c_str(),
-              TORCH_VERSION, at::get_num_threads());
-  std::printf("prompts: %lld%s  warmup %d  iters %d\n\n", static_cast<long long>(args.prompts),
-              args.prompts > 0 ? " per layer, all layers" : " (plain CLIP)", args.warmup,
-              args.iters);
-  std::printf("%-6s %6s %12s %14s\n", "tower", "batch", "ms/batch", "items/s");
+  if (!args.json) {
+    std::printf("model: %s\nconfig: %s\ndevice: %s  dtype: %s  torch %s  threads: %d\n",
+                source.c_str(), c.DebugString().c_str(), args.device.c_str(), args.dtype.c_str(),
+                TORCH_VERSION, at::get_num_threads());
+    std::printf("prompts: %lld%s  warmup %d  iters %d\n\n", static_cast<long long>(args.prompts),
+                args.prompts > 0 ? " per layer, all layers" : " (plain CLIP)", args.warmup,
+                args.iters);
+    std::printf("%-6s %6s %12s %14s\n", "tower", "batch", "ms/batch", "items/s");
+  }
 
   VisualPrompts vp;
   if (args.prompts > 0) {
@@ -191,8 +249,38 @@ int main(int argc, char** argv) {
                      secs.status().ToString().c_str());
         return 1;
       }
-      std::printf("%-6s %6lld %12.2f %14.1f\n", "image", static_cast<long long>(b), *secs * 1e3,
-                  b / *secs);
+      if (args.json) {
+        PrintJson(args.prompts > 0 ? "prompted_forward" : "image_forward", b, args, *secs);
+      } else {
+        std::printf("%-6s %6lld %12.2f %14.1f\n", "image", static_cast<long long>(b),
+                    secs->best_s * 1e3, b / secs->best_s);
+      }
+      if (args.mixed_sets > 0 && args.prompts > 0) {
+        // The batch's images use mixed_sets different prompt sets (image i
+        // uses set i % N), gathered per layer inside the one forward.
+        VisualPrompts mixed;
+        mixed.prompts =
+            (torch::rand({args.mixed_sets, c.vision_layers, args.prompts, c.vision_width}) * 0.13 -
+             0.065)
+                .to(device);
+        mixed.image_set = (torch::arange(b, torch::kLong) % args.mixed_sets).to(device);
+        mixed.alpha = args.alpha;
+        auto msecs = provp::util::TorchCall("mixed", [&] {
+          return Time(device, args.warmup, args.iters, [&] { m->EncodeImage(*images, &mixed); });
+        });
+        if (!msecs.ok()) {
+          std::fprintf(stderr, "mixed batch %lld: %s\n", static_cast<long long>(b),
+                       msecs.status().ToString().c_str());
+          return 1;
+        }
+        if (args.json) {
+          PrintJson("mixed_sets_forward", b, args, *msecs);
+        } else {
+          std::printf("%-6s %6lld %12.2f %14.1f   (%lld prompt sets, %.3f of one set's rate)\n",
+                      "mixed", static_cast<long long>(b), msecs->best_s * 1e3, b / msecs->best_s,
+                      static_cast<long long>(args.mixed_sets), secs->best_s / msecs->best_s);
+        }
+      }
     }
     if (args.text) {
       // Start token, 14 words, end token: a typical class prompt length.
@@ -210,8 +298,12 @@ int main(int argc, char** argv) {
                      secs.status().ToString().c_str());
         return 1;
       }
-      std::printf("%-6s %6lld %12.2f %14.1f\n", "text", static_cast<long long>(b), *secs * 1e3,
-                  b / *secs);
+      if (args.json) {
+        PrintJson("text_forward", b, args, *secs);
+      } else {
+        std::printf("%-6s %6lld %12.2f %14.1f\n", "text", static_cast<long long>(b),
+                    secs->best_s * 1e3, b / secs->best_s);
+      }
     }
   }
   return 0;

@@ -6,6 +6,9 @@
 // over several seeds, through the real loader, sampler, trainer and
 // evaluation. Writes results.json, quality_table.md (mean and std over
 // seeds) and PNG plots. Epochs are far below the paper's (see --help).
+// The few-shot setting also has the CLIP paper's linear probe on the frozen
+// features (linear_probe_baseline.h), the anchor the prompt variants are
+// read against.
 // Single-threaded driver; torch gets one intra-op thread per logical CPU.
 #include <algorithm>
 #include <chrono>
@@ -29,16 +32,19 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "bench/quality/linear_probe_baseline.h"
 #include "core/clip/checkpoint_loader.h"
 #include "core/clip/clip_model.h"
 #include "core/clip/zero_shot.h"
 #include "core/data/accuracy.h"
+#include "core/data/few_shot.h"
 #include "core/data/loaders.h"
 #include "core/data/templates.h"
 #include "core/image/image_io.h"
 #include "core/provp/provp_options.h"
 #include "core/text/tokenizer.h"
 #include "core/train/evaluation.h"
+#include "core/train/linear_probe.h"
 #include "core/train/train_config.h"
 #include "core/train/trainer.h"
 #include "core/train/tuning_run.h"
@@ -58,7 +64,7 @@ constexpr char kUsage[] =
     "  DIR is what `provp-builtin prepare --data-dir DIR` wrote.\n"
     "options (defaults in brackets):\n"
     "  --datasets A,B        [DemoFashion,DemoColors,DemoShapes]\n"
-    "  --variants A,B        [zero_shot,vpt_shallow,vpt_deep,provp,provp_ref]\n"
+    "  --variants A,B        [zero_shot,vpt_shallow,vpt_deep,provp,provp_ref,linear_probe]\n"
     "  --seeds 1,2,3         [1,2,3]\n"
     "  --shots 1,2,4,8,16    [1,2,4,8,16]\n"
     "  --epochs-low N        epochs for 1/2/4 shots [20] (paper: 50/100/100)\n"
@@ -69,12 +75,15 @@ constexpr char kUsage[] =
     "  --min-crop-scale X    random-resized-crop area floor, (0, 1] [1.0; presets: 0.08]\n"
     "  --no-b2n / --no-fewshot  skip a setting\n";
 
+// Not a prompt variant: logistic regression on the frozen features, few-shot only.
+constexpr char kLinearProbe[] = "linear_probe";
+
 struct Options {
   std::string data_dir;
   std::string out_dir;
   std::vector<std::string> datasets = {"DemoFashion", "DemoColors", "DemoShapes"};
-  std::vector<std::string> variants = {"zero_shot", "vpt_shallow", "vpt_deep", "provp",
-                                       "provp_ref"};
+  std::vector<std::string> variants = {"zero_shot", "vpt_shallow", "vpt_deep",
+                                       "provp",     "provp_ref",   kLinearProbe};
   std::vector<int64_t> seeds = {1, 2, 3};
   std::vector<int64_t> shots = {1, 2, 4, 8, 16};
   int64_t epochs_low = 20;
@@ -102,9 +111,23 @@ absl::StatusOr<torch::Tensor> Decode(const std::string& path) {
   });
 }
 
+struct Split {
+  std::vector<torch::Tensor> images;  // uint8 [H,W,3]
+  std::vector<int64_t> labels;
+};
+
 // Decodes every image of the dataset once; every run reuses the tensors.
 class ImageCache {
  public:
+  absl::StatusOr<Split> GetAll(const std::vector<data::Item>& items) {
+    Split s;
+    for (const data::Item& item : items) {
+      ASSIGN_OR_RETURN(torch::Tensor t, Get(item.path));
+      s.images.push_back(t);
+      s.labels.push_back(item.label);
+    }
+    return s;
+  }
   absl::StatusOr<torch::Tensor> Get(const std::string& path) {
     auto it = cache_.find(path);
     if (it == cache_.end()) {
@@ -215,8 +238,9 @@ std::string Cell(const std::vector<double>& v) {
 using Results =
     std::map<std::string, std::map<std::string, std::map<std::string, std::vector<double>>>>;
 
-const cv::Scalar kColors[] = {
-    {128, 128, 128}, {40, 160, 40}, {200, 120, 0}, {30, 30, 220}, {160, 30, 160}};
+const cv::Scalar kColors[] = {{128, 128, 128}, {40, 160, 40},  {200, 120, 0},
+                              {30, 30, 220},   {160, 30, 160}, {20, 20, 20}};
+constexpr int kNumColors = sizeof(kColors) / sizeof(kColors[0]);
 
 // Accuracy vs shots, one line per variant (log2 x axis), error bars = std.
 void PlotFewShot(
@@ -262,7 +286,7 @@ void PlotFewShot(
   for (const std::string& v : o.variants) {
     auto vit = by_variant.find(v);
     if (vit == by_variant.end()) continue;
-    const cv::Scalar color = kColors[vi % 5];
+    const cv::Scalar color = kColors[vi % kNumColors];
     std::vector<cv::Point> pts;
     for (size_t i = 0; i < o.shots.size(); ++i) {
       auto it = vit->second.find(absl::StrCat(o.shots[i]));
@@ -299,12 +323,17 @@ void PlotB2n(const std::string& path, const std::string& title, const Options& o
   cv::putText(img, title, {left, 30}, cv::FONT_HERSHEY_SIMPLEX, 0.65, {0, 0, 0}, 1, cv::LINE_AA);
   const char* keys[] = {"base", "novel", "hm"};
   const cv::Scalar bar_colors[] = {{200, 120, 0}, {40, 160, 40}, {30, 30, 220}};
-  const int groups = static_cast<int>(o.variants.size());
+  std::vector<std::string> variants;  // those with a base-to-novel result
+  for (const std::string& v : o.variants) {
+    auto it = by_variant.find(v);
+    if (it != by_variant.end() && it->second.count("base")) variants.push_back(v);
+  }
+  const int groups = static_cast<int>(variants.size());
   const int gw = pw / std::max(1, groups);
   for (int g = 0; g < groups; ++g) {
-    auto vit = by_variant.find(o.variants[g]);
+    auto vit = by_variant.find(variants[g]);
     const int gx = left + g * gw;
-    cv::putText(img, o.variants[g], {gx + 8, top + ph + 20}, cv::FONT_HERSHEY_SIMPLEX, 0.45,
+    cv::putText(img, variants[g], {gx + 8, top + ph + 20}, cv::FONT_HERSHEY_SIMPLEX, 0.45,
                 {0, 0, 0}, 1, cv::LINE_AA);
     if (vit == by_variant.end()) continue;
     for (int k = 0; k < 3; ++k) {
@@ -381,6 +410,10 @@ absl::Status Run(const Options& o) {
     ASSIGN_OR_RETURN(data::Dataset dataset, data::LoadCoopDataset(root, ds_name));
     const std::vector<std::string> templates = {data::TemplateForDataset(ds_name)};
     ImageCache cache;
+    ASSIGN_OR_RETURN(Split test, cache.GetAll(dataset.test));
+    ASSIGN_OR_RETURN(train::EvalSet test_set,
+                     train::MakeEvalSet(test.images, test.labels, bb.resolution));
+    torch::Tensor test_features;  // frozen, for the linear probe; computed on first use
     std::fprintf(stderr, "%s: %d classes, %zu train / %zu test images\n", ds_name.c_str(),
                  dataset.num_classes(), dataset.train.size(), dataset.test.size());
 
@@ -395,7 +428,42 @@ absl::Status Run(const Options& o) {
     if (o.b2n) settings.push_back({true, 16});
     for (const Setting& st : settings) {
       for (int64_t seed : o.seeds) {
+        // The linear probe's own shots (the tuning runs draw theirs inside
+        // train::RunTuning, identically): train, then min(K, 4) val shots
+        // per class, where the probe picks its L2 strength.
+        data::FewShotOptions fso;
+        fso.shots = static_cast<int>(st.shots);
+        fso.seed = seed;
+        fso.sample_val = true;
+        ASSIGN_OR_RETURN(data::FewShotResult few, data::SampleFewShot(dataset, fso));
+        ASSIGN_OR_RETURN(Split train_split, cache.GetAll(few.dataset.train));
         for (const std::string& variant : o.variants) {
+          if (variant == kLinearProbe) {
+            if (st.b2n) continue;  // a probe has no weights for unseen classes
+            if (!test_features.defined()) {
+              ASSIGN_OR_RETURN(test_features,
+                               train::FrozenImageFeatures(bb.model, test_set.images));
+            }
+            ASSIGN_OR_RETURN(Split val_split, cache.GetAll(few.dataset.val));
+            json record = {{"dataset", ds_name},
+                           {"setting", "fewshot"},
+                           {"shots", st.shots},
+                           {"seed", seed},
+                           {"variant", variant}};
+            ASSIGN_OR_RETURN(
+                const double acc,
+                LinearProbeTop1(bb.model, bb.resolution, {&train_split.images, &train_split.labels},
+                                {&val_split.images, &val_split.labels}, test_features,
+                                test_set.labels, dataset.num_classes(), record));
+            results[ds_name][variant][absl::StrCat(st.shots)].push_back(acc);
+            record["accuracy"] = acc;
+            runs.push_back(record);
+            std::fprintf(stderr, "[%6.0fs] %s few shots=%lld seed=%lld %-11s acc %.1f (l2 %g)\n",
+                         Now() - t0, ds_name.c_str(), static_cast<long long>(st.shots),
+                         static_cast<long long>(seed), variant.c_str(), acc,
+                         record["l2"].get<double>());
+            continue;
+          }
           // Zero-shot does not depend on the seed or the shots: evaluate it
           // once per setting kind and reuse the figure.
           const bool zs = variant == "zero_shot";
@@ -555,7 +623,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   for (const std::string& v : o.variants) {
-    if (!provp::provp::VariantFromName(v).ok()) {
+    if (v != provp::bench::kLinearProbe && !provp::provp::VariantFromName(v).ok()) {
       std::fprintf(stderr, "unknown variant %s\n", v.c_str());
       return 2;
     }

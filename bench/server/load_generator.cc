@@ -3,11 +3,15 @@
 // concurrent clients issuing Classify with B images each over loopback for
 // a fixed time, and reports images/s and p50/p99 latency, next to the
 // engine's in-process image-encode throughput at the server's batch size
-// (the ceiling the RPC path is compared with). Run by hand; not a test.
+// (the ceiling the RPC path is compared with). With --target it drives
+// running servers instead (e.g. "ipv4:127.0.0.1:5001,127.0.0.1:5002", spread
+// by the round_robin policy): bench/multireplica compares one replica with
+// two that way. Run by hand; not a test.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -71,10 +75,55 @@ double Percentile(std::vector<double> v, double p) {
   return v[i];
 }
 
+// N clients issuing Classify with `per_request` images for `seconds`;
+// prints images/s, latency and (when inproc > 0) the ratio to it.
+void RunLoad(const std::shared_ptr<grpc::Channel>& channel, const std::string& jpeg,
+             int per_request, int clients, int seconds, double inproc) {
+  std::vector<std::vector<double>> lat(clients);
+  std::atomic<int64_t> images{0}, errors{0};
+  auto start = Clock::now();
+  auto end = start + std::chrono::seconds(seconds);
+  std::vector<std::thread> ts;
+  for (int c = 0; c < clients; ++c) {
+    ts.emplace_back([&, c] {
+      auto stub = provp::v1::ClassificationService::NewStub(channel);
+      provp::v1::ClassifyRequest req;
+      for (const char* n : {"cat", "dog", "car", "tree", "house"}) {
+        req.mutable_inline_classes()->add_names(n);
+      }
+      for (int i = 0; i < per_request; ++i) req.add_images()->set_encoded(jpeg);
+      while (Clock::now() < end) {
+        grpc::ClientContext ctx;
+        provp::v1::ClassifyResponse resp;
+        auto t = Clock::now();
+        grpc::Status s = stub->Classify(&ctx, req, &resp);
+        if (!s.ok()) {
+          ++errors;
+          continue;
+        }
+        lat[c].push_back(std::chrono::duration<double>(Clock::now() - t).count());
+        images += per_request;
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  std::vector<double> all;
+  for (auto& l : lat) all.insert(all.end(), l.begin(), l.end());
+  double ips = images / secs;
+  std::printf(
+      "images/request %-3d clients %-3d: %8.1f images/s  p50 %7.2f ms  p99 %7.2f ms  "
+      "errors %lld",
+      per_request, clients, ips, 1000 * Percentile(all, 0.5), 1000 * Percentile(all, 0.99),
+      static_cast<long long>(errors.load()));
+  if (inproc > 0) std::printf("  ratio to in-process %.2f", ips / inproc);
+  std::printf("\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model, vocab, device = "cpu";
+  std::string model, vocab, device = "cpu", target;
   int clients = 8, seconds = 10, image_size = 224, threads = 0, max_batch = 32;
   std::vector<int> batch_sizes = {1, 16};
   CLI::App app{"provp server load generator"};
@@ -87,7 +136,22 @@ int main(int argc, char** argv) {
   app.add_option("--images-per-request", batch_sizes, "one or more of 1, 16, ...");
   app.add_option("--torch-threads", threads, "LibTorch threads (0 = default)");
   app.add_option("--max-batch-size", max_batch, "server dynamic batch size")->capture_default_str();
+  app.add_option("--target", target,
+                 "drive these running servers (gRPC target, round_robin) instead of an "
+                 "in-process one");
   CLI11_PARSE(app, argc, argv);
+  if (!target.empty()) {
+    grpc::ChannelArguments args;
+    args.SetLoadBalancingPolicyName("round_robin");
+    auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+    provp::engine::Image img = TestImage(image_size, 0);
+    provp::image::RgbImage rgb{image_size, image_size, img.rgb};
+    std::string jpeg = *provp::image::EncodeJpeg(rgb, 90);
+    for (int per_request : batch_sizes) {
+      RunLoad(channel, jpeg, per_request, clients, seconds, /*inproc=*/0);
+    }
+    return 0;
+  }
 
   auto engine = MakeEngine(model, vocab, device, threads);
   if (!engine.ok()) {
@@ -99,7 +163,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < max_batch; ++i) imgs.push_back(TestImage(image_size, i));
   std::vector<const provp::engine::Image*> ptrs;
   for (auto& i : imgs) ptrs.push_back(&i);
-  (void)(*engine)->EncodeImages(ptrs, "");  // warm-up
+  // Warm-up; a failure here shows up in the first timed call below.
+  (*engine)->EncodeImages(ptrs, "").IgnoreError();
   int reps = 0;
   auto t0 = Clock::now();
   while (std::chrono::duration<double>(Clock::now() - t0).count() < std::max(2, seconds / 2)) {
@@ -127,46 +192,12 @@ int main(int argc, char** argv) {
   provp::image::RgbImage rgb{image_size, image_size, imgs[0].rgb};
   std::string jpeg = *provp::image::EncodeJpeg(rgb, 90);
   for (int per_request : batch_sizes) {
-    std::vector<std::vector<double>> lat(clients);
-    std::atomic<int64_t> images{0}, errors{0};
-    auto start = Clock::now();
-    auto end = start + std::chrono::seconds(seconds);
-    std::vector<std::thread> ts;
-    for (int c = 0; c < clients; ++c) {
-      ts.emplace_back([&, c] {
-        auto stub = provp::v1::ClassificationService::NewStub(channel);
-        provp::v1::ClassifyRequest req;
-        for (const char* n : {"cat", "dog", "car", "tree", "house"}) {
-          req.mutable_inline_classes()->add_names(n);
-        }
-        for (int i = 0; i < per_request; ++i) req.add_images()->set_encoded(jpeg);
-        while (Clock::now() < end) {
-          grpc::ClientContext ctx;
-          provp::v1::ClassifyResponse resp;
-          auto t = Clock::now();
-          grpc::Status s = stub->Classify(&ctx, req, &resp);
-          if (!s.ok()) {
-            ++errors;
-            continue;
-          }
-          lat[c].push_back(std::chrono::duration<double>(Clock::now() - t).count());
-          images += per_request;
-        }
-      });
-    }
-    for (auto& t : ts) t.join();
-    double secs = std::chrono::duration<double>(Clock::now() - start).count();
-    std::vector<double> all;
-    for (auto& l : lat) all.insert(all.end(), l.begin(), l.end());
-    double ips = images / secs;
-    std::printf(
-        "images/request %-3d clients %-3d: %8.1f images/s  p50 %7.2f ms  p99 %7.2f ms  "
-        "errors %lld  ratio to in-process %.2f\n",
-        per_request, clients, ips, 1000 * Percentile(all, 0.5), 1000 * Percentile(all, 0.99),
-        static_cast<long long>(errors.load()), ips / inproc);
+    RunLoad(channel, jpeg, per_request, clients, seconds, inproc);
   }
   (*server)->Shutdown();
-  std::string cmd = absl::StrCat("rm -rf ", so.data_dir);
-  (void)system(cmd.c_str());
+  std::error_code ec;
+  std::filesystem::remove_all(so.data_dir, ec);
+  if (ec)
+    std::fprintf(stderr, "could not remove %s: %s\n", so.data_dir.c_str(), ec.message().c_str());
   return 0;
 }

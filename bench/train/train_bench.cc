@@ -4,9 +4,12 @@
 // allocator stats, or the process's max RSS on CPU). Run by hand:
 //   provp_train_bench --size tiny --device cpu
 //   provp_train_bench --size vit-b16 --prompts 50 --device cuda --dtype bf16
-// Single-threaded driver; plain argv parsing so it builds torch-only.
+// --json prints one JSON line (bench/cpu/run.sh sets it beside the Python
+// reference). Single-threaded driver; plain argv parsing so it builds
+// torch-only.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -29,6 +32,7 @@
 #include "core/clip/config.h"
 #include "core/image/preprocess.h"
 #include "core/provp/provp_model.h"
+#include "core/util/host_memory.h"
 
 namespace {
 
@@ -45,13 +49,15 @@ struct Args {
   bool ref = true;
   bool augment = true;
   int threads = 0;
+  bool json = false;
 };
 
 void Usage() {
-  std::fprintf(stderr,
-               "usage: provp_train_bench [--size tiny|vit-b16] [--device cpu|cuda|cuda:N]\n"
-               "  [--dtype fp32|bf16|fp16] [--prompts M] [--batch B] [--steps N] [--warmup N]\n"
-               "  [--classes C] [--no-ref] [--no-augment] [--source-px P] [--threads T]\n");
+  std::fprintf(
+      stderr,
+      "usage: provp_train_bench [--size tiny|vit-b16] [--device cpu|cuda|cuda:N]\n"
+      "  [--dtype fp32|bf16|fp16] [--prompts M] [--batch B] [--steps N] [--warmup N]\n"
+      "  [--classes C] [--no-ref] [--no-augment] [--source-px P] [--threads T] [--json]\n");
 }
 
 bool Parse(int argc, char** argv, Args* a) {
@@ -107,6 +113,8 @@ bool Parse(int argc, char** argv, Args* a) {
       a->ref = false;
     } else if (k == "--no-augment") {
       a->augment = false;
+    } else if (k == "--json") {
+      a->json = true;
     } else {
       std::fprintf(stderr, "unknown argument %s\n", k.c_str());
       return false;
@@ -134,6 +142,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (args.threads > 0) torch::set_num_threads(args.threads);
+  provp::util::KeepFreedHostMemory();  // as the engine does
   provp::clip::ClipConfig config;
   if (args.size == "tiny") {
     config = provp::clip::TinyConfig();
@@ -222,13 +231,39 @@ int main(int argc, char** argv) {
     if (cuda)
       c10::cuda::CUDACachingAllocator::resetPeakStats(device.index() < 0 ? 0 : device.index());
 #endif
+    struct rusage ru0, ru1;
+    ::getrusage(RUSAGE_SELF, &ru0);
     const auto t0 = std::chrono::steady_clock::now();
+    double best_s = 1e30;
     for (int64_t i = 0; i < args.steps; ++i) {
+      const auto s0 = std::chrono::steady_clock::now();
       if (!step()) return 1;
+      sync();
+      best_s = std::min(
+          best_s, std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count());
     }
-    sync();
     const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ::getrusage(RUSAGE_SELF, &ru1);
     const double ms = 1000.0 * sec / args.steps;
+    if (args.json) {
+      auto secs = [](const timeval& a, const timeval& b) {
+        return (b.tv_sec - a.tv_sec) + (b.tv_usec - a.tv_usec) * 1e-6;
+      };
+      std::printf(
+          "{\"system\": \"provp\", \"what\": \"%s\", \"batch\": %lld, \"prompts\": %lld, "
+          "\"dtype\": \"%s\", \"device\": \"%s\", \"threads\": %d, \"torch\": \"%s\", "
+          "\"augment\": %s, \"best_s\": %.6f, \"mean_s\": %.6f, \"user_s\": %.4f, "
+          "\"sys_s\": %.4f, \"minor_faults\": %ld, \"images_per_s\": %.3f, "
+          "\"peak_rss_mib\": %.1f}\n",
+          args.ref ? "train_step_ref" : "train_step", static_cast<long long>(args.batch),
+          static_cast<long long>(args.prompts), args.dtype.c_str(), args.device.c_str(),
+          torch::get_num_threads(), TORCH_VERSION, args.augment ? "true" : "false", best_s,
+          sec / args.steps, secs(ru0.ru_utime, ru1.ru_utime) / args.steps,
+          secs(ru0.ru_stime, ru1.ru_stime) / args.steps,
+          (ru1.ru_minflt - ru0.ru_minflt) / static_cast<long>(args.steps), args.batch / best_s,
+          MaxRssMiB());
+      return 0;
+    }
     std::printf(
         "provp_train_bench libtorch=%s size=%s device=%s dtype=%s prompts=%lld batch=%lld ref=%d "
         "augment=%d threads=%d\n",

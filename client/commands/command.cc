@@ -72,7 +72,14 @@ void PrintJson(const google::protobuf::Message& message) {
   google::protobuf::util::JsonPrintOptions opts;
   opts.add_whitespace = true;
   opts.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(message, &out, opts);
+  const auto rendered = google::protobuf::util::MessageToJsonString(message, &out, opts);
+  if (!rendered.ok()) {
+    // Only a message the client itself built can fail here; say so on
+    // stderr instead of printing half a document.
+    std::fprintf(stderr, "provp: cannot print the %s as JSON: %s\n",
+                 message.GetDescriptor()->full_name().c_str(), rendered.ToString().c_str());
+    return;
+  }
   std::printf("%s", out.c_str());
   if (out.empty() || out.back() != '\n') std::printf("\n");
 }

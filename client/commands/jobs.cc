@@ -12,6 +12,7 @@
 #include "client/progress.h"
 #include "core/train/hyperparameters.h"
 #include "provp/v1/tuning.grpc.pb.h"
+#include "server/state/job_states.h"
 
 namespace provp::client {
 namespace {
@@ -19,9 +20,8 @@ namespace {
 using provp::v1::TuningJob;
 using provp::v1::TuningJobEvent;
 
-bool IsTerminal(TuningJob::State s) {
-  return s == TuningJob::SUCCEEDED || s == TuningJob::FAILED || s == TuningJob::CANCELLED;
-}
+// The server's one definition (header-only, proto types only).
+using provp::server::IsTerminal;
 
 std::string FormatEta(double seconds) {
   if (!(seconds >= 0) || !std::isfinite(seconds)) return "?";

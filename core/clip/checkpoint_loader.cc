@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <set>
 #include <sstream>
 #include <utility>
@@ -180,6 +181,159 @@ absl::StatusOr<ClipConfig> InferOpenAIConfig(const std::string& file, const Weig
   return c;
 }
 
+// LibTorch 1.13's unpickler trusts the length fields of string and bytes
+// opcodes and reserves that much before reading (a 4 GiB reserve from one
+// flipped length byte; found by fuzz/ torch_save). This walks the opcodes of
+// one pickle and checks every length against the bytes left; it stops
+// (accepting) at STOP or at an opcode it does not know, which the unpickler
+// itself then refuses.
+absl::Status CheckPickleLengths(const std::string& file, const std::string& record,
+                                const char* data, size_t size) {
+  size_t pos = 0;
+  auto need = [&](uint64_t n) -> absl::Status {
+    if (n > size - pos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(file, ": ", record, " claims ", n, " bytes at offset ", pos, " but only ",
+                       size - pos, " remain (corrupt or truncated pickle)"));
+    }
+    return absl::OkStatus();
+  };
+  auto little = [&](int width) -> uint64_t {
+    uint64_t v = 0;
+    for (int i = width - 1; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(data[pos + i]);
+    return v;
+  };
+  auto skip_line = [&]() -> absl::Status {
+    const void* nl = std::memchr(data + pos, '\n', size - pos);
+    if (nl == nullptr) return need(size - pos + 1);
+    pos = static_cast<const char*>(nl) - data + 1;
+    return absl::OkStatus();
+  };
+  while (pos < size) {
+    const uint8_t op = static_cast<uint8_t>(data[pos++]);
+    int fixed = -1;      // bytes of a fixed-size argument
+    int length_of = -1;  // width of a length prefix
+    int lines = 0;       // newline-terminated arguments
+    switch (op) {
+      case '.':
+        return absl::OkStatus();  // STOP
+      case 'K':
+      case 'q':
+      case 'h':
+      case 0x80:
+      case 0x82:
+        fixed = 1;
+        break;
+      case 'M':
+      case 0x83:
+        fixed = 2;
+        break;
+      case 'J':
+      case 'r':
+      case 'j':
+      case 0x84:
+        fixed = 4;
+        break;
+      case 'G':
+      case 0x95:
+        fixed = 8;
+        break;
+      case 0x8c:
+      case 'C':
+      case 'U':
+      case 0x8a:
+        length_of = 1;
+        break;
+      case 'X':
+      case 'B':
+      case 'T':
+      case 0x8b:
+        length_of = 4;
+        break;
+      case 0x8d:
+      case 0x8e:
+      case 0x96:
+        length_of = 8;
+        break;
+      case 'I':
+      case 'L':
+      case 'F':
+      case 'S':
+      case 'V':
+      case 'P':
+      case 'p':
+      case 'g':
+        lines = 1;
+        break;
+      case 'c':
+      case 'i':
+        lines = 2;
+        break;
+      case '(':
+      case '0':
+      case '1':
+      case '2':
+      case 'N':
+      case ')':
+      case ']':
+      case '}':
+      case 'a':
+      case 'e':
+      case 's':
+      case 'u':
+      case 't':
+      case 'l':
+      case 'd':
+      case 'o':
+      case 'R':
+      case 'b':
+      case 'Q':
+      case 0x81:
+      case 0x85:
+      case 0x86:
+      case 0x87:
+      case 0x88:
+      case 0x89:
+      case 0x8f:
+      case 0x90:
+      case 0x91:
+      case 0x92:
+      case 0x93:
+      case 0x94:
+      case 0x97:
+      case 0x98:
+        fixed = 0;
+        break;
+      default:
+        return absl::OkStatus();  // not ours to judge
+    }
+    if (fixed >= 0) {
+      RETURN_IF_ERROR(need(fixed));
+      pos += fixed;
+    } else if (length_of > 0) {
+      RETURN_IF_ERROR(need(length_of));
+      const uint64_t n = little(length_of);
+      pos += length_of;
+      RETURN_IF_ERROR(need(n));
+      pos += n;
+    } else {
+      for (int i = 0; i < lines; ++i) RETURN_IF_ERROR(skip_line());
+    }
+  }
+  return need(1);  // no STOP
+}
+
+// CheckPickleLengths over every .pkl record of a zip archive.
+absl::Status CheckArchivePickles(const std::string& file,
+                                 caffe2::serialize::PyTorchStreamReader& reader) {
+  for (const std::string& name : reader.getAllRecords()) {
+    if (!absl::EndsWith(name, ".pkl")) continue;
+    auto [data, size] = reader.getRecord(name);
+    RETURN_IF_ERROR(CheckPickleLengths(file, name, static_cast<const char*>(data.get()), size));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Weights> ReadTorchSaveDict(const std::string& path, const std::string& bytes) {
   return util::TorchCall(
       absl::StrCat(path, ": torch.save archive"), [&]() -> absl::StatusOr<Weights> {
@@ -188,6 +342,7 @@ absl::StatusOr<Weights> ReadTorchSaveDict(const std::string& path, const std::st
         // truncated archive (found by ASan on truncated fixtures).
         std::istringstream in(bytes);
         caffe2::serialize::PyTorchStreamReader reader(&in);
+        RETURN_IF_ERROR(CheckArchivePickles(path, reader));
         c10::IValue value = torch::jit::readArchiveAndTensors("data", "", "", c10::nullopt,
                                                               c10::nullopt, c10::nullopt, reader);
         if (!value.isGenericDict()) {
@@ -221,6 +376,11 @@ absl::StatusOr<Weights> ReadTorchSaveDict(const std::string& path, const std::st
 absl::StatusOr<Weights> ReadTorchScript(const std::string& path, const std::string& bytes) {
   return util::TorchCall(absl::StrCat(path, ": TorchScript archive"),
                          [&]() -> absl::StatusOr<Weights> {
+                           {
+                             std::istringstream check(bytes);
+                             caffe2::serialize::PyTorchStreamReader reader(&check);
+                             RETURN_IF_ERROR(CheckArchivePickles(path, reader));
+                           }
                            std::istringstream in(bytes);
                            torch::jit::Module module = torch::jit::load(in, torch::kCPU);
                            Weights out;

@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/clip/cuda_kernels.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 
@@ -28,7 +29,11 @@ std::string ShapeString(c10::IntArrayRef sizes) {
 
 // LayerNorm whose parameters stay fp32 and which normalises in fp32, casting
 // the result back to the input dtype (CLIP's LayerNorm subclass). Half
-// precision statistics over 768 channels lose too much.
+// precision statistics over 768 channels lose too much. On CUDA with bf16/
+// fp16 activations it runs LibTorch's kernel on the activations directly
+// (statistics accumulate in fp32 inside it) with parameter copies in the
+// activation dtype made once (PrepareLowPrecision), instead of casting the
+// activations to fp32 and back around every LayerNorm.
 class Fp32LayerNormImpl : public torch::nn::Module {
  public:
   Fp32LayerNormImpl(int64_t width, double eps) : width_(width), eps_(eps) {
@@ -38,10 +43,27 @@ class Fp32LayerNormImpl : public torch::nn::Module {
 
   // [..., W] -> [..., W], same dtype as x.
   torch::Tensor forward(const torch::Tensor& x) {
+    if (lowp_weight_.defined() && x.is_cuda() && x.scalar_type() == lowp_weight_.scalar_type()) {
+      return at::layer_norm(x, {width_}, lowp_weight_, lowp_bias_, eps_);
+    }
     torch::Tensor y = at::layer_norm(x.to(torch::kFloat32), {width_}, weight.to(torch::kFloat32),
                                      bias.to(torch::kFloat32), eps_);
     return y.to(x.scalar_type());
   }
+
+  // Unregistered copies of the parameters in `dtype` for the CUDA path;
+  // called after the weights are final (PlaceAndFreeze). fp32: none.
+  void PrepareLowPrecision(torch::Dtype dtype) {
+    torch::NoGradGuard no_grad;
+    if (dtype == torch::kFloat32 || !weight.is_cuda()) {
+      lowp_weight_ = lowp_bias_ = torch::Tensor();
+      return;
+    }
+    lowp_weight_ = weight.detach().to(dtype);
+    lowp_bias_ = bias.detach().to(dtype);
+  }
+
+  double eps() const { return eps_; }
 
   torch::Tensor weight;
   torch::Tensor bias;
@@ -49,6 +71,8 @@ class Fp32LayerNormImpl : public torch::nn::Module {
  private:
   int64_t width_;
   double eps_;
+  torch::Tensor lowp_weight_;
+  torch::Tensor lowp_bias_;
 };
 TORCH_MODULE(Fp32LayerNorm);
 
@@ -63,36 +87,70 @@ class AttentionImpl : public torch::nn::Module {
   }
 
   // [B,L,W] -> [B,L,W]. `causal` masks future positions (text tower).
-  torch::Tensor forward(const torch::Tensor& x, bool causal) {
+  torch::Tensor forward(const torch::Tensor& x, bool causal) { return out_proj(Heads(x, causal)); }
+
+  // residual += attention(x), in place and without the projection's own
+  // output tensor (inference only: autograd needs the out-of-place form).
+  void AddTo(torch::Tensor& residual, const torch::Tensor& x, bool causal) {
+    AddLinearInPlace(residual, Heads(x, causal), out_proj->weight, out_proj->bias);
+  }
+
+  // Adds input @ weight^T + bias to `out` in place: one GEMM that
+  // accumulates into `out` (beta = 1) and one pass for the bias, instead of
+  // two temporaries of out's size. out [..., N] contiguous, input [..., K].
+  static void AddLinearInPlace(torch::Tensor& out, const torch::Tensor& input,
+                               const torch::Tensor& weight, const torch::Tensor& bias) {
+    const int64_t n = out.size(-1);
+    torch::Tensor out_2d = out.view({-1, n});
+    out_2d.addmm_(input.reshape({-1, input.size(-1)}), weight.t());
+    out_2d.add_(bias);
+  }
+
+ private:
+  // [B,L,W] -> attention output before out_proj, [B,L,W].
+  torch::Tensor Heads(const torch::Tensor& x, bool causal) {
     const int64_t b = x.size(0);
     const int64_t l = x.size(1);
     const int64_t head_dim = width_ / heads_;
-    torch::Tensor qkv = at::linear(x, in_proj_weight, in_proj_bias)
-                            .view({b, l, 3, heads_, head_dim})
-                            .permute({2, 0, 3, 1, 4});  // [3,B,H,L,D]
-    torch::Tensor q = qkv[0];
-    torch::Tensor k = qkv[1];
-    torch::Tensor v = qkv[2];
+    torch::Tensor qkv = at::linear(x, in_proj_weight, in_proj_bias);  // [B,L,3W]
 #if TORCH_VERSION_MAJOR >= 2
-    torch::Tensor o = at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, 0.0, causal);
+    // SDPA takes the strided [B,H,L,D] views as they are (last dim dense).
+    torch::Tensor heads = qkv.view({b, l, 3, heads_, head_dim}).permute({2, 0, 3, 1, 4});
+    torch::Tensor o = at::scaled_dot_product_attention(heads[0], heads[1], heads[2],
+                                                       /*attn_mask=*/{}, 0.0, causal);
+    return o.transpose(1, 2).reshape({b, l, width_});
 #else
-    // Math path: scores in the model dtype, softmax in fp32 (fp16 softmax
-    // over 197+m keys underflows), back to the model dtype for the values.
+    // Math path. One copy lays q, k and v out as contiguous [B*H,L,D]
+    // blocks, so both batched GEMMs read them in place (k transposed by
+    // strides) instead of at::matmul copying each 4-D operand again; the
+    // 1/sqrt(D) scale rides in the GEMM's alpha.
+    torch::Tensor heads = qkv.view({b, l, 3, heads_, head_dim})
+                              .permute({2, 0, 3, 1, 4})
+                              .contiguous()
+                              .view({3, b * heads_, l, head_dim});
+    torch::Tensor q = heads[0];
+    torch::Tensor k = heads[1];
+    torch::Tensor v = heads[2];
     const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
-    torch::Tensor scores = at::matmul(q * scale, k.transpose(-2, -1)).to(torch::kFloat32);
+    torch::Tensor scores;
     if (causal) {
-      torch::Tensor mask =
-          torch::full({l, l}, -std::numeric_limits<float>::infinity(),
-                      torch::TensorOptions().dtype(torch::kFloat32).device(x.device()))
-              .triu(1);
-      scores = scores + mask;
+      torch::Tensor mask = torch::full({l, l}, -std::numeric_limits<float>::infinity(),
+                                       torch::TensorOptions().dtype(q.dtype()).device(q.device()))
+                               .triu(1);
+      scores = at::baddbmm(mask, q, k.transpose(1, 2), /*beta=*/1.0, /*alpha=*/scale);
+    } else {
+      scores = at::baddbmm(at::empty({b * heads_, l, l}, q.options()), q, k.transpose(1, 2),
+                           /*beta=*/0.0, /*alpha=*/scale);
     }
-    torch::Tensor o = at::matmul(scores.softmax(-1).to(v.scalar_type()), v);
+    // Softmax in fp32 (fp16 softmax over 197+m keys underflows), back to
+    // the model dtype for the values; both casts are no-ops in fp32.
+    torch::Tensor probs = scores.softmax(-1, torch::kFloat32).to(v.scalar_type());
+    torch::Tensor o = at::bmm(probs, v);  // [B*H,L,D]
+    return o.view({b, heads_, l, head_dim}).transpose(1, 2).reshape({b, l, width_});
 #endif
-    o = o.transpose(1, 2).reshape({b, l, width_});
-    return out_proj(o);
   }
 
+ public:
   torch::Tensor in_proj_weight;
   torch::Tensor in_proj_bias;
   torch::nn::Linear out_proj{nullptr};
@@ -116,6 +174,14 @@ class MlpImpl : public torch::nn::Module {
     return c_proj(h * torch::sigmoid(1.702 * h));
   }
 
+  // residual += mlp(x) in place (inference only): QuickGELU in one
+  // temporary instead of three, and c_proj accumulated into the residual.
+  void AddTo(torch::Tensor& residual, const torch::Tensor& x) {
+    torch::Tensor h = c_fc(x);
+    torch::Tensor g = h.mul(1.702).sigmoid_().mul_(h);
+    AttentionImpl::AddLinearInPlace(residual, g, c_proj->weight, c_proj->bias);
+  }
+
   torch::nn::Linear c_fc{nullptr};
   torch::nn::Linear c_proj{nullptr};
 };
@@ -131,8 +197,16 @@ class ResidualBlockImpl : public torch::nn::Module {
     mlp = register_module("mlp", Mlp(width));
   }
 
-  // [B,L,W] -> [B,L,W].
+  // [B,L,W] -> [B,L,W]. Without autograd (inference, the Ref teacher) the
+  // residual stream is updated in place: `x` must then be a tensor this
+  // forward owns (the prompted forward's own temporaries are).
   torch::Tensor forward(torch::Tensor x, bool causal) {
+    if (!torch::GradMode::is_enabled() && x.is_contiguous()) {
+      if (x.is_cuda() && FusedForward(x, causal)) return x;
+      attn->AddTo(x, ln_1(x), causal);
+      mlp->AddTo(x, ln_2(x));
+      return x;
+    }
     x = x + attn(ln_1(x), causal);
     return x + mlp(ln_2(x));
   }
@@ -141,6 +215,31 @@ class ResidualBlockImpl : public torch::nn::Module {
   Attention attn{nullptr};
   Fp32LayerNorm ln_2{nullptr};
   Mlp mlp{nullptr};
+
+ private:
+  // The CUDA inference block with the fused kernels (cuda_kernels.h):
+  // residual add + ln_2 in one pass, c_fc's bias + QuickGELU in one pass,
+  // c_proj accumulated into the residual by the GEMM. False (x untouched)
+  // when the kernels do not apply; then the caller runs the generic path.
+  bool FusedForward(torch::Tensor& x, bool causal) {
+    if (!CudaKernelsCompiled()) return false;
+    const int64_t w = x.size(-1);
+    torch::Tensor a = attn(ln_1(x), causal).view({-1, w});
+    torch::Tensor x2 = x.view({-1, w});
+    torch::Tensor y;
+    if (!FusedAddLayerNorm(x2, a, ln_2->weight, ln_2->bias, ln_2->eps(), &y)) {
+      x2.add_(a);  // the residual add is done either way; finish generically
+      mlp->AddTo(x, ln_2(x));
+      return true;
+    }
+    torch::Tensor h = at::mm(y, mlp->c_fc->weight.t());
+    if (!FusedBiasQuickGelu(h, mlp->c_fc->bias)) {
+      h.add_(mlp->c_fc->bias);
+      h = h.mul(1.702).sigmoid_().mul_(h);
+    }
+    AttentionImpl::AddLinearInPlace(x, h, mlp->c_proj->weight, mlp->c_proj->bias);
+    return true;
+  }
 };
 TORCH_MODULE(ResidualBlock);
 
@@ -264,6 +363,9 @@ absl::Status PlaceAndFreeze(ClipModel& model, const ModelOptions& options) {
     }
     model->eval();
     for (auto& p : model->parameters(/*recurse=*/true)) p.requires_grad_(false);
+    for (auto& module : model->modules(/*include_self=*/false)) {
+      if (auto* ln = module->as<Fp32LayerNormImpl>()) ln->PrepareLowPrecision(dtype);
+    }
   });
 }
 
@@ -312,26 +414,63 @@ torch::Tensor ClipModelImpl::EncodeImage(const torch::Tensor& images,
   const int64_t b = images.size(0);
   const torch::Tensor& conv_w = v.conv1->weight;
 
-  torch::Tensor prompt_tensor;
+  torch::Tensor prompt_tensor;  // [depth,m,W] shared, or [S,depth,m,W] stacked sets
+  bool stacked = false;
+  torch::Tensor image_set;  // [B] int64 with stacked sets and an index
   int64_t depth = 0;
   int64_t m = 0;
   double alpha = 0.0;
+  torch::Tensor alphas;  // [B,1,1] float64, stacked sets with their own alphas
   if (prompts != nullptr) {
     const torch::Tensor& pt = prompts->prompts;
-    TORCH_CHECK(pt.defined() && pt.dim() == 3, "EncodeImage: prompts must be [depth,m,", w,
-                "], got ", pt.defined() ? ShapeString(pt.sizes()) : "an undefined tensor");
-    depth = pt.size(0);
-    m = pt.size(1);
-    TORCH_CHECK(pt.size(2) == w, "EncodeImage: prompt width ", pt.size(2), " != vision_width ", w);
+    TORCH_CHECK(pt.defined() && (pt.dim() == 3 || pt.dim() == 4), "EncodeImage: prompts must be ",
+                "[depth,m,", w, "] or [S,depth,m,", w, "], got ",
+                pt.defined() ? ShapeString(pt.sizes()) : "an undefined tensor");
+    stacked = pt.dim() == 4;
+    const int64_t lead = stacked ? 1 : 0;
+    depth = pt.size(lead);
+    m = pt.size(lead + 1);
+    TORCH_CHECK(pt.size(lead + 2) == w, "EncodeImage: prompt width ", pt.size(lead + 2),
+                " != vision_width ", w);
     TORCH_CHECK(depth >= 1 && depth <= c.vision_layers, "EncodeImage: prompt depth ", depth,
                 " must be in [1, ", c.vision_layers, "]");
     TORCH_CHECK(m >= 1, "EncodeImage: prompt length m must be >= 1");
     TORCH_CHECK(pt.is_floating_point(), "EncodeImage: prompts must be floating point");
     alpha = prompts->alpha;
     TORCH_CHECK(std::isfinite(alpha), "EncodeImage: alpha must be finite");
+    if (stacked) {
+      const int64_t sets = pt.size(0);
+      if (prompts->image_set.defined()) {
+        const torch::Tensor& is = prompts->image_set;
+        TORCH_CHECK(is.dim() == 1 && is.size(0) == b && !is.is_floating_point(),
+                    "EncodeImage: image_set must be an integer [", b, "], got ",
+                    ShapeString(is.sizes()));
+        TORCH_CHECK_INDEX(
+            b == 0 || (is.min().item<int64_t>() >= 0 && is.max().item<int64_t>() < sets),
+            "EncodeImage: image_set entries must be in [0, ", sets, ")");
+        image_set = is.to(conv_w.device(), torch::kLong);
+      } else {
+        // Row i is image i's: read in place (no gather; CUDA graphs use this).
+        TORCH_CHECK(sets == b, "EncodeImage: ", sets, " stacked prompt sets for ", b,
+                    " images and no image_set");
+      }
+      if (prompts->alphas.defined()) {
+        TORCH_CHECK(prompts->alphas.numel() == sets, "EncodeImage: one alpha per prompt set");
+        torch::Tensor a = prompts->alphas.to(torch::kCPU, torch::kFloat64);
+        TORCH_CHECK(a.isfinite().all().item<bool>(), "EncodeImage: alphas must be finite");
+        a = a.to(conv_w.device());
+        alphas = (image_set.defined() ? a.index_select(0, image_set) : a).view({b, 1, 1});
+      }
+    }
     // Cast inside the graph so gradients reach an fp32 master copy.
     prompt_tensor = pt.to(conv_w.device(), conv_w.scalar_type());
   }
+  // P_l for every image: [B,m,W] (a broadcast view for one shared set).
+  auto layer_prompts = [&](int64_t l) {
+    if (!stacked) return prompt_tensor[l].unsqueeze(0).expand({b, m, w});
+    torch::Tensor p = prompt_tensor.select(1, l);
+    return image_set.defined() ? p.index_select(0, image_set) : p;
+  };
 
   torch::Tensor x = v.conv1(images.to(conv_w.device(), conv_w.scalar_type()));  // [B,W,g,g]
   x = x.flatten(2).transpose(1, 2);                                             // [B,N,W]
@@ -341,16 +480,29 @@ torch::Tensor ClipModelImpl::EncodeImage(const torch::Tensor& images,
 
   if (prompt_tensor.defined()) {
     // [CLS, P_0, patches]: prompts enter after ln_pre, without positions.
-    torch::Tensor p0 = prompt_tensor[0].unsqueeze(0).expand({b, m, w});
-    x = torch::cat({x.narrow(1, 0, 1), p0, x.narrow(1, 1, x.size(1) - 1)}, 1);
+    x = torch::cat({x.narrow(1, 0, 1), layer_prompts(0), x.narrow(1, 1, x.size(1) - 1)}, 1);
   }
+  const bool in_place = !torch::GradMode::is_enabled();
   auto& blocks = v.transformer->blocks;
   for (int64_t l = 0; l < static_cast<int64_t>(blocks.size()); ++l) {
     if (prompt_tensor.defined() && l >= 1 && l < depth) {
-      // Progressive rule, out of place so autograd sees both terms.
-      torch::Tensor slots =
-          alpha * x.narrow(1, 1, m) + (1.0 - alpha) * prompt_tensor[l].unsqueeze(0);
-      x = torch::cat({x.narrow(1, 0, 1), slots, x.narrow(1, 1 + m, x.size(1) - 1 - m)}, 1);
+      torch::Tensor p = layer_prompts(l);
+      if (in_place) {
+        // x is this forward's own block output: blend the slots where
+        // they are.
+        torch::Tensor slots = x.narrow(1, 1, m);
+        if (alphas.defined()) {
+          slots.mul_(alphas.to(x.scalar_type())).addcmul_(p, (1.0 - alphas).to(x.scalar_type()));
+        } else {
+          slots.mul_(alpha).add_(p, 1.0 - alpha);
+        }
+      } else {
+        // Progressive rule, out of place so autograd sees both terms.
+        torch::Tensor slots = alphas.defined() ? alphas.to(x.scalar_type()) * x.narrow(1, 1, m) +
+                                                     (1.0 - alphas).to(x.scalar_type()) * p
+                                               : alpha * x.narrow(1, 1, m) + (1.0 - alpha) * p;
+        x = torch::cat({x.narrow(1, 0, 1), slots, x.narrow(1, 1 + m, x.size(1) - 1 - m)}, 1);
+      }
     }
     x = blocks[l](x, /*causal=*/false);
   }
@@ -417,6 +569,11 @@ absl::Status ClipModelImpl::LoadWeights(const std::map<std::string, torch::Tenso
     torch::NoGradGuard no_grad;
     for (auto& item : params) {
       item.value().copy_(weights.at(item.key()));
+    }
+    // New LayerNorm weights: refresh their low-precision CUDA copies.
+    const torch::Dtype dtype = parts_->visual->conv1->weight.scalar_type();
+    for (auto& module : modules(/*include_self=*/false)) {
+      if (auto* ln = module->as<Fp32LayerNormImpl>()) ln->PrepareLowPrecision(dtype);
     }
     return absl::OkStatus();
   });

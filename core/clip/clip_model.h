@@ -22,13 +22,23 @@ namespace provp::clip {
 
 // ProVP visual prompts for one forward pass (METHOD.md section 2).
 struct VisualPrompts {
-  // [depth, m, vision_width]; depth <= vision_layers, m >= 1. Cast to the
-  // model's dtype inside the forward, so an fp32 master copy is fine and
-  // gradients flow back to it.
+  // [depth, m, vision_width]: one prompt set for the whole batch; or
+  // [S, depth, m, vision_width]: S prompt sets of the same depth and m, with
+  // `image_set` saying which one each image uses (a mixed-prompt-set batch:
+  // images of different sets share every matrix multiply, and only the
+  // prompt rows differ). depth <= vision_layers, m >= 1. Cast to the model's
+  // dtype inside the forward, so an fp32 master copy is fine and gradients
+  // flow back to it.
   torch::Tensor prompts;
   // Before each prompted layer l >= 1 the prompt slots become
   // alpha * (previous output) + (1 - alpha) * P_l. alpha 0 is VPT-deep.
   double alpha = 0.01;
+  // With stacked sets: int64 [B], image i uses set image_set[i]; undefined
+  // means image i uses set i (S == B).
+  torch::Tensor image_set;
+  // With stacked sets: float64 [S] alpha of each set; undefined means every
+  // set uses `alpha`.
+  torch::Tensor alphas;
 };
 
 class ClipModelImpl : public torch::nn::Module {

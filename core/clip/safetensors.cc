@@ -248,8 +248,11 @@ absl::StatusOr<std::string> SerializeSafetensors(
                                                      " has unsupported dtype ",
                                                      c10::toString(tensor.scalar_type())));
     }
+    // A named copy: C++17 lambdas cannot capture structured bindings (clang
+    // refuses; the fuzz build uses it).
+    const torch::Tensor& source = tensor;
     ASSIGN_OR_RETURN(torch::Tensor c, util::TorchCall("safetensors: copy to CPU", [&]() {
-                       return tensor.detach().to(torch::kCPU).contiguous();
+                       return source.detach().to(torch::kCPU).contiguous();
                      }));
     const uint64_t nbytes = static_cast<uint64_t>(c.numel()) * d->size;
     header[name] = {{"dtype", d->name},
@@ -274,9 +277,9 @@ absl::StatusOr<std::string> SerializeSafetensors(
 
 absl::Status WriteSafetensors(const std::string& path,
                               const std::map<std::string, torch::Tensor>& tensors,
-                              const std::map<std::string, std::string>& metadata) {
+                              const std::map<std::string, std::string>& metadata, util::Env* env) {
   ASSIGN_OR_RETURN(std::string bytes, SerializeSafetensors(tensors, metadata));
-  return util::WriteFileAtomic(path, bytes);
+  return util::WriteFileAtomic(path, bytes, env);
 }
 
 }  // namespace provp::clip

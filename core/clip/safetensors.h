@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "core/util/env.h"
 
 namespace provp::clip {
 
@@ -38,9 +39,10 @@ absl::StatusOr<std::string> SerializeSafetensors(
     const std::map<std::string, torch::Tensor>& tensors,
     const std::map<std::string, std::string>& metadata = {});
 
-// SerializeSafetensors + atomic write to `path`.
+// SerializeSafetensors + atomic write to `path` through `env`.
 absl::Status WriteSafetensors(const std::string& path,
                               const std::map<std::string, torch::Tensor>& tensors,
-                              const std::map<std::string, std::string>& metadata = {});
+                              const std::map<std::string, std::string>& metadata = {},
+                              util::Env* env = util::Env::Default());
 
 }  // namespace provp::clip

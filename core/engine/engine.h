@@ -6,9 +6,11 @@
 // prompt-set loads and with one RunTuning.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -71,6 +73,18 @@ struct PromptSetMeta {
   std::vector<std::string> templates;
   // Memory the prompts take when loaded.
   int64_t memory_bytes = 0;
+};
+
+// The engine's prompt-set residency (TorchEngineOptions.prompt_set_budget_bytes):
+// sets stay registered when their tensors are evicted and are read back
+// from their files on next use.
+struct PromptSetCacheStats {
+  int64_t loads = 0;      // tensor loads from files, first loads included
+  int64_t evictions = 0;  // tensors dropped to stay within the budget
+  int64_t resident_bytes = 0;
+  int64_t resident_sets = 0;
+  int64_t registered_sets = 0;
+  int64_t budget_bytes = 0;  // 0: no limit
 };
 
 enum class Split { kTrain, kVal, kTest };
@@ -209,6 +223,41 @@ class Engine {
   virtual absl::StatusOr<FeatureMatrix> EncodeImages(const std::vector<const Image*>& images,
                                                      const std::string& prompt_set) = 0;
 
+  // One batch whose images use different prompt sets: prompt_sets[i] is
+  // image i's ("" = zero-shot). Rows come back in input order and equal
+  // EncodeImages of each image with its own set (to float rounding). This
+  // default runs one EncodeImages per distinct set; TorchEngine instead
+  // runs one forward per prompt shape (depth, m) with each image's prompts
+  // gathered, and one for the zero-shot images.
+  virtual absl::StatusOr<FeatureMatrix> EncodeImagesMixed(
+      const std::vector<const Image*>& images, const std::vector<std::string>& prompt_sets) {
+    if (images.size() != prompt_sets.size()) {
+      return absl::InvalidArgumentError("EncodeImagesMixed: one prompt set per image");
+    }
+    std::map<std::string, std::vector<size_t>> by_set;
+    for (size_t i = 0; i < images.size(); ++i) by_set[prompt_sets[i]].push_back(i);
+    FeatureMatrix out;
+    out.rows = static_cast<int64_t>(images.size());
+    for (const auto& [set, rows] : by_set) {
+      std::vector<const Image*> group;
+      for (size_t i : rows) group.push_back(images[i]);
+      absl::StatusOr<FeatureMatrix> f = EncodeImages(group, set);
+      if (!f.ok()) return f.status();
+      if (out.data.empty()) {
+        out.dim = f->dim;
+        out.data.assign(static_cast<size_t>(out.rows * out.dim), 0.0f);
+      }
+      for (size_t j = 0; j < rows.size(); ++j) {
+        std::copy(f->row(static_cast<int64_t>(j)), f->row(static_cast<int64_t>(j)) + f->dim,
+                  out.data.begin() + static_cast<int64_t>(rows[j]) * out.dim);
+      }
+    }
+    return out;
+  }
+
+  // Loads, evictions and resident bytes of the prompt-set cache.
+  virtual PromptSetCacheStats PromptSetCache() const { return {}; }
+
   // L2-normalised features of texts used verbatim.
   virtual absl::StatusOr<FeatureMatrix> EncodeTexts(const std::vector<std::string>& texts) = 0;
 
@@ -219,7 +268,10 @@ class Engine {
       const std::vector<std::string>& class_names, const std::vector<std::string>& templates) = 0;
 
   // Reads a prompt-set file's metadata (validates it). FAILED_PRECONDITION
-  // when it was made for another backbone; INVALID_ARGUMENT when malformed.
+  // when it was made for another backbone (reason
+  // util::kReasonBackboneMismatch) or its prompts do not fit this one
+  // (util::kReasonPromptShapeMismatch, core/util/error_reason.h);
+  // INVALID_ARGUMENT when malformed.
   virtual absl::StatusOr<PromptSetMeta> InspectPromptSet(const std::string& path) = 0;
   // Loads a prompt-set file under `id` (replacing one already loaded).
   virtual absl::StatusOr<PromptSetMeta> LoadPromptSet(const std::string& id,

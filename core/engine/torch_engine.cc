@@ -2,13 +2,26 @@
 // so c10 exceptions become Status values and never reach the server.
 #include "core/engine/torch_engine.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
+#include <tuple>
+#include <utility>
 
 #include <torch/torch.h>
 #include <torch/version.h>
+
+// CMake defines this with a CUDA LibTorch (scripts/cuda-build.sh, the GPU
+// host); Debian's CPU LibTorch builds the eager path only.
+#ifdef PROVP_ENGINE_CUDA
+#include <ATen/cuda/CUDAEvent.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
 
 #include "absl/strings/str_cat.h"
 #include "core/clip/checkpoint_loader.h"
@@ -25,6 +38,7 @@
 #include "core/train/train_config.h"
 #include "core/train/trainer.h"
 #include "core/train/tuning_run.h"
+#include "core/util/host_memory.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 #include "core/util/torch_threads.h"
@@ -32,11 +46,39 @@
 namespace provp::engine {
 namespace {
 
-// A loaded prompt set; shared so an unload never frees prompts mid-forward.
+// A prompt set's tensors on the device; shared so an unload or eviction
+// never frees prompts mid-forward.
 struct LoadedPromptSet {
   clip::VisualPrompts prompts;
   PromptSetMeta meta;
+  int64_t bytes = 0;
 };
+
+// A registered prompt set: its file, and its tensors while resident.
+struct PromptSetEntry {
+  std::string path;
+  PromptSetMeta meta;
+  std::shared_ptr<const LoadedPromptSet> resident;  // null once evicted
+  uint64_t last_use = 0;
+};
+
+#ifdef PROVP_ENGINE_CUDA
+// One captured forward: static input/prompt buffers the replay reads and
+// the output it writes. Replays of one graph are serialised by `mu`.
+struct CapturedForward {
+  at::cuda::CUDAGraph graph;
+  torch::Tensor input;    // [bucket,3,R,R] model dtype
+  torch::Tensor prompts;  // [bucket,depth,m,W] model dtype, one row per image; undefined zero-shot
+  torch::Tensor output;   // [bucket,D] fp32, L2-normalised
+  std::mutex mu;
+};
+#endif
+
+int64_t NextBucket(int64_t n) {
+  int64_t b = 1;
+  while (b < n) b *= 2;
+  return b;
+}
 
 FeatureMatrix ToMatrix(const torch::Tensor& t) {
   torch::Tensor c = t.to(torch::kCPU, torch::kFloat32).contiguous();
@@ -104,6 +146,18 @@ class TorchEngine : public Engine {
     black.rgb.assign(static_cast<size_t>(black.height) * black.width * 3, 0);
     RETURN_IF_ERROR(EncodeImages({&black}, "").status());
     RETURN_IF_ERROR(ClassTextFeatures({"cat", "dog"}, {}).status());
+#ifdef PROVP_ENGINE_CUDA
+    if (info_.device.rfind("cuda", 0) == 0 && options_.cuda_graph_max_batch > 0) {
+      // Zero-shot graphs for every bucket now; prompted ones on first use.
+      RETURN_IF_ERROR(util::TorchCall("capture CUDA graphs", [&] {
+        c10::InferenceMode guard;
+        const int64_t r = config_.image_resolution;
+        for (int64_t b = 1; b <= options_.cuda_graph_max_batch; b *= 2) {
+          Forward(torch::zeros({b, 3, r, r}, torch::TensorOptions().device(info_.device)), nullptr);
+        }
+      }));
+    }
+#endif
     return absl::OkStatus();
   }
 
@@ -111,27 +165,99 @@ class TorchEngine : public Engine {
                                              const std::string& prompt_set) override {
     std::shared_ptr<const LoadedPromptSet> ps;
     if (!prompt_set.empty()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = loaded_.find(prompt_set);
-      if (it == loaded_.end()) {
-        return absl::FailedPreconditionError("prompt set " + prompt_set + " is not loaded");
-      }
-      ps = it->second;
+      ASSIGN_OR_RETURN(ps, Acquire(prompt_set));
     }
     return util::TorchCall("encode images", [&]() -> absl::StatusOr<FeatureMatrix> {
       c10::InferenceMode guard;
-      std::vector<torch::Tensor> batch;
-      batch.reserve(images.size());
-      for (const Image* img : images) {
-        ASSIGN_OR_RETURN(torch::Tensor x,
-                         image::PreprocessForEval(ToTensor(*img), config_.image_resolution));
-        batch.push_back(x);
-      }
-      torch::Tensor x = torch::stack(batch).to(torch::Device(options_.device));
-      torch::Tensor f = model_->EncodeImage(x, ps ? &ps->prompts : nullptr).to(torch::kFloat32);
-      f = f / f.norm(2, -1, true);
-      return ToMatrix(f);
+      ASSIGN_OR_RETURN(torch::Tensor x, Preprocess(images));
+      return ToMatrix(Forward(x, ps && ps->prompts.prompts.defined() ? &ps->prompts : nullptr));
     });
+  }
+
+  // Groups the images by prompt shape (depth, m): each group is one forward
+  // in which every image gathers its own set's prompt rows; zero-shot
+  // images (no prompt tokens, a shorter sequence) form their own forward.
+  absl::StatusOr<FeatureMatrix> EncodeImagesMixed(
+      const std::vector<const Image*>& images,
+      const std::vector<std::string>& prompt_sets) override {
+    if (images.size() != prompt_sets.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("EncodeImagesMixed: ", images.size(),
+                                                     " images but ", prompt_sets.size(),
+                                                     " prompt-set ids"));
+    }
+    std::map<std::string, std::shared_ptr<const LoadedPromptSet>> sets;
+    for (const std::string& id : prompt_sets) {
+      if (id.empty() || sets.count(id)) continue;
+      ASSIGN_OR_RETURN(sets[id], Acquire(id));
+    }
+    // (depth, m) -> rows; (0, 0) holds the zero-shot rows.
+    std::map<std::pair<int64_t, int64_t>, std::vector<int64_t>> groups;
+    for (size_t i = 0; i < images.size(); ++i) {
+      std::pair<int64_t, int64_t> key{0, 0};
+      if (!prompt_sets[i].empty()) {
+        const torch::Tensor& p = sets.at(prompt_sets[i])->prompts.prompts;
+        if (p.defined()) key = {p.size(0), p.size(1)};
+      }
+      groups[key].push_back(static_cast<int64_t>(i));
+    }
+    return util::TorchCall("encode mixed images", [&]() -> absl::StatusOr<FeatureMatrix> {
+      c10::InferenceMode guard;
+      ASSIGN_OR_RETURN(torch::Tensor x, Preprocess(images));
+      const torch::Device device = x.device();
+      torch::Tensor out;
+      for (const auto& [key, rows] : groups) {
+        torch::Tensor index = torch::tensor(rows, torch::kLong).to(device);
+        torch::Tensor xg = groups.size() == 1 ? x : x.index_select(0, index);
+        torch::Tensor f;
+        if (key.first == 0) {
+          f = Forward(xg, nullptr);
+        } else {
+          // Stack each distinct set of the group once; image_set maps rows to it.
+          std::map<std::string, int64_t> slot;
+          std::vector<torch::Tensor> stacked;
+          std::vector<double> alphas;
+          std::vector<int64_t> image_set;
+          for (int64_t r : rows) {
+            const std::string& id = prompt_sets[static_cast<size_t>(r)];
+            auto [it, fresh] = slot.emplace(id, static_cast<int64_t>(stacked.size()));
+            if (fresh) {
+              stacked.push_back(sets.at(id)->prompts.prompts);
+              alphas.push_back(sets.at(id)->prompts.alpha);
+            }
+            image_set.push_back(it->second);
+          }
+          clip::VisualPrompts vp;
+          if (stacked.size() == 1) {
+            vp.prompts = stacked.front();  // one set: the single-set forward exactly
+            vp.alpha = alphas.front();
+          } else {
+            vp.prompts = torch::stack(stacked);
+            vp.image_set = torch::tensor(image_set, torch::kLong).to(device);
+            vp.alpha = alphas.front();
+            if (std::any_of(alphas.begin(), alphas.end(),
+                            [&](double a) { return a != alphas.front(); })) {
+              vp.alphas = torch::tensor(alphas, torch::kFloat64);
+            }
+          }
+          f = Forward(xg, &vp);
+        }
+        if (groups.size() == 1) {
+          out = f;
+        } else {
+          if (!out.defined()) out = torch::empty({x.size(0), f.size(1)}, f.options());
+          out.index_copy_(0, index, f);
+        }
+      }
+      return ToMatrix(out);
+    });
+  }
+
+  PromptSetCacheStats PromptSetCache() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    PromptSetCacheStats s = cache_stats_;
+    s.registered_sets = static_cast<int64_t>(sets_.size());
+    s.budget_bytes = options_.prompt_set_budget_bytes;
+    return s;
   }
 
   absl::StatusOr<FeatureMatrix> EncodeTexts(const std::vector<std::string>& texts) override {
@@ -171,23 +297,23 @@ class TorchEngine : public Engine {
 
   absl::StatusOr<PromptSetMeta> LoadPromptSet(const std::string& id,
                                               const std::string& path) override {
-    return util::TorchCall("load prompt set", [&]() -> absl::StatusOr<PromptSetMeta> {
-      ASSIGN_OR_RETURN(train::PromptSet set, train::LoadPromptSet(path, config_, info_.backbone));
-      auto loaded = std::make_shared<LoadedPromptSet>();
-      loaded->meta = MetaOf(set);
-      if (set.prompts.defined()) {
-        loaded->prompts.prompts = set.prompts.to(torch::Device(options_.device));
-      }
-      loaded->prompts.alpha = set.info.model.alpha;
-      std::lock_guard<std::mutex> lock(mu_);
-      loaded_[id] = loaded;
-      return loaded->meta;
-    });
+    ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPromptSet> loaded, ReadPromptSetTensors(path));
+    std::lock_guard<std::mutex> lock(mu_);
+    PromptSetEntry& e = sets_[id];
+    if (e.resident) DropResidentLocked(e);
+    e.path = path;
+    e.meta = loaded->meta;
+    e.last_use = ++use_clock_;
+    MakeResidentLocked(id, e, loaded);
+    return loaded->meta;
   }
 
   absl::Status UnloadPromptSet(const std::string& id) override {
     std::lock_guard<std::mutex> lock(mu_);
-    if (loaded_.erase(id) == 0) return absl::NotFoundError(id + " is not loaded");
+    auto it = sets_.find(id);
+    if (it == sets_.end()) return absl::NotFoundError(id + " is not loaded");
+    if (it->second.resident) DropResidentLocked(it->second);
+    sets_.erase(it);
     return absl::OkStatus();
   }
 
@@ -197,6 +323,203 @@ class TorchEngine : public Engine {
   }
 
  private:
+  // uint8 images -> normalised [N,3,R,R] on the engine's device. On CUDA
+  // with pinned_staging the resized 8-bit crops go through a pinned host
+  // buffer and a copy stream, and normalisation runs on the device (a
+  // quarter of the bytes of float crops cross the bus).
+  absl::StatusOr<torch::Tensor> Preprocess(const std::vector<const Image*>& images) {
+    if (images.empty()) return absl::InvalidArgumentError("no images to encode");
+    const torch::Device device(options_.device);
+    if (device.is_cuda() && options_.pinned_staging) {
+      std::vector<torch::Tensor> crops;
+      crops.reserve(images.size());
+      for (const Image* img : images) {
+        ASSIGN_OR_RETURN(torch::Tensor c,
+                         image::ResizeCropForEval(ToTensor(*img), config_.image_resolution));
+        crops.push_back(c);
+      }
+      return StageToDevice(torch::stack(crops));
+    }
+    std::vector<torch::Tensor> batch;
+    batch.reserve(images.size());
+    for (const Image* img : images) {
+      ASSIGN_OR_RETURN(torch::Tensor x,
+                       image::PreprocessForEval(ToTensor(*img), config_.image_resolution));
+      batch.push_back(x);
+    }
+    return torch::stack(batch).to(device);
+  }
+
+  // uint8 [N,3,R,R] host crops -> normalised float on the device.
+  torch::Tensor StageToDevice(const torch::Tensor& crops) {
+    const torch::Device device(options_.device);
+#ifdef PROVP_ENGINE_CUDA
+    torch::Tensor pinned = torch::empty(crops.sizes(), crops.options().pinned_memory(true));
+    pinned.copy_(crops);
+    c10::cuda::CUDAStream compute = c10::cuda::getCurrentCUDAStream(device.index());
+    c10::cuda::CUDAStream copy = c10::cuda::getStreamFromPool(false, device.index());
+    torch::Tensor on_device;
+    {
+      c10::cuda::CUDAStreamGuard guard(copy);
+      on_device = pinned.to(device, /*non_blocking=*/true);
+    }
+    // The compute stream waits for the copy; the caching allocator must not
+    // reuse either buffer before the copy is done.
+    at::cuda::CUDAEvent copied;
+    copied.record(copy);
+    copied.block(compute);
+    c10::cuda::CUDACachingAllocator::recordStream(on_device.storage().data_ptr(), compute);
+    return image::NormalizeForModel(on_device);
+#else
+    return image::NormalizeForModel(crops.to(device));
+#endif
+  }
+
+  // Normalised features [N,D] fp32 of a preprocessed batch. On CUDA, batches
+  // of up to cuda_graph_max_batch images replay a captured graph.
+  torch::Tensor Forward(const torch::Tensor& x, const clip::VisualPrompts* vp) {
+#ifdef PROVP_ENGINE_CUDA
+    if (x.is_cuda() && x.size(0) <= options_.cuda_graph_max_batch &&
+        (vp == nullptr || !vp->alphas.defined())) {
+      return GraphForward(x, vp);
+    }
+#endif
+    torch::Tensor f = model_->EncodeImage(x, vp).to(torch::kFloat32);
+    return f / f.norm(2, -1, true);
+  }
+
+#ifdef PROVP_ENGINE_CUDA
+  torch::Tensor GraphForward(const torch::Tensor& x, const clip::VisualPrompts* vp) {
+    const int64_t n = x.size(0);
+    const int64_t bucket = NextBucket(n);
+    int64_t depth = 0, m = 0;
+    double alpha = 0.0;
+    torch::Tensor per_image;  // [n,depth,m,W]
+    if (vp != nullptr) {
+      const torch::Tensor& p = vp->prompts;
+      if (p.dim() == 3) {
+        per_image = p.unsqueeze(0).expand({n, p.size(0), p.size(1), p.size(2)});
+      } else {
+        per_image = vp->image_set.defined() ? p.index_select(0, vp->image_set.to(p.device())) : p;
+      }
+      depth = per_image.size(1);
+      m = per_image.size(2);
+      alpha = vp->alpha;
+    }
+    std::shared_ptr<CapturedForward> g = Captured(bucket, depth, m, alpha, x.device());
+    std::lock_guard<std::mutex> lock(g->mu);
+    g->input.narrow(0, 0, n).copy_(x);
+    if (depth > 0) g->prompts.narrow(0, 0, n).copy_(per_image);
+    g->graph.replay();
+    return g->output.narrow(0, 0, n).clone();
+  }
+
+  // The graph for (bucket, depth, m, alpha), captured on first use.
+  std::shared_ptr<CapturedForward> Captured(int64_t bucket, int64_t depth, int64_t m, double alpha,
+                                            const torch::Device& device) {
+    const std::tuple<int64_t, int64_t, int64_t, double> key{bucket, depth, m, alpha};
+    std::lock_guard<std::mutex> lock(graphs_mu_);  // one capture at a time
+    auto it = graphs_.find(key);
+    if (it != graphs_.end()) return it->second;
+    auto g = std::make_shared<CapturedForward>();
+    const torch::Dtype dtype = model_->parameters().front().scalar_type();
+    const int64_t r = config_.image_resolution;
+    const auto opts = torch::TensorOptions().device(device).dtype(dtype);
+    g->input = torch::zeros({bucket, 3, r, r}, opts);
+    clip::VisualPrompts cvp;
+    if (depth > 0) {
+      g->prompts = torch::zeros({bucket, depth, m, config_.vision_width}, opts);
+      cvp.prompts = g->prompts;
+      cvp.alpha = alpha;
+    }
+    torch::cuda::synchronize(device.index());
+    c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(false, device.index());
+    {
+      c10::cuda::CUDAStreamGuard guard(side);
+      for (int i = 0; i < 2; ++i) model_->EncodeImage(g->input, depth > 0 ? &cvp : nullptr);
+      side.synchronize();
+      // Thread-local capture: other threads' eager work may go on.
+      g->graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
+      torch::Tensor f =
+          model_->EncodeImage(g->input, depth > 0 ? &cvp : nullptr).to(torch::kFloat32);
+      g->output = f / f.norm(2, -1, true);
+      g->graph.capture_end();
+      side.synchronize();
+    }
+    graphs_[key] = g;
+    return g;
+  }
+#endif
+
+  absl::StatusOr<std::shared_ptr<const LoadedPromptSet>> ReadPromptSetTensors(
+      const std::string& path) {
+    return util::TorchCall(
+        "load prompt set", [&]() -> absl::StatusOr<std::shared_ptr<const LoadedPromptSet>> {
+          ASSIGN_OR_RETURN(train::PromptSet set,
+                           train::LoadPromptSet(path, config_, info_.backbone));
+          auto loaded = std::make_shared<LoadedPromptSet>();
+          loaded->meta = MetaOf(set);
+          if (set.prompts.defined()) {
+            loaded->prompts.prompts = set.prompts.to(torch::Device(options_.device));
+            loaded->bytes = loaded->prompts.prompts.numel() *
+                            static_cast<int64_t>(loaded->prompts.prompts.element_size());
+          }
+          loaded->prompts.alpha = set.info.model.alpha;
+          return std::shared_ptr<const LoadedPromptSet>(loaded);
+        });
+  }
+
+  // The set's tensors, read back from its file when they were evicted.
+  absl::StatusOr<std::shared_ptr<const LoadedPromptSet>> Acquire(const std::string& id) {
+    std::string path;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = sets_.find(id);
+      if (it == sets_.end()) {
+        return absl::FailedPreconditionError("prompt set " + id + " is not loaded");
+      }
+      it->second.last_use = ++use_clock_;
+      if (it->second.resident) return it->second.resident;
+      path = it->second.path;
+    }
+    // Read outside the lock: other sets keep serving meanwhile.
+    ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPromptSet> loaded, ReadPromptSetTensors(path));
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = sets_.find(id);
+    if (it == sets_.end()) {
+      return absl::FailedPreconditionError("prompt set " + id + " was unloaded");
+    }
+    if (!it->second.resident) MakeResidentLocked(id, it->second, loaded);
+    return it->second.resident;
+  }
+
+  void MakeResidentLocked(const std::string& id, PromptSetEntry& e,
+                          std::shared_ptr<const LoadedPromptSet> loaded) {
+    e.resident = std::move(loaded);
+    ++cache_stats_.loads;
+    ++cache_stats_.resident_sets;
+    cache_stats_.resident_bytes += e.resident->bytes;
+    // Evict least recently used sets (never the one just loaded) until the
+    // budget holds; a forward still using an evicted set keeps its tensors.
+    const int64_t budget = options_.prompt_set_budget_bytes;
+    while (budget > 0 && cache_stats_.resident_bytes > budget) {
+      PromptSetEntry* oldest = nullptr;
+      for (auto& [other_id, other] : sets_) {
+        if (other_id == id || !other.resident) continue;
+        if (oldest == nullptr || other.last_use < oldest->last_use) oldest = &other;
+      }
+      if (oldest == nullptr) break;
+      DropResidentLocked(*oldest);
+      ++cache_stats_.evictions;
+    }
+  }
+
+  void DropResidentLocked(PromptSetEntry& e) {
+    cache_stats_.resident_bytes -= e.resident->bytes;
+    --cache_stats_.resident_sets;
+    e.resident.reset();
+  }
+
   // The request's values over the preset (hyperparameters.h resolves them
   // for every front end alike).
   absl::StatusOr<train::TrainConfig> ConfigFor(const TuningSpec& spec) {
@@ -321,14 +644,21 @@ class TorchEngine : public Engine {
   clip::ClipModel model_;
   std::shared_ptr<const text::Tokenizer> tokenizer_;
   ModelInfo info_;
-  std::mutex mu_;
-  std::map<std::string, std::shared_ptr<const LoadedPromptSet>> loaded_;
+  mutable std::mutex mu_;  // guards sets_, use_clock_, cache_stats_
+  std::map<std::string, PromptSetEntry> sets_;
+  uint64_t use_clock_ = 0;
+  PromptSetCacheStats cache_stats_;
+#ifdef PROVP_ENGINE_CUDA
+  std::mutex graphs_mu_;  // guards graphs_ and serialises captures
+  std::map<std::tuple<int64_t, int64_t, int64_t, double>, std::shared_ptr<CapturedForward>> graphs_;
+#endif
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Engine>> CreateTorchEngine(const TorchEngineOptions& options) {
   util::SetTorchThreads(options.num_threads);
+  util::KeepFreedHostMemory();
   ASSIGN_OR_RETURN(clip::LoadedCheckpoint checkpoint, util::TorchCall("load checkpoint", [&] {
                      return clip::LoadCheckpoint(options.model_path);
                    }));

@@ -27,6 +27,19 @@ struct TorchEngineOptions {
   int num_threads = 0;
   // Images per forward in evaluation.
   int64_t eval_batch_size = 64;
+  // Device memory the loaded prompt sets' tensors may take; beyond it the
+  // least recently used ones are evicted (they stay loaded and are read back
+  // from their files on next use). 0: no limit.
+  int64_t prompt_set_budget_bytes = 0;
+  // CUDA only (a CUDA LibTorch build): forwards of up to this many images
+  // replay CUDA graphs captured per bucket (1, 2, 4, ... this), padded to
+  // the next bucket; zero-shot graphs are captured at Warmup, prompted ones
+  // on first use of a (bucket, depth, m, alpha). Each bucket holds its own
+  // activation memory. 0: eager only.
+  int64_t cuda_graph_max_batch = 64;
+  // CUDA only: stage host images in pinned memory and copy them on a
+  // separate stream, normalising on the device (false: pageable copy).
+  bool pinned_staging = true;
 };
 
 absl::StatusOr<std::unique_ptr<Engine>> CreateTorchEngine(const TorchEngineOptions& options);

@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/util/error_reason.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 
@@ -293,9 +294,11 @@ absl::StatusOr<RgbImage> DecodeImage(absl::string_view bytes, const DecodeOption
   const ImageInfo& info = probe.info;
   const int64_t pixels = info.width * info.height;  // both <= 2^31: no overflow
   if (pixels > options.max_pixels) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(FormatName(info.format), " image of ", info.width, "x", info.height, " (",
-                     pixels, " pixels) exceeds the limit of ", options.max_pixels, " pixels"));
+    return util::WithErrorReason(
+        absl::InvalidArgumentError(
+            absl::StrCat(FormatName(info.format), " image of ", info.width, "x", info.height, " (",
+                         pixels, " pixels) exceeds the limit of ", options.max_pixels, " pixels")),
+        util::kReasonImageTooLarge);
   }
   if (bytes.size() > kMaxFileBytes) {
     return Invalid(absl::StrCat("image data of ", bytes.size(), " bytes exceeds the limit of ",
@@ -340,9 +343,10 @@ absl::StatusOr<RgbImage> DecodeImage(absl::string_view bytes, const DecodeOption
   // The decoder may disagree with our header reading (e.g. a JPEG with two
   // frame headers); never return more than the budget either way.
   if (int64_t{decoded.rows} * decoded.cols > options.max_pixels) {
-    return absl::InvalidArgumentError(absl::StrCat("decoded image of ", decoded.cols, "x",
-                                                   decoded.rows, " exceeds the limit of ",
-                                                   options.max_pixels, " pixels"));
+    return util::WithErrorReason(absl::InvalidArgumentError(absl::StrCat(
+                                     "decoded image of ", decoded.cols, "x", decoded.rows,
+                                     " exceeds the limit of ", options.max_pixels, " pixels")),
+                                 util::kReasonImageTooLarge);
   }
   try {
     return ToRgb(decoded);
@@ -354,13 +358,13 @@ absl::StatusOr<RgbImage> DecodeImage(absl::string_view bytes, const DecodeOption
 absl::StatusOr<RgbImage> DecodeImageFile(const std::string& path, const DecodeOptions& options) {
   absl::StatusOr<std::string> bytes = util::ReadFile(path, kMaxFileBytes);
   if (!bytes.ok()) {
-    return absl::Status(bytes.status().code(),
-                        absl::StrCat("reading image ", path, ": ", bytes.status().message()));
+    return util::WithMessage(bytes.status(),
+                             absl::StrCat("reading image ", path, ": ", bytes.status().message()));
   }
   absl::StatusOr<RgbImage> image = DecodeImage(*bytes, options);
   if (!image.ok()) {
-    return absl::Status(image.status().code(),
-                        absl::StrCat("image ", path, ": ", image.status().message()));
+    return util::WithMessage(image.status(),
+                             absl::StrCat("image ", path, ": ", image.status().message()));
   }
   return image;
 }

@@ -50,7 +50,8 @@ absl::StatusOr<ImageInfo> ProbeImage(absl::string_view bytes);
 const char* FormatName(ImageFormat format);
 
 // Decodes encoded bytes. INVALID_ARGUMENT for non-images, truncated data or
-// over-large images, with the reason in the message. Grayscale becomes RGB,
+// over-large images (those with util::kReasonImageTooLarge), with the cause in the
+// message. Grayscale becomes RGB,
 // alpha is dropped before any resizing (the Python reference resizes RGBA
 // first, so RGBA results differ slightly from it), 16-bit samples are scaled
 // by 1/257 and rounded. EXIF orientation is not applied (neither does PIL's

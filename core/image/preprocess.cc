@@ -130,12 +130,13 @@ torch::Tensor ToNchwFloat(const torch::Tensor& hwc) {
 
 }  // namespace
 
-absl::StatusOr<torch::Tensor> PreprocessForEval(const torch::Tensor& rgb_hwc_uint8, int64_t size,
-                                                const Normalization& norm) {
-  const std::string what = "PreprocessForEval";
+namespace {
+
+// The resize + crop of PreprocessForEval, as float 0..255 levels [1,3,S,S].
+absl::StatusOr<torch::Tensor> ResizeCropLevels(const torch::Tensor& rgb_hwc_uint8, int64_t size,
+                                               const std::string& what) {
   RETURN_IF_ERROR(ValidateImage(rgb_hwc_uint8, what));
   RETURN_IF_ERROR(ValidateSize(size, what));
-  RETURN_IF_ERROR(ValidateNorm(norm, what));
   const int64_t h = rgb_hwc_uint8.size(0);
   const int64_t w = rgb_hwc_uint8.size(1);
   // torchvision: new_short = size, new_long = int(size * long / short).
@@ -156,9 +157,28 @@ absl::StatusOr<torch::Tensor> PreprocessForEval(const torch::Tensor& rgb_hwc_uin
   const int64_t left = RoundHalfEven(static_cast<double>(new_w - size) / 2.0);
   return util::TorchCall(what, [&]() -> torch::Tensor {
     torch::Tensor x = ResizeBicubic(ToNchwFloat(rgb_hwc_uint8), new_h, new_w);
-    x = x.slice(2, top, top + size).slice(3, left, left + size).contiguous();
-    return Normalize(std::move(x), norm).squeeze(0);
+    return x.slice(2, top, top + size).slice(3, left, left + size).contiguous();
   });
+}
+
+}  // namespace
+
+absl::StatusOr<torch::Tensor> PreprocessForEval(const torch::Tensor& rgb_hwc_uint8, int64_t size,
+                                                const Normalization& norm) {
+  const std::string what = "PreprocessForEval";
+  RETURN_IF_ERROR(ValidateNorm(norm, what));
+  ASSIGN_OR_RETURN(torch::Tensor x, ResizeCropLevels(rgb_hwc_uint8, size, what));
+  return util::TorchCall(what, [&] { return Normalize(std::move(x), norm).squeeze(0); });
+}
+
+absl::StatusOr<torch::Tensor> ResizeCropForEval(const torch::Tensor& rgb_hwc_uint8, int64_t size) {
+  static_assert(kRoundLikePil, "8-bit crops are exact only with PIL-like rounding");
+  ASSIGN_OR_RETURN(torch::Tensor x, ResizeCropLevels(rgb_hwc_uint8, size, "ResizeCropForEval"));
+  return util::TorchCall("ResizeCropForEval", [&] { return x.squeeze(0).to(torch::kUInt8); });
+}
+
+torch::Tensor NormalizeForModel(const torch::Tensor& crops_uint8, const Normalization& norm) {
+  return Normalize(crops_uint8.to(torch::kFloat), norm);
 }
 
 CropBox SampleCropBox(int64_t height, int64_t width, const AugmentOptions& options,

@@ -35,6 +35,15 @@ struct Normalization {
 absl::StatusOr<torch::Tensor> PreprocessForEval(const torch::Tensor& rgb_hwc_uint8, int64_t size,
                                                 const Normalization& norm = {});
 
+// PreprocessForEval in two halves, for a host/device split: the resized,
+// center-cropped image as 8-bit levels (uint8 [3,size,size], on the input's
+// device; PIL rounds to 8-bit levels after each pass, so nothing is lost),
+// and the normalisation (uint8 [N,3,S,S] -> float, on its device).
+// NormalizeForModel(ResizeCropForEval(x).unsqueeze(0))[0] equals
+// PreprocessForEval(x) exactly.
+absl::StatusOr<torch::Tensor> ResizeCropForEval(const torch::Tensor& rgb_hwc_uint8, int64_t size);
+torch::Tensor NormalizeForModel(const torch::Tensor& crops_uint8, const Normalization& norm = {});
+
 struct AugmentOptions {
   int64_t size = 224;
   double scale_min = 0.08;

@@ -3,22 +3,48 @@
 // SQLite's, and WAL mode keeps each commit cheap. Several processes may
 // open one file (BEGIN IMMEDIATE serialises writers), which is how the
 // contract tests race claims; production sharing goes through PostgreSQL.
+// A non-default util::Env gets its own VFS shim (sqlite_env_vfs.h) so tests
+// can fail commits.
 // Thread-safe.
 #include <sqlite3.h>
 
 #include <algorithm>
 #include <mutex>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/store/schema.h"
+#include "core/store/sqlite_env_vfs.h"
 #include "core/store/store.h"
 #include "core/util/status_macros.h"
 
 namespace provp::store {
 
 namespace {
+
+// One mapping of SQLite result codes to Status codes: a full disk is
+// RESOURCE_EXHAUSTED, a lock held elsewhere UNAVAILABLE, a damaged file
+// DATA_LOSS, I/O errors and everything else INTERNAL. `detail` is
+// sqlite3_errmsg (or sqlite3_exec's message).
+absl::Status SqliteStatus(int rc, const std::string& detail) {
+  const std::string msg = absl::StrCat("sqlite: ", detail);
+  switch (rc & 0xff) {
+    case SQLITE_CONSTRAINT:
+      return absl::AlreadyExistsError(detail);
+    case SQLITE_FULL:
+      return absl::ResourceExhaustedError(msg);
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return absl::UnavailableError(msg);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
 
 using internal::kRecordColumns;
 using internal::TableName;
@@ -35,7 +61,7 @@ class Statement {
 
   absl::Status prepared() const {
     if (rc_ == SQLITE_OK) return absl::OkStatus();
-    return absl::InternalError(absl::StrCat("sqlite prepare: ", sqlite3_errmsg(db_)));
+    return SqliteStatus(rc_, absl::StrCat("prepare: ", sqlite3_errmsg(db_)));
   }
   void Bind(int i, const std::string& s) {
     sqlite3_bind_blob(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
@@ -52,10 +78,7 @@ class Statement {
     return p ? std::string(static_cast<const char*>(p), n) : std::string();
   }
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
-  absl::Status Error(int rc) const {
-    if (rc == SQLITE_CONSTRAINT) return absl::AlreadyExistsError(sqlite3_errmsg(db_));
-    return absl::InternalError(absl::StrCat("sqlite: ", sqlite3_errmsg(db_)));
-  }
+  absl::Status Error(int rc) const { return SqliteStatus(rc, sqlite3_errmsg(db_)); }
 
  private:
   sqlite3* db_;
@@ -65,26 +88,47 @@ class Statement {
 
 class SqliteStore : public Store {
  public:
-  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  SqliteStore(sqlite3* db, std::unique_ptr<SqliteEnvVfs> vfs, int busy_timeout_ms)
+      : db_(db), vfs_(std::move(vfs)), busy_timeout_ms_(busy_timeout_ms) {}
+  // The connection closes before its VFS unregisters (member order).
   ~SqliteStore() override { sqlite3_close(db_); }
 
   // Creates or migrates the schema to internal::kSchemaVersion, recorded in
   // PRAGMA user_version (0 = a file from before versioning, at version 1).
   absl::Status Init() {
-    RETURN_IF_ERROR(
-        Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-             " PRAGMA busy_timeout=5000;"));
+    // busy_timeout first, so a lock held by another process (an open
+    // sqlite3 shell transaction, say) is waited for before the start fails.
+    RETURN_IF_ERROR(Exec(absl::StrCat("PRAGMA busy_timeout=", busy_timeout_ms_,
+                                      "; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      RETURN_IF_ERROR(ExecLocked("BEGIN IMMEDIATE"));
+      absl::Status s = MigrateLocked();
+      absl::Status end = ExecLocked(s.ok() ? "COMMIT" : "ROLLBACK");
+      RETURN_IF_ERROR(s.ok() ? end : s);
+    }
+    return QuickCheck();
+  }
+
+  // PRAGMA quick_check: a damaged page is found at start instead of at the
+  // first query that touches it (milliseconds for the server's few MB).
+  absl::Status QuickCheck() {
     std::lock_guard<std::mutex> lock(mu_);
-    RETURN_IF_ERROR(ExecLocked("BEGIN IMMEDIATE"));
-    absl::Status s = MigrateLocked();
-    absl::Status end = ExecLocked(s.ok() ? "COMMIT" : "ROLLBACK");
-    return s.ok() ? end : s;
+    Statement st(db_, "PRAGMA quick_check");
+    RETURN_IF_ERROR(st.prepared());
+    int rc = st.Step();
+    if (rc != SQLITE_ROW) return st.Error(rc);
+    const std::string verdict = st.Blob(0);
+    if (verdict != "ok") {
+      return absl::DataLossError(absl::StrCat("sqlite: integrity check failed: ", verdict));
+    }
+    return absl::OkStatus();
   }
 
   absl::Status MigrateLocked() {
     Statement st(db_, "PRAGMA user_version");
     RETURN_IF_ERROR(st.prepared());
-    if (st.Step() != SQLITE_ROW) return absl::InternalError("sqlite: cannot read user_version");
+    if (int rc = st.Step(); rc != SQLITE_ROW) return st.Error(rc);
     const int64_t version = st.Int(0);
     if (version > internal::kSchemaVersion) {
       return absl::FailedPreconditionError(
@@ -421,34 +465,53 @@ class SqliteStore : public Store {
   }
   absl::Status ExecLocked(const std::string& sql) {
     char* err = nullptr;
-    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = err ? err : "unknown error";
+    const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err);
+    if (rc != SQLITE_OK) {
+      std::string msg = err ? err : sqlite3_errstr(rc);
       sqlite3_free(err);
-      return absl::InternalError(absl::StrCat("sqlite: ", msg));
+      return SqliteStatus(sqlite3_extended_errcode(db_), msg);
     }
     return absl::OkStatus();
   }
 
   std::mutex mu_;
   sqlite3* db_;
+  std::unique_ptr<SqliteEnvVfs> vfs_;  // null with the default Env
+  int busy_timeout_ms_;
 };
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, util::Env* env,
+                                                       int busy_timeout_ms) {
+  std::unique_ptr<SqliteEnvVfs> vfs;
+  if (env != nullptr && env != util::Env::Default()) {
+    ASSIGN_OR_RETURN(vfs, SqliteEnvVfs::Register(env));
+  }
   sqlite3* db = nullptr;
-  int rc =
-      sqlite3_open_v2(path.c_str(), &db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                           vfs ? vfs->name() : nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
     return absl::UnavailableError(absl::StrCat("cannot open database ", path, ": ", msg));
   }
-  auto store = std::make_unique<SqliteStore>(db);
+  auto store = std::make_unique<SqliteStore>(db, std::move(vfs), busy_timeout_ms);
   absl::Status s = store->Init();
   if (!s.ok()) {
-    return absl::Status(s.code(), absl::StrCat("database ", path, ": ", s.message()));
+    // Say what to do: these stop a start, and the operator has to act.
+    std::string advice;
+    if (s.code() == absl::StatusCode::kDataLoss) {
+      advice =
+          " (the file is damaged or not a provp database: restore it from a backup, or move "
+          "it away to start with empty state)";
+    } else if (s.code() == absl::StatusCode::kUnavailable) {
+      advice =
+          " (another process holds its write lock, e.g. an open sqlite3 shell transaction; "
+          "stop it and start again)";
+    }
+    return absl::Status(s.code(), absl::StrCat("database ", path, ": ", s.message(), advice));
   }
   return std::unique_ptr<Store>(std::move(store));
 }

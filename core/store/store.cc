@@ -53,12 +53,13 @@ bool IsSharedStore(const std::string& spec) {
 }
 
 absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& spec,
-                                                 const std::string& default_sqlite_path) {
-  if (spec.empty()) return OpenSqliteStore(default_sqlite_path);
+                                                 const std::string& default_sqlite_path,
+                                                 util::Env* env) {
+  if (spec.empty()) return OpenSqliteStore(default_sqlite_path, env);
   if (absl::StartsWith(spec, "sqlite:")) {
     std::string path = spec.substr(7);
     if (path.empty()) return absl::InvalidArgumentError("--store sqlite: needs a path");
-    return OpenSqliteStore(path);
+    return OpenSqliteStore(path, env);
   }
   if (IsSharedStore(spec)) return OpenPostgresStore(spec);
   return absl::InvalidArgumentError(

@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/util/env.h"
 
 namespace provp::store {
 
@@ -130,8 +131,15 @@ class Store {
 // SQLite (WAL) database at `path`, created with its schema when missing and
 // migrated to this binary's schema version (PRAGMA user_version);
 // FAILED_PRECONDITION when the file has a newer version. Survives process
-// crashes: every call commits before it returns.
-absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+// crashes: every call commits before it returns. Its writes and fsyncs are
+// checked with `env` (tests fail them on purpose). Errors:
+// RESOURCE_EXHAUSTED for a full disk, UNAVAILABLE when another process
+// holds the write lock for longer than busy_timeout_ms, DATA_LOSS for a
+// damaged or foreign file (quick_check at open); messages name the file and
+// say what to do.
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
+                                                       util::Env* env = util::Env::Default(),
+                                                       int busy_timeout_ms = 5000);
 
 // PostgreSQL at a libpq connection URI ("postgresql://user@host:port/db").
 // Applies the schema migrations this binary knows at start (serialised
@@ -141,9 +149,11 @@ absl::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(const std::string& uri)
 
 // `--store`: "" opens SQLite at `default_sqlite_path`; "sqlite:PATH" SQLite
 // at PATH; "postgresql://..." or "postgres://..." PostgreSQL. Anything else
-// is INVALID_ARGUMENT.
+// is INVALID_ARGUMENT. `env` is SQLite's fault seam (PostgreSQL does its
+// I/O on the database server and does not take one).
 absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& spec,
-                                                 const std::string& default_sqlite_path);
+                                                 const std::string& default_sqlite_path,
+                                                 util::Env* env = util::Env::Default());
 // `spec` for logs: the password of a URI replaced by "***".
 std::string RedactStoreSpec(const std::string& spec);
 // True when `spec` names a store that several processes may share.

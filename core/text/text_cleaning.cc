@@ -1,13 +1,14 @@
 // Implementation of CLIP's cleaning and pre-tokenisation over code points.
-// The Unicode tables come from utf8proc (categories, NFC, simple lower-case
-// mapping); the Python-specific parts (\s set, full lower-casing of U+0130,
-// final sigma) are spelled out here. Thread-safe: no mutable state.
+// ftfy.fix_text runs first (core/text/ftfy.h). The Unicode tables come from
+// utf8proc (categories, simple lower-case mapping); the Python-specific parts (\s set, full
+// lower-casing of U+0130, final sigma) are spelled out here. Thread-safe: no mutable state.
 #include "core/text/text_cleaning.h"
 
 #include <cstdlib>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "core/text/ftfy.h"
 #include "core/text/html_unescape.h"
 #include "utf8proc.h"
 
@@ -277,28 +278,12 @@ absl::StatusOr<std::u32string> CleanText(absl::string_view text) {
     return absl::InvalidArgumentError(
         absl::StrCat("text is ", text.size(), " bytes; the limit is ", kMaxTextBytes));
   }
-  // Validate first so the error names the offset; utf8proc then cannot fail
-  // on encoding, only on memory.
+  // Validate first so the error names the offset of a bad sequence.
   auto decoded = DecodeUtf8(text);
   if (!decoded.ok()) return decoded.status();
-  std::u32string nfc;
-  if (!text.empty()) {
-    utf8proc_uint8_t* mapped = nullptr;
-    utf8proc_ssize_t len =
-        utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
-                     static_cast<utf8proc_ssize_t>(text.size()), &mapped,
-                     static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
-    std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owner(mapped, &std::free);
-    if (len < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("NFC normalisation failed: ", utf8proc_errmsg(len)));
-    }
-    auto normalized = DecodeUtf8(
-        absl::string_view(reinterpret_cast<const char*>(mapped), static_cast<size_t>(len)));
-    if (!normalized.ok()) return normalized.status();
-    nfc = *std::move(normalized);
-  }
-  std::u32string unescaped = HtmlUnescape(HtmlUnescape(nfc));
+  // CLIP's basic_clean: ftfy.fix_text (which ends in NFC), then
+  // html.unescape twice; whitespace_clean and lower() follow.
+  std::u32string unescaped = HtmlUnescape(HtmlUnescape(ftfy::FixText(*decoded)));
   return PythonLower(CollapseWhitespace(unescaped));
 }
 

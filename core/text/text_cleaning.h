@@ -1,7 +1,8 @@
 // CLIP's text cleaning and word splitting, shared by the tokenizer and the BPE
-// vocabulary builder: UTF-8 validation, NFC, HTML unescape twice, whitespace
-// collapse and strip, Python-style lower-casing, then CLIP's word pattern
-// matched by hand over code points. Pure functions; thread-safe.
+// vocabulary builder: UTF-8 validation, ftfy.fix_text (core/text/ftfy.h),
+// HTML unescape twice, whitespace collapse and strip, Python-style
+// lower-casing, then CLIP's word pattern matched by hand over code points.
+// Pure functions; thread-safe.
 #pragma once
 
 #include <array>
@@ -24,7 +25,8 @@ absl::StatusOr<std::u32string> DecodeUtf8(absl::string_view text);
 void AppendUtf8(char32_t c, std::string* out);
 std::string EncodeUtf8(const std::u32string& text);
 
-// NFC (utf8proc), html.unescape twice, strip, \s runs -> one space,
+// ftfy.fix_text (mojibake, entities, quotes, ligatures, width, controls,
+// NFC), html.unescape twice, strip, \s runs -> one space,
 // then str.lower() semantics (simple Unicode lower-casing via utf8proc plus
 // U+0130 -> "i̇" and the final-sigma rule). INVALID_ARGUMENT for invalid
 // UTF-8 or text longer than kMaxTextBytes.

@@ -17,7 +17,8 @@ absl::Status Bad(const std::string& path, const std::string& what) {
 
 }  // namespace
 
-absl::Status SaveTrainCheckpoint(const std::string& path, const TrainCheckpoint& ck) {
+absl::Status SaveTrainCheckpoint(const std::string& path, const TrainCheckpoint& ck,
+                                 util::Env* env) {
   if (!ck.prompts.defined()) return absl::InvalidArgumentError("checkpoint: prompts are undefined");
   TensorFile file;
   file.tensors["prompts"] = ck.prompts;
@@ -34,7 +35,7 @@ absl::Status SaveTrainCheckpoint(const std::string& path, const TrainCheckpoint&
                          {"best_validation_accuracy", ck.best_validation_accuracy},
                          {"history", ck.history}};
   file.metadata[kMetadataKey] = meta.dump();
-  return WriteTensorFile(path, file);
+  return WriteTensorFile(path, file, env);
 }
 
 absl::StatusOr<TrainCheckpoint> LoadTrainCheckpoint(const std::string& path) {

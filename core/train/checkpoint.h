@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/train/train_config.h"
+#include "core/util/env.h"
 
 namespace provp::train {
 
@@ -43,7 +44,10 @@ struct TrainCheckpoint {
   nlohmann::json history = nlohmann::json::array();
 };
 
-absl::Status SaveTrainCheckpoint(const std::string& path, const TrainCheckpoint& checkpoint);
+// Atomic write through `env`: a failed or interrupted save leaves the
+// previous checkpoint in place.
+absl::Status SaveTrainCheckpoint(const std::string& path, const TrainCheckpoint& checkpoint,
+                                 util::Env* env = util::Env::Default());
 
 // NOT_FOUND when the file does not exist; INVALID_ARGUMENT (naming the file
 // and field) for anything malformed.

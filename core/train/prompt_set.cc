@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/train/tensor_file.h"
+#include "core/util/error_reason.h"
 #include "core/util/status_macros.h"
 
 namespace provp::train {
@@ -42,7 +43,7 @@ absl::Status StringList(const nlohmann::json& meta, const char* key, const std::
 
 }  // namespace
 
-absl::Status SavePromptSet(const std::string& path, const PromptSet& set) {
+absl::Status SavePromptSet(const std::string& path, const PromptSet& set, util::Env* env) {
   const auto& info = set.info;
   TensorFile file;
   if (info.model.variant != provp::Variant::kZeroShot) {
@@ -62,7 +63,7 @@ absl::Status SavePromptSet(const std::string& path, const PromptSet& set) {
                          {"training_summary", info.training_summary},
                          {"evaluation", info.evaluation}};
   file.metadata[kMetadataKey] = meta.dump();
-  return WriteTensorFile(path, file);
+  return WriteTensorFile(path, file, env);
 }
 
 absl::StatusOr<PromptSet> ReadPromptSet(const std::string& path) {
@@ -122,23 +123,31 @@ absl::Status CheckPromptSetMatches(const PromptSet& set, const clip::ClipConfig&
   const auto& info = set.info;
   if (!info.backbone_fingerprint.empty() && !fingerprint.empty() &&
       info.backbone_fingerprint != fingerprint) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("prompt set was trained on backbone ", info.backbone_fingerprint,
-                     ", but the loaded backbone is ", fingerprint));
+    return util::WithErrorReason(
+        absl::FailedPreconditionError(absl::StrCat("prompt set was trained on backbone ",
+                                                   info.backbone_fingerprint,
+                                                   ", but the loaded backbone is ", fingerprint)),
+        util::kReasonBackboneMismatch);
   }
   if (info.model.variant == provp::Variant::kZeroShot) return absl::OkStatus();
   if (!set.prompts.defined() || set.prompts.dim() != 3) {
-    return absl::FailedPreconditionError("prompt set holds no [depth,m,width] prompts");
+    return util::WithErrorReason(
+        absl::FailedPreconditionError("prompt set holds no [depth,m,width] prompts"),
+        util::kReasonPromptShapeMismatch);
   }
   if (set.prompts.size(2) != config.vision_width) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("prompt width ", set.prompts.size(2),
-                     " does not match the backbone's vision width ", config.vision_width));
+    return util::WithErrorReason(
+        absl::FailedPreconditionError(absl::StrCat("prompt width ", set.prompts.size(2),
+                                                   " does not match the backbone's vision width ",
+                                                   config.vision_width)),
+        util::kReasonPromptShapeMismatch);
   }
   if (set.prompts.size(0) > config.vision_layers) {
-    return absl::FailedPreconditionError(absl::StrCat("prompt depth ", set.prompts.size(0),
-                                                      " exceeds the backbone's ",
-                                                      config.vision_layers, " vision layers"));
+    return util::WithErrorReason(
+        absl::FailedPreconditionError(absl::StrCat("prompt depth ", set.prompts.size(0),
+                                                   " exceeds the backbone's ", config.vision_layers,
+                                                   " vision layers")),
+        util::kReasonPromptShapeMismatch);
   }
   return absl::OkStatus();
 }
@@ -147,7 +156,7 @@ absl::StatusOr<PromptSet> LoadPromptSet(const std::string& path, const clip::Cli
                                         const std::string& fingerprint) {
   ASSIGN_OR_RETURN(PromptSet set, ReadPromptSet(path));
   absl::Status s = CheckPromptSetMatches(set, config, fingerprint);
-  if (!s.ok()) return absl::Status(s.code(), absl::StrCat("prompt set ", path, ": ", s.message()));
+  if (!s.ok()) return util::WithMessage(s, absl::StrCat("prompt set ", path, ": ", s.message()));
   return set;
 }
 

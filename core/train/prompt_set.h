@@ -21,6 +21,7 @@
 #include "core/provp/provp_options.h"
 #include "core/train/train_config.h"
 #include "core/train/trainer.h"
+#include "core/util/env.h"
 
 namespace provp::train {
 
@@ -46,15 +47,19 @@ struct PromptSet {
   PromptSetInfo info;
 };
 
-absl::Status SavePromptSet(const std::string& path, const PromptSet& set);
+// Writes the file atomically through `env` (the old file, if any, stays
+// until the new one is complete).
+absl::Status SavePromptSet(const std::string& path, const PromptSet& set,
+                           util::Env* env = util::Env::Default());
 
 // Parses and checks the file on its own (shapes agree with the metadata).
 // NOT_FOUND if absent; INVALID_ARGUMENT naming file and field otherwise.
 absl::StatusOr<PromptSet> ReadPromptSet(const std::string& path);
 
 // FAILED_PRECONDITION when the prompts do not fit `config` (width, depth vs
-// vision layers) or were trained on another backbone than `fingerprint`
-// (a file without a fingerprint is accepted: imported prompts).
+// vision layers; reason util::kReasonPromptShapeMismatch) or were trained on
+// another backbone than `fingerprint` (util::kReasonBackboneMismatch; a file
+// without a fingerprint is accepted: imported prompts).
 absl::Status CheckPromptSetMatches(const PromptSet& set, const clip::ClipConfig& config,
                                    const std::string& fingerprint);
 

@@ -8,7 +8,7 @@
 
 namespace provp::train {
 
-absl::Status WriteTensorFile(const std::string& path, const TensorFile& file) {
+absl::Status WriteTensorFile(const std::string& path, const TensorFile& file, util::Env* env) {
   std::map<std::string, torch::Tensor> tensors;
   for (const auto& [name, tensor] : file.tensors) {
     if (!tensor.defined()) {
@@ -22,7 +22,7 @@ absl::Status WriteTensorFile(const std::string& path, const TensorFile& file) {
       tensors[name] = t.contiguous();
     }
   }));
-  return clip::WriteSafetensors(path, tensors, file.metadata);
+  return clip::WriteSafetensors(path, tensors, file.metadata, env);
 }
 
 absl::StatusOr<TensorFile> ReadTensorFile(const std::string& path) {

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/util/env.h"
 
 namespace provp::train {
 
@@ -21,8 +22,9 @@ struct TensorFile {
 };
 
 // Writes the tensors (any device; floating types stored as fp32, int64 as
-// is) atomically.
-absl::Status WriteTensorFile(const std::string& path, const TensorFile& file);
+// is) atomically, through `env`.
+absl::Status WriteTensorFile(const std::string& path, const TensorFile& file,
+                             util::Env* env = util::Env::Default());
 
 // NOT_FOUND when absent; INVALID_ARGUMENT naming file and tensor for a
 // malformed file. fp16/bf16/fp64 tensors come back as fp32.

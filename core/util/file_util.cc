@@ -1,4 +1,4 @@
-// Implementation of file_util.h on POSIX calls.
+// Implementation of file_util.h: reads on POSIX calls, writes through an Env.
 #include "core/util/file_util.h"
 
 #include <fcntl.h>
@@ -10,18 +10,18 @@
 #include <fstream>
 #include <random>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "core/util/status_macros.h"
 
 namespace provp::util {
 namespace {
 
+// Marks WriteFileAtomic's temporary files for the start-up sweep.
+constexpr char kTempMarker[] = ".provp-tmp-";
+
 absl::Status ErrnoStatus(const std::string& what, const std::string& path) {
-  const int err = errno;
-  std::string msg = absl::StrCat(what, " ", path, ": ", std::strerror(err));
-  if (err == ENOENT) return absl::NotFoundError(msg);
-  if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(msg);
-  if (err == ENOSPC) return absl::ResourceExhaustedError(msg);
-  return absl::InternalError(msg);
+  return ErrnoToStatus(errno, what, path);
 }
 
 std::string DirName(const std::string& path) {
@@ -69,42 +69,49 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, uint64_t max_bytes
   return data;
 }
 
-absl::Status WriteFileAtomic(const std::string& path, absl::string_view data) {
+absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, Env* env) {
   std::random_device rd;
-  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid(), ".", rd());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus("cannot create", tmp);
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      absl::Status s = ErrnoStatus("cannot write", tmp);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return s;
+  const std::string tmp =
+      absl::StrCat(path, kTempMarker, ::getpid(), "-", absl::Hex(rd(), absl::kZeroPad8));
+  auto write = [&]() -> absl::Status {
+    absl::StatusOr<std::unique_ptr<WritableFile>> file = env->NewWritableFile(tmp);
+    if (!file.ok()) return file.status();
+    absl::Status s = (*file)->Append(data);
+    if (s.ok()) s = (*file)->Sync();
+    absl::Status closed = (*file)->Close();
+    if (s.ok()) s = closed;
+    if (s.ok()) s = env->RenameFile(tmp, path);
+    if (!s.ok()) {
+      // The temporary file is not visible under `path`; remove it now (a
+      // crash instead leaves it to the start-up sweep).
+      env->RemoveFile(tmp).IgnoreError();
     }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    absl::Status s = ErrnoStatus("cannot fsync", tmp);
-    ::close(fd);
-    ::unlink(tmp.c_str());
     return s;
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    absl::Status s = ErrnoStatus("cannot rename to", path);
-    ::unlink(tmp.c_str());
-    return s;
-  }
-  // Make the rename itself durable.
-  const int dfd = ::open(DirName(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
+  };
+  RETURN_IF_ERROR(write());
+  // Make the rename itself durable. The new contents are already in place,
+  // so a failure here is reported: the caller must not assume durability.
+  absl::Status synced = env->SyncDir(DirName(path));
+  if (!synced.ok()) {
+    return absl::Status(
+        synced.code(),
+        absl::StrCat(path, " was written but may not survive a power cut: ", synced.message()));
   }
   return absl::OkStatus();
+}
+
+bool IsAtomicWriteTemp(absl::string_view file_name) {
+  const size_t at = file_name.rfind(kTempMarker);
+  if (at == absl::string_view::npos || at == 0) return false;
+  absl::string_view rest = file_name.substr(at + std::strlen(kTempMarker));
+  const size_t dash = rest.find('-');
+  if (dash == absl::string_view::npos || dash == 0 || dash + 1 == rest.size()) return false;
+  for (size_t i = 0; i < rest.size(); ++i) {
+    const char c = rest[i];
+    if (i == dash) continue;
+    if (!absl::ascii_isxdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
 }
 
 uint64_t Fnv1a64(const void* data, size_t size, uint64_t seed) {

@@ -102,6 +102,71 @@ absl::StatusOr<BatchResult> Batcher::Encode(const std::string& prompt_set,
   return std::move(item->result);
 }
 
+bool Batcher::Batchable(const Item& item, const std::string& set) const {
+  return options_.mix_prompt_sets || item.prompt_set == set;
+}
+
+void Batcher::Execute(const std::vector<std::shared_ptr<Item>>& batch, const std::string& set,
+                      int images, absl::Time now) {
+  std::vector<const engine::Image*> all;
+  std::vector<std::string> sets;
+  all.reserve(images);
+  bool one_set = true;
+  for (auto& b : batch) {
+    all.insert(all.end(), b->images.begin(), b->images.end());
+    sets.insert(sets.end(), b->images.size(), b->prompt_set);
+    one_set = one_set && b->prompt_set == set;
+    if (hooks_.on_dequeue) {
+      hooks_.on_dequeue(b->prompt_set, absl::ToDoubleSeconds(now - b->enqueued));
+    }
+  }
+  absl::Time start = absl::Now();
+  absl::StatusOr<engine::FeatureMatrix> features =
+      one_set ? engine_->EncodeImages(all, set) : engine_->EncodeImagesMixed(all, sets);
+  if (features.ok() && (features->rows != images ||
+                        features->data.size() != static_cast<size_t>(images * features->dim))) {
+    features = absl::InternalError("engine returned a feature matrix of the wrong size");
+  }
+  if (!one_set && !features.ok()) {
+    // One request's failure (say, a prompt set unloaded meanwhile) must
+    // not fail the others: run each request alone to attribute it.
+    for (auto& b : batch) {
+      absl::Time own_start = absl::Now();
+      absl::StatusOr<engine::FeatureMatrix> own = engine_->EncodeImages(b->images, b->prompt_set);
+      if (!own.ok()) {
+        b->Finish(own.status());
+        continue;
+      }
+      BatchResult r;
+      r.queue_seconds = absl::ToDoubleSeconds(now - b->enqueued);
+      r.compute_seconds = absl::ToDoubleSeconds(absl::Now() - own_start);
+      r.batch_size = static_cast<int>(b->images.size());
+      r.features = std::move(*own);
+      b->Finish(std::move(r));
+    }
+    return;
+  }
+  double compute = absl::ToDoubleSeconds(absl::Now() - start);
+  if (hooks_.on_execution) hooks_.on_execution(images);
+  int64_t row = 0;
+  for (auto& b : batch) {
+    if (!features.ok()) {
+      b->Finish(features.status());
+      continue;
+    }
+    BatchResult r;
+    r.queue_seconds = absl::ToDoubleSeconds(now - b->enqueued);
+    r.compute_seconds = compute;
+    r.batch_size = images;
+    r.features.rows = static_cast<int64_t>(b->images.size());
+    r.features.dim = features->dim;
+    r.features.data.assign(features->data.begin() + row * features->dim,
+                           features->data.begin() + (row + r.features.rows) * features->dim);
+    row += r.features.rows;
+    b->Finish(std::move(r));
+  }
+}
+
 void Batcher::WorkerLoop() {
   const absl::Duration max_delay = absl::Microseconds(options_.max_queue_delay_us);
   std::unique_lock<std::mutex> lock(mu_);
@@ -115,7 +180,7 @@ void Batcher::WorkerLoop() {
     while (!stopping_) {
       int same = 0;
       for (const auto& it : queue_) {
-        if (it->prompt_set == set) same += static_cast<int>(it->images.size());
+        if (Batchable(*it, set)) same += static_cast<int>(it->images.size());
       }
       if (same >= options_.max_batch_size || absl::Now() >= flush_at) break;
       cv_.wait_for(lock, absl::ToChronoMicroseconds(flush_at - absl::Now()));
@@ -131,7 +196,7 @@ void Batcher::WorkerLoop() {
     absl::Time now = absl::Now();
     for (auto it = queue_.begin(); it != queue_.end();) {
       const auto& item = *it;
-      if (item->prompt_set != set) {
+      if (!Batchable(*item, set)) {
         ++it;
         continue;
       }
@@ -160,41 +225,7 @@ void Batcher::WorkerLoop() {
                         : MakeError(absl::StatusCode::kCancelled, "CANCELLED",
                                     "request cancelled by client"));
     }
-    if (!batch.empty()) {
-      std::vector<const engine::Image*> all;
-      all.reserve(images);
-      for (auto& b : batch) {
-        all.insert(all.end(), b->images.begin(), b->images.end());
-        if (hooks_.on_dequeue) {
-          hooks_.on_dequeue(set, absl::ToDoubleSeconds(now - b->enqueued));
-        }
-      }
-      absl::Time start = absl::Now();
-      absl::StatusOr<engine::FeatureMatrix> features = engine_->EncodeImages(all, set);
-      if (features.ok() && (features->rows != images ||
-                            features->data.size() != static_cast<size_t>(images * features->dim))) {
-        features = absl::InternalError("engine returned a feature matrix of the wrong size");
-      }
-      double compute = absl::ToDoubleSeconds(absl::Now() - start);
-      if (hooks_.on_execution) hooks_.on_execution(images);
-      int64_t row = 0;
-      for (auto& b : batch) {
-        if (!features.ok()) {
-          b->Finish(features.status());
-          continue;
-        }
-        BatchResult r;
-        r.queue_seconds = absl::ToDoubleSeconds(now - b->enqueued);
-        r.compute_seconds = compute;
-        r.batch_size = images;
-        r.features.rows = static_cast<int64_t>(b->images.size());
-        r.features.dim = features->dim;
-        r.features.data.assign(features->data.begin() + row * features->dim,
-                               features->data.begin() + (row + r.features.rows) * features->dim);
-        row += r.features.rows;
-        b->Finish(std::move(r));
-      }
-    }
+    if (!batch.empty()) Execute(batch, set, images, now);
     lock.lock();
   }
 }

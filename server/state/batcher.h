@@ -1,8 +1,11 @@
 // Dynamic batching of image encoding across concurrent requests (Triton's
-// dynamic batcher idea): requests queue per prompt set; a worker takes the
-// oldest request's prompt set and waits up to max_queue_delay for more
-// requests of that set, up to max_batch_size images, then runs one engine
-// call and hands each request its rows. Requests whose deadline passed or
+// dynamic batcher idea): a worker takes the oldest request and waits up to
+// max_queue_delay for more, up to max_batch_size images, then runs one
+// engine call and hands each request its rows. With mix_prompt_sets (the
+// default) one call carries requests of different prompt sets and
+// zero-shot ones (Engine::EncodeImagesMixed: sets of one prompt shape share
+// a forward, zero-shot images get their own); without it, only requests of
+// the oldest request's prompt set. Requests whose deadline passed or
 // whose client went away are dropped before the model runs. The queue is
 // bounded in images: beyond it Submit fails with RESOURCE_EXHAUSTED.
 // Thread-safe.
@@ -58,6 +61,11 @@ class Batcher {
  private:
   struct Item;
   void WorkerLoop();
+  // Whether `item` may join an execution led by a request of `set`.
+  bool Batchable(const Item& item, const std::string& set) const;
+  // Runs one execution's requests and finishes each of them.
+  void Execute(const std::vector<std::shared_ptr<Item>>& batch, const std::string& set, int images,
+               absl::Time now);
 
   engine::Engine* const engine_;
   const BatchingOptions options_;

@@ -14,6 +14,7 @@
 #include "core/data/dataset.h"
 #include "core/data/loaders.h"
 #include "core/image/image_io.h"
+#include "core/util/error_reason.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "server/state/errors.h"
@@ -207,7 +208,9 @@ absl::StatusOr<v1::Dataset> DatasetRegistry::Upload(const ReadUploadMessage& rea
         }
         auto decoded = image::DecodeImage(img.encoded(), decode);
         if (!decoded.ok()) {
-          return InvalidArgument("IMAGE_DECODE_FAILED",
+          return InvalidArgument(util::ErrorReasonOf(decoded.status()) == util::kReasonImageTooLarge
+                                     ? util::kReasonImageTooLarge
+                                     : "IMAGE_DECODE_FAILED",
                                  absl::StrCat(field, ": ", decoded.status().message()),
                                  field + ".encoded");
         }

@@ -1,33 +1,18 @@
-// Implementation of errors.h: reasons and details ride on absl::Status
-// payloads under private type URLs until ToGrpcStatus packs them.
+// Implementation of errors.h.
 #include "server/state/errors.h"
 
 #include <string>
 
 #include "absl/strings/cord.h"
-#include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/util/error_reason.h"
 #include "google/rpc/error_details.pb.h"
 
 namespace provp::server {
 namespace {
 
-constexpr char kReasonUrl[] = "provp/reason";
-constexpr char kFieldUrl[] = "provp/field";
-constexpr char kResourceTypeUrl[] = "provp/resource_type";
-constexpr char kResourceNameUrl[] = "provp/resource_name";
-constexpr char kQuotaUrl[] = "provp/quota";
-constexpr char kPreconditionUrl[] = "provp/precondition";
-constexpr char kRetryUrl[] = "provp/retry_ms";
-
-std::string Payload(const absl::Status& s, const char* url) {
-  auto p = s.GetPayload(url);
-  return p ? std::string(*p) : std::string();
-}
-
-void SetIf(absl::Status& s, const char* url, const std::string& v) {
-  if (!v.empty()) s.SetPayload(url, absl::Cord(v));
-}
+constexpr char kTypeUrlPrefix[] = "type.googleapis.com/";
 
 }  // namespace
 
@@ -115,15 +100,48 @@ const char* GoCodeName(absl::StatusCode code) {
 
 absl::Status MakeError(absl::StatusCode code, absl::string_view reason, absl::string_view message,
                        const ErrorDetail& d) {
-  absl::Status s(code, message);
-  SetIf(s, kReasonUrl, std::string(reason));
-  SetIf(s, kFieldUrl, d.field);
-  SetIf(s, kResourceTypeUrl, d.resource_type);
-  SetIf(s, kResourceNameUrl, d.resource_name);
-  SetIf(s, kQuotaUrl, d.quota_subject);
-  SetIf(s, kPreconditionUrl, d.precondition_type);
-  if (d.retry_after_ms > 0) SetIf(s, kRetryUrl, std::to_string(d.retry_after_ms));
+  absl::Status s = util::WithErrorReason(absl::Status(code, message), reason);
+  if (!d.field.empty()) {
+    google::rpc::BadRequest br;
+    auto* v = br.add_field_violations();
+    v->set_field(d.field);
+    v->set_description(std::string(message));
+    AddDetail(s, br);
+  }
+  if (!d.precondition_type.empty()) {
+    google::rpc::PreconditionFailure pf;
+    auto* v = pf.add_violations();
+    v->set_type(d.precondition_type);
+    v->set_subject(d.resource_name);
+    v->set_description(std::string(message));
+    AddDetail(s, pf);
+  } else if (!d.resource_name.empty() || !d.resource_type.empty()) {
+    google::rpc::ResourceInfo ri;
+    ri.set_resource_type(d.resource_type);
+    ri.set_resource_name(d.resource_name);
+    ri.set_description(std::string(message));
+    AddDetail(s, ri);
+  }
+  if (!d.quota_subject.empty()) {
+    google::rpc::QuotaFailure qf;
+    auto* v = qf.add_violations();
+    v->set_subject(d.quota_subject);
+    v->set_description(std::string(message));
+    AddDetail(s, qf);
+  }
+  if (d.retry_after_ms > 0) {
+    google::rpc::RetryInfo ri;
+    ri.mutable_retry_delay()->set_seconds(d.retry_after_ms / 1000);
+    ri.mutable_retry_delay()->set_nanos(static_cast<int32_t>((d.retry_after_ms % 1000) * 1000000));
+    AddDetail(s, ri);
+  }
   return s;
+}
+
+void AddDetail(absl::Status& status, const google::protobuf::Message& detail) {
+  if (status.ok()) return;  // OK statuses hold no payloads
+  status.SetPayload(absl::StrCat(kTypeUrlPrefix, detail.GetDescriptor()->full_name()),
+                    absl::Cord(detail.SerializeAsString()));
 }
 
 absl::Status InvalidArgument(absl::string_view reason, absl::string_view message,
@@ -158,15 +176,13 @@ absl::Status FailedPrecondition(absl::string_view type, absl::string_view subjec
 }
 
 absl::Status WithReason(absl::Status status, absl::string_view reason) {
-  if (!status.ok() && !status.GetPayload(kReasonUrl)) {
-    status.SetPayload(kReasonUrl, absl::Cord(std::string(reason)));
-  }
+  if (util::ErrorReasonOf(status).empty()) return util::WithErrorReason(std::move(status), reason);
   return status;
 }
 
 std::string ReasonOf(const absl::Status& status) {
   if (status.ok()) return "";
-  std::string r = Payload(status, kReasonUrl);
+  std::string r = util::ErrorReasonOf(status);
   if (!r.empty()) return r;
   if (status.code() == absl::StatusCode::kInternal) return "INTERNAL_ERROR";
   return CodeName(status.code());
@@ -180,48 +196,17 @@ google::rpc::Status ToRpcStatus(const absl::Status& status) {
   google::rpc::ErrorInfo info;
   info.set_reason(ReasonOf(status));
   info.set_domain(kErrorDomain);
-  std::string field = Payload(status, kFieldUrl);
-  if (!field.empty()) (*info.mutable_metadata())["field"] = field;
+  if (auto br = DetailOf<google::rpc::BadRequest>(status); br && br->field_violations_size() > 0) {
+    (*info.mutable_metadata())["field"] = br->field_violations(0).field();
+  }
   out.add_details()->PackFrom(info);
-  if (!field.empty()) {
-    google::rpc::BadRequest br;
-    auto* v = br.add_field_violations();
-    v->set_field(field);
-    v->set_description(std::string(status.message()));
-    out.add_details()->PackFrom(br);
-  }
-  std::string rname = Payload(status, kResourceNameUrl);
-  std::string rtype = Payload(status, kResourceTypeUrl);
-  std::string precondition = Payload(status, kPreconditionUrl);
-  if (!precondition.empty()) {
-    google::rpc::PreconditionFailure pf;
-    auto* v = pf.add_violations();
-    v->set_type(precondition);
-    v->set_subject(rname);
-    v->set_description(std::string(status.message()));
-    out.add_details()->PackFrom(pf);
-  } else if (!rname.empty() || !rtype.empty()) {
-    google::rpc::ResourceInfo ri;
-    ri.set_resource_type(rtype);
-    ri.set_resource_name(rname);
-    ri.set_description(std::string(status.message()));
-    out.add_details()->PackFrom(ri);
-  }
-  std::string quota = Payload(status, kQuotaUrl);
-  if (!quota.empty()) {
-    google::rpc::QuotaFailure qf;
-    auto* v = qf.add_violations();
-    v->set_subject(quota);
-    v->set_description(std::string(status.message()));
-    out.add_details()->PackFrom(qf);
-  }
-  int64_t retry_ms = 0;
-  if (absl::SimpleAtoi(Payload(status, kRetryUrl), &retry_ms) && retry_ms > 0) {
-    google::rpc::RetryInfo ri;
-    ri.mutable_retry_delay()->set_seconds(retry_ms / 1000);
-    ri.mutable_retry_delay()->set_nanos(static_cast<int32_t>((retry_ms % 1000) * 1000000));
-    out.add_details()->PackFrom(ri);
-  }
+  // Every typed detail, as the Any it already is (type URL + bytes).
+  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
+    if (!absl::StartsWith(url, kTypeUrlPrefix) || url == util::kErrorReasonUrl) return;
+    google::protobuf::Any* any = out.add_details();
+    any->set_type_url(std::string(url));
+    any->set_value(std::string(payload));
+  });
   return out;
 }
 

@@ -1,16 +1,27 @@
-// The server's error model (API-GUIDE 3.3): the server core builds
-// absl::Status values that carry an UPPER_SNAKE_CASE reason and optional
-// detail (field, resource, quota subject, retry delay) as payloads, set
-// where the error is made; ToRpcStatus turns one into a google.rpc.Status
-// (ErrorInfo always; BadRequest, ResourceInfo, QuotaFailure,
-// PreconditionFailure, RetryInfo as applicable), which job records, per-item
-// errors and the gRPC edge (server/status_conversion.h) carry.
-// No grpcpp here. Pure functions; thread-safe.
+// The server's error model (API-GUIDE 3.3). An error carries, as absl::Status
+// payloads set where it is made:
+//  - its UPPER_SNAKE_CASE reason (core/util/error_reason.h, so the core
+//    libraries below the server can set one too), and
+//  - typed google.rpc details (BadRequest, ResourceInfo, QuotaFailure,
+//    PreconditionFailure, RetryInfo), each under its own type URL
+//    ("type.googleapis.com/google.rpc.BadRequest") with the serialized
+//    message as the value - exactly an Any's two fields.
+// ToRpcStatus turns one into a google.rpc.Status (ErrorInfo{reason, domain}
+// first, then the details in the order they were attached), which job
+// records, per-item errors and the gRPC edge (server/status_conversion.h)
+// carry. Nothing here reads the message text. No grpcpp here. Pure
+// functions; thread-safe.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
+#include <google/protobuf/message.h>
+
 #include "absl/status/status.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "google/rpc/status.pb.h"
 
@@ -19,7 +30,7 @@ namespace provp::server {
 // ErrorInfo.domain of every provp error.
 inline constexpr char kErrorDomain[] = "provp.v1";
 
-// Extra detail of an error; empty fields are left out.
+// Extra detail of an error for MakeError; empty fields are left out.
 struct ErrorDetail {
   // BadRequest field path, e.g. "images[3].encoded".
   std::string field;
@@ -46,6 +57,21 @@ absl::Status ResourceExhausted(absl::string_view reason, absl::string_view subje
                                absl::string_view message, int64_t retry_after_ms = 0);
 absl::Status FailedPrecondition(absl::string_view type, absl::string_view subject,
                                 absl::string_view message);
+
+// Attaches a typed google.rpc detail (any message; its full name makes the
+// type URL). A second detail of the same type replaces the first.
+void AddDetail(absl::Status& status, const google::protobuf::Message& detail);
+
+// The detail of type T on `status`, if any.
+template <typename T>
+std::optional<T> DetailOf(const absl::Status& status) {
+  auto payload =
+      status.GetPayload(absl::StrCat("type.googleapis.com/", T::descriptor()->full_name()));
+  if (!payload) return std::nullopt;
+  T detail;
+  if (!detail.ParseFromString(std::string(*payload))) return std::nullopt;
+  return detail;
+}
 
 // Adds a reason to a status that has none (keeps an existing one).
 absl::Status WithReason(absl::Status status, absl::string_view reason);

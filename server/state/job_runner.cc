@@ -105,11 +105,7 @@ absl::StatusOr<v1::TuningJob> JobRunner::MutateLocked(const std::string& id,
       if (record.status().code() == absl::StatusCode::kNotFound) return table_.NotFoundError(id);
       return record.status();
     }
-    v1::TuningJob job;
-    if (!job.ParseFromString(record->data)) {
-      return MakeError(absl::StatusCode::kDataLoss, "CORRUPT_RECORD",
-                       absl::StrCat(table_.NameOf(id), " does not parse"));
-    }
+    ASSIGN_OR_RETURN(v1::TuningJob job, table_.ParseAs(*record));
     ASSIGN_OR_RETURN(bool write, change(job));
     if (!write) return job;
     SetTimestamp(clock_->Now(), job.mutable_update_time());
@@ -775,7 +771,15 @@ absl::StatusOr<engine::TuningOutcome> JobRunner::Train(const std::string& id, v1
       epoch_start = now;
     }
   };
-  return engine_->RunTuning(spec, cb);
+  // The engine should turn its exceptions into a Status; one that escapes
+  // must fail this job, not end the runner thread (and the process).
+  try {
+    return engine_->RunTuning(spec, cb);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("the tuning engine threw: ", e.what()));
+  } catch (...) {
+    return absl::InternalError("the tuning engine threw a non-standard exception");
+  }
 }
 
 void JobRunner::FinishLocked(const std::string& id, v1::TuningJob& job,
@@ -889,12 +893,13 @@ void JobRunner::FinishLocked(const std::string& id, v1::TuningJob& job,
   // connection to a remote store).
   if (!saved.ok()) saved = SaveLocked(job);
   if (!saved.ok()) {
-    // The record still says RUNNING. Nothing reruns it while this process
-    // lives (the runner only takes QUEUED jobs); at the next start recovery
-    // requeues it, and the rerun finds its prompt set already published.
+    // The record still says RUNNING. Once its lease is free (released when
+    // this run ends, or expired after a crash) a runner takes the job over,
+    // requeues it and reruns it from its checkpoint; the rerun finds its
+    // prompt set already published and ends SUCCEEDED.
     logger_->Error(
         "job finished but its final state was not stored; the record stays RUNNING "
-        "until the next start recovers it",
+        "until a runner takes the job over",
         {{"job_id", id}, {"state", StateName(job.state())}, {"error", saved.ToString()}});
     metrics_->tuning_progress->Set(0);
     return;

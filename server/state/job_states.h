@@ -1,6 +1,7 @@
 // The one home of the tuning-job state sets: which states are terminal and
 // which are active (may still run and publish a prompt set). The store's
-// state column holds TuningJob::State_Name. Header-only; pure.
+// state column holds TuningJob::State_Name. Header-only and proto-only, so
+// the CLI (client/) reads the same definition. Pure.
 #pragma once
 
 #include <string>

@@ -42,6 +42,11 @@ struct BatchingOptions {
   int max_queue_images = 1024;
   // Threads running model executions.
   int num_workers = 1;
+  // One execution takes requests of any prompt sets (and zero-shot), FIFO,
+  // and the engine gathers each image's prompts (EncodeImagesMixed), so
+  // traffic spread over many prompt sets still fills batches. false: one
+  // prompt set per execution.
+  bool mix_prompt_sets = true;
 };
 
 }  // namespace provp::server

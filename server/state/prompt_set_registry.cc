@@ -11,6 +11,7 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "core/util/error_reason.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "server/state/errors.h"
@@ -222,7 +223,7 @@ absl::StatusOr<v1::PromptSet> PromptSetRegistry::Load(const std::string& id) {
   if (it != loaded_.end()) return *it->second;
   ASSIGN_OR_RETURN(v1::PromptSet ps, Get(id));
   if (ps.backbone() != engine_->info().backbone) {
-    return FailedPrecondition("BACKBONE_MISMATCH", ps.name(),
+    return FailedPrecondition(util::kReasonBackboneMismatch, ps.name(),
                               absl::StrCat(ps.name(), " was trained on backbone ", ps.backbone(),
                                            "; the server runs ", engine_->info().backbone));
   }
@@ -336,11 +337,20 @@ absl::StatusOr<v1::PromptSet> PromptSetRegistry::Import(const ReadImportMessage&
   if (!inspected.ok()) {
     std::error_code ec;
     fs::remove(staged, ec);  // best effort: a staging leftover is only space
-    if (inspected.status().code() == absl::StatusCode::kFailedPrecondition) {
-      return FailedPrecondition("BACKBONE_MISMATCH", table_.NameOf(meta.prompt_set_id()),
+    // The engine names the mismatches it knows (BACKBONE_MISMATCH,
+    // PROMPT_SHAPE_MISMATCH); a file it cannot read is the client's bad
+    // file; anything else (I/O, internal) is not about the file and passes.
+    const std::string reason = util::ErrorReasonOf(inspected.status());
+    if (inspected.status().code() == absl::StatusCode::kFailedPrecondition && !reason.empty()) {
+      return FailedPrecondition(reason, table_.NameOf(meta.prompt_set_id()),
                                 inspected.status().message());
     }
-    return InvalidArgument("INVALID_PROMPT_SET_FILE", inspected.status().message(), "chunk");
+    if (inspected.status().code() == absl::StatusCode::kInvalidArgument ||
+        inspected.status().code() == absl::StatusCode::kDataLoss ||
+        inspected.status().code() == absl::StatusCode::kFailedPrecondition) {
+      return InvalidArgument("INVALID_PROMPT_SET_FILE", inspected.status().message(), "chunk");
+    }
+    return inspected.status();
   }
   std::error_code ec;
   fs::rename(staged, PathFor(meta.prompt_set_id()), ec);

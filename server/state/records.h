@@ -158,7 +158,8 @@ class RecordTable : public RecordTableBase {
     return page;
   }
 
- private:
+  // The message of a raw record read from the store directly (e.g. for a
+  // compare-and-set write); DATA_LOSS when it does not parse.
   absl::StatusOr<M> ParseAs(const store::Record& record) const {
     M message;
     absl::Status parsed = Parse(record, &message);

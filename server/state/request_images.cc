@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/image/image_io.h"
+#include "core/util/error_reason.h"
 #include "server/state/errors.h"
 
 namespace provp::server {
@@ -18,9 +19,9 @@ absl::StatusOr<engine::Image> DecodeRequestImage(const v1::Image& image, const L
       opts.max_pixels = limits.max_pixels_per_image;
       auto rgb = image::DecodeImage(image.encoded(), opts);
       if (!rgb.ok()) {
-        bool too_large = rgb.status().message().find("pixel") != absl::string_view::npos &&
-                         rgb.status().message().find("limit") != absl::string_view::npos;
-        return InvalidArgument(too_large ? "IMAGE_TOO_LARGE" : "IMAGE_DECODE_FAILED",
+        // The decoder says which failures are the pixel budget.
+        const bool too_large = util::ErrorReasonOf(rgb.status()) == util::kReasonImageTooLarge;
+        return InvalidArgument(too_large ? util::kReasonImageTooLarge : "IMAGE_DECODE_FAILED",
                                absl::StrCat(field, ": ", rgb.status().message()),
                                field + ".encoded");
       }
@@ -44,7 +45,7 @@ absl::StatusOr<engine::Image> DecodeRequestImage(const v1::Image& image, const L
       int64_t pixels = int64_t{raw.height()} * raw.width();
       if (pixels > limits.max_pixels_per_image) {
         return InvalidArgument(
-            "IMAGE_TOO_LARGE",
+            util::kReasonImageTooLarge,
             absl::StrCat(f, ": ", pixels, " pixels; the limit is ", limits.max_pixels_per_image),
             f);
       }

@@ -120,6 +120,28 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(metrics::Re
                   "GPU memory reserved by LibTorch's caching allocator (0 on CPU).", {"gpu"}));
   ASSIGN_OR_RETURN(m->gpu_total, r->AddGauge("provp_gpu_memory_total_bytes",
                                              "Total memory of the GPU (0 on CPU).", {"gpu"}));
+  struct CacheGauge {
+    metrics::Gauge** slot;
+    const char* name;
+    const char* help;
+  };
+  for (const CacheGauge& g : {
+           CacheGauge{&m->prompt_set_loads, "provp_prompt_set_cache_loads",
+                      "Prompt-set tensor loads from files since start (first loads and reloads "
+                      "after eviction)."},
+           CacheGauge{&m->prompt_set_evictions, "provp_prompt_set_cache_evictions",
+                      "Prompt sets whose tensors were evicted to stay within the memory budget, "
+                      "since start."},
+           CacheGauge{&m->prompt_set_resident, "provp_prompt_set_resident",
+                      "Prompt sets whose tensors are resident on the device."},
+           CacheGauge{&m->prompt_set_resident_bytes, "provp_prompt_set_resident_bytes",
+                      "Device memory held by resident prompt-set tensors."},
+           CacheGauge{&m->prompt_set_budget_bytes, "provp_prompt_set_budget_bytes",
+                      "Prompt-set memory budget (0: no limit)."},
+       }) {
+    ASSIGN_OR_RETURN(auto* family, r->AddGauge(g.name, g.help));
+    *g.slot = &family->Get();
+  }
   ASSIGN_OR_RETURN(m->build_info,
                    r->AddGauge("provp_build_info", "Build and backbone information (value 1).",
                                {"version", "libtorch", "cuda", "backbone"}));

@@ -48,6 +48,13 @@ struct ServerMetrics {
   metrics::Family<metrics::Gauge>* gpu_reserved = nullptr;
   metrics::Family<metrics::Gauge>* gpu_total = nullptr;
   metrics::Family<metrics::Gauge>* build_info = nullptr;
+  // Prompt-set residency in the engine (Engine::PromptSetCache, read at
+  // scrape time): cumulative loads and evictions, resident sets and bytes.
+  metrics::Gauge* prompt_set_loads = nullptr;
+  metrics::Gauge* prompt_set_evictions = nullptr;
+  metrics::Gauge* prompt_set_resident = nullptr;
+  metrics::Gauge* prompt_set_resident_bytes = nullptr;
+  metrics::Gauge* prompt_set_budget_bytes = nullptr;
 
   // Registers every family on `registry` (which must outlive the result).
   static absl::StatusOr<std::unique_ptr<ServerMetrics>> Create(metrics::Registry* registry);

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The README's first command, scripts/demo.sh, end to end on the built-in
-# model in a smaller configuration (fewer pretraining steps): pretraining,
+# model (the demo's own 500 pretraining steps, so the margins checked are the
+# main job's, under whatever OpenBLAS kernels the CI machine runs): pretraining,
 # server, upload, a ProVP-Ref job on the base classes, classification
-# through the server. Then checks that can fail: tuning lifts base accuracy
-# on the shifted test set by a clear margin over zero-shot (job evaluation on
-# the whole test split, and again through the server), and the tuned prompt
-# set still classifies the novel classes, which it never saw, well above
-# chance through the server.
+# through the server. Then checks that can fail: the main job's margins
+# (harmonic mean of base and novel +5 points over zero-shot in the job's
+# evaluation on the whole test split, +3 through the server, novel accuracy
+# at most 2 points below zero-shot), and the tuned prompt set still
+# classifies the novel classes, which it never saw, well above chance.
 #   demo_e2e_test.sh BUILD_DIR [PRETRAIN_STEPS]
 set -euo pipefail
 BUILD_DIR=$(cd "$1" && pwd)
@@ -29,13 +30,21 @@ def check(ok, what):
     print(("ok   " if ok else "FAIL ") + what)
     if not ok:
         failures.append(what)
-MARGIN = 0.08  # eight points of top-1: about three standard errors on 300 test images
-check(je["tuned_base"] >= je["zero_shot_base"] + MARGIN,
-      "job evaluation: tuned base %.3f >= zero-shot base %.3f + %.2f"
-      % (je["tuned_base"], je["zero_shot_base"], MARGIN))
-check(ts["base_tuned"] >= ts["base_zero_shot"] + MARGIN / 2,
-      "through the server: tuned base %.3f >= zero-shot base %.3f + %.2f"
-      % (ts["base_tuned"], ts["base_zero_shot"], MARGIN / 2))
+def hm(b, n):
+    return 2 * b * n / (b + n) if b + n > 0 else 0.0
+# The main job's promise (issue 15): ProVP-Ref
+# ahead of zero-shot by 5 points of harmonic mean in the job's evaluation
+# (300 + 300 test images) and by 3 through the server (100 + 100), without
+# giving up more than 2 points of novel accuracy.
+job_zs, job_tuned = hm(je["zero_shot_base"], je["zero_shot_novel"]), hm(je["tuned_base"], je["tuned_novel"])
+srv_zs, srv_tuned = hm(ts["base_zero_shot"], ts["novel_zero_shot"]), hm(ts["base_tuned"], ts["novel_tuned"])
+check(job_tuned >= job_zs + 0.05,
+      "job evaluation: tuned HM %.3f >= zero-shot HM %.3f + 0.05" % (job_tuned, job_zs))
+check(srv_tuned >= srv_zs + 0.03,
+      "through the server: tuned HM %.3f >= zero-shot HM %.3f + 0.03" % (srv_tuned, srv_zs))
+check(je["tuned_novel"] >= je["zero_shot_novel"] - 0.02,
+      "job evaluation: tuned novel %.3f >= zero-shot novel %.3f - 0.02"
+      % (je["tuned_novel"], je["zero_shot_novel"]))
 check(ts["novel_tuned"] >= 1.5 * novel_chance,
       "through the server: tuned novel %.3f >= 1.5 x chance (%.3f)" % (ts["novel_tuned"], 1.5 * novel_chance))
 check(s["through_server_images"]["novel_tuned"] >= 50, "at least 50 novel images classified")

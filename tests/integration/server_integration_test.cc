@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -551,6 +552,36 @@ TEST_F(ServerTest, ClassSetsAndStreamClassify) {
   EXPECT_EQ(r2.error().code(), grpc::StatusCode::NOT_FOUND);
 }
 
+// Issue 14: a StreamClassify open when the server drains gets its in-flight
+// message answered and then ends with UNAVAILABLE, reason DRAINING (it
+// ended with OK, so clients could not tell a drain from a normal end).
+TEST_F(ServerTest, Issue14OpenStreamEndsWithDrainingOnShutdown) {
+  auto ctx = Ctx(kClient);
+  auto stream = classify_->StreamClassify(ctx.get());
+  v1::ClassifyRequest req = ColourRequest({"red", "green", "blue"});
+  req.set_request_id("before");
+  ASSERT_TRUE(stream->Write(req));
+  v1::ClassifyResponse before;
+  ASSERT_TRUE(stream->Read(&before));
+  EXPECT_EQ(before.request_id(), "before");
+  std::thread stopper([this] { server_->Shutdown(); });
+  // Shutdown marks the server draining at once, then waits up to its grace
+  // period (2 s here) for open calls.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  req.set_request_id("during");
+  ASSERT_TRUE(stream->Write(req));
+  v1::ClassifyResponse during;
+  const bool answered = stream->Read(&during);
+  grpc::Status s = stream->Finish();
+  stopper.join();
+  server_.reset();
+  ASSERT_TRUE(answered);
+  EXPECT_EQ(during.request_id(), "during");
+  EXPECT_EQ(during.results_size(), 2);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  EXPECT_EQ(ReasonOf(s), "DRAINING");
+}
+
 TEST_F(ServerTest, UploadValidation) {
   v1::Dataset ds;
   grpc::Status s = Upload("colours", &ds, /*min_shots=*/8);
@@ -878,6 +909,48 @@ TEST_F(ServerTest, GracefulRestartResumesTheRunningJob) {
   int checkpoints = 0;
   for (const auto& e : events) checkpoints += e.type() == v1::TuningJobEvent::CHECKPOINT;
   EXPECT_EQ(checkpoints, 30);
+}
+
+// Issue 14: a SIGKILL in the middle of an upload, an import or an atomic
+// write leaves staging folders and temporary files that no record points
+// at; the next start removes them and keeps everything the API knows.
+TEST_F(ServerTest, Issue14CrashLeftoversAreSweptAtStart) {
+  v1::Dataset ds;
+  ASSERT_TRUE(Upload("colours", &ds).ok());
+  StopServer();
+  namespace fs = std::filesystem;
+  const fs::path data = dir_.path() + "/data";
+  auto touch = [](const fs::path& p, const std::string& bytes) {
+    fs::create_directories(p.parent_path());
+    FILE* f = fopen(p.c_str(), "wb");
+    fwrite(bytes.data(), 1, bytes.size(), f);
+    fclose(f);
+  };
+  // What a kill leaves: an upload's staging folder with images, an import's
+  // staging file, and atomic-write temporaries (a manifest, a prompt set).
+  const fs::path staging = data / "datasets" / ".upload-pets-0badc0de";
+  touch(staging / "000001.png", SolidPng(1, 2, 3));
+  touch(staging / "manifest.json.provp-tmp-4242-0a0b0c0d", "{\"class");
+  touch(data / "prompt_sets" / ".import-deadbeef", "half a prompt set");
+  touch(data / "datasets" / "colours" / "manifest.json.provp-tmp-77-00ff00ff", "{");
+  touch(data / "jobs" / "some-job" / "epoch.ckpt.provp-tmp-9-1234abcd", "partial");
+  // Look-alikes that are not leftovers stay.
+  touch(data / "datasets" / "colours" / "notes.provp-tmp.txt", "mine");
+
+  StartServer();
+  EXPECT_FALSE(fs::exists(staging));
+  EXPECT_FALSE(fs::exists(data / "prompt_sets" / ".import-deadbeef"));
+  EXPECT_FALSE(fs::exists(data / "datasets" / "colours" / "manifest.json.provp-tmp-77-00ff00ff"));
+  EXPECT_FALSE(fs::exists(data / "jobs" / "some-job" / "epoch.ckpt.provp-tmp-9-1234abcd"));
+  EXPECT_TRUE(fs::exists(data / "datasets" / "colours" / "notes.provp-tmp.txt"));
+  EXPECT_TRUE(fs::exists(data / "datasets" / "colours" / "manifest.json"));
+  // The dataset the API knows is intact and a new upload works.
+  v1::GetDatasetRequest get;
+  get.set_name("datasets/colours");
+  auto g = Ctx(kAdmin);
+  ASSERT_TRUE(datasets_->GetDataset(g.get(), get, &ds).ok());
+  EXPECT_EQ(ds.stats().num_images(), 24);
+  ASSERT_TRUE(Upload("colours2", &ds).ok());
 }
 
 }  // namespace

@@ -59,6 +59,30 @@ absl::Status FailingStore::Put(store::Kind kind, const store::Record& record) {
   return base_->Put(kind, record);
 }
 
+absl::StatusOr<int64_t> FailingStore::Update(store::Kind kind, const store::Record& record,
+                                             int64_t expected_version) {
+  RETURN_IF_ERROR(Check(StoreOp::kUpdate));
+  return base_->Update(kind, record, expected_version);
+}
+
+absl::StatusOr<std::optional<store::Record>> FailingStore::Claim(
+    store::Kind kind, const store::ClaimOptions& options) {
+  RETURN_IF_ERROR(Check(StoreOp::kClaim));
+  return base_->Claim(kind, options);
+}
+
+absl::Status FailingStore::RenewLease(store::Kind kind, const std::string& id,
+                                      const std::string& owner, int64_t until_us) {
+  RETURN_IF_ERROR(Check(StoreOp::kRenewLease));
+  return base_->RenewLease(kind, id, owner, until_us);
+}
+
+absl::Status FailingStore::ReleaseLease(store::Kind kind, const std::string& id,
+                                        const std::string& owner) {
+  RETURN_IF_ERROR(Check(StoreOp::kReleaseLease));
+  return base_->ReleaseLease(kind, id, owner);
+}
+
 absl::StatusOr<store::Record> FailingStore::Get(store::Kind kind, const std::string& id) {
   RETURN_IF_ERROR(Check(StoreOp::kGet));
   return base_->Get(kind, id);

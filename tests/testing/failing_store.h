@@ -18,6 +18,10 @@ namespace provp::testing {
 enum class StoreOp {
   kInsert,
   kPut,
+  kUpdate,
+  kClaim,
+  kRenewLease,
+  kReleaseLease,
   kGet,
   kFindByRequestId,
   kList,
@@ -48,6 +52,14 @@ class FailingStore final : public store::Store {
 
   absl::Status Insert(store::Kind kind, const store::Record& record) override;
   absl::Status Put(store::Kind kind, const store::Record& record) override;
+  absl::StatusOr<int64_t> Update(store::Kind kind, const store::Record& record,
+                                 int64_t expected_version) override;
+  absl::StatusOr<std::optional<store::Record>> Claim(store::Kind kind,
+                                                     const store::ClaimOptions& options) override;
+  absl::Status RenewLease(store::Kind kind, const std::string& id, const std::string& owner,
+                          int64_t until_us) override;
+  absl::Status ReleaseLease(store::Kind kind, const std::string& id,
+                            const std::string& owner) override;
   absl::StatusOr<store::Record> Get(store::Kind kind, const std::string& id) override;
   absl::StatusOr<std::optional<store::Record>> FindByRequestId(
       store::Kind kind, const std::string& request_id) override;

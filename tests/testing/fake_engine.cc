@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "core/util/error_reason.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 
@@ -172,8 +173,10 @@ absl::StatusOr<PromptSetMeta> FakeEngine::InspectPromptSet(const std::string& pa
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", e.what()));
   }
   if (meta.backbone != info_.backbone) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path, " was made for backbone ", meta.backbone, ", not ", info_.backbone));
+    return util::WithErrorReason(
+        absl::FailedPreconditionError(
+            absl::StrCat(path, " was made for backbone ", meta.backbone, ", not ", info_.backbone)),
+        util::kReasonBackboneMismatch);
   }
   meta.memory_bytes = options_.dim * 4;
   return meta;

@@ -21,13 +21,102 @@ absl::Status InMemoryStore::Insert(store::Kind kind, const store::Record& record
     return absl::AlreadyExistsError(
         absl::StrCat(store::KindName(kind), " '", record.id, "' already exists"));
   }
-  table[record.id] = record;
+  store::Record& r = table[record.id] = record;
+  // The store owns versions and leases, whatever the caller passed.
+  r.version = 1;
+  r.lease_owner.clear();
+  r.lease_expires_us = 0;
   return absl::OkStatus();
 }
 
 absl::Status InMemoryStore::Put(store::Kind kind, const store::Record& record) {
   std::lock_guard<std::mutex> lock(mu_);
-  tables_[kind][record.id] = record;
+  auto& table = tables_[kind];
+  auto it = table.find(record.id);
+  if (it == table.end()) {
+    store::Record& r = table[record.id] = record;
+    r.version = 1;
+    r.lease_owner.clear();
+    r.lease_expires_us = 0;
+    return absl::OkStatus();
+  }
+  // Replaces the columns and data; the lease is kept.
+  store::Record& r = it->second;
+  r.state = record.state;
+  r.request_id = record.request_id;
+  r.create_time_us = record.create_time_us;
+  r.data = record.data;
+  ++r.version;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> InMemoryStore::Update(store::Kind kind, const store::Record& record,
+                                              int64_t expected_version) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& table = tables_[kind];
+  auto it = table.find(record.id);
+  if (it == table.end()) {
+    return absl::NotFoundError(absl::StrCat(store::KindName(kind), " '", record.id, "' not found"));
+  }
+  store::Record& r = it->second;
+  if (r.version != expected_version) {
+    return absl::AbortedError(absl::StrCat(store::KindName(kind), " '", record.id,
+                                           "' changed since version ", expected_version));
+  }
+  r.state = record.state;
+  r.request_id = record.request_id;
+  r.create_time_us = record.create_time_us;
+  r.data = record.data;
+  return ++r.version;
+}
+
+absl::StatusOr<std::optional<store::Record>> InMemoryStore::Claim(store::Kind kind,
+                                                                  const store::ClaimOptions& o) {
+  if (o.states.empty() || o.owner.empty()) {
+    return absl::InvalidArgumentError("Claim needs states and an owner");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  store::Record* best = nullptr;
+  for (auto& [id, r] : tables_[kind]) {
+    if (!InStates(r, o.states)) continue;
+    if (!r.lease_owner.empty() && r.lease_expires_us > o.now_us) continue;
+    // Oldest first (create time, then id; the map iterates by id).
+    if (best == nullptr || r.create_time_us < best->create_time_us) best = &r;
+  }
+  if (best == nullptr) return std::optional<store::Record>();
+  best->lease_owner = o.owner;
+  best->lease_expires_us = o.lease_until_us;
+  return std::optional<store::Record>(*best);
+}
+
+absl::Status InMemoryStore::RenewLease(store::Kind kind, const std::string& id,
+                                       const std::string& owner, int64_t until_us) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& table = tables_[kind];
+  auto it = table.find(id);
+  if (it == table.end()) {
+    return absl::NotFoundError(absl::StrCat(store::KindName(kind), " '", id, "' not found"));
+  }
+  if (it->second.lease_owner != owner) {
+    return absl::AbortedError(absl::StrCat("the lease on ", store::KindName(kind), " '", id,
+                                           "' is no longer held by ", owner));
+  }
+  it->second.lease_expires_us = until_us;
+  return absl::OkStatus();
+}
+
+absl::Status InMemoryStore::ReleaseLease(store::Kind kind, const std::string& id,
+                                         const std::string& owner) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& table = tables_[kind];
+  auto it = table.find(id);
+  if (it == table.end()) {
+    return absl::NotFoundError(absl::StrCat(store::KindName(kind), " '", id, "' not found"));
+  }
+  if (it->second.lease_owner == owner) {
+    it->second.lease_owner.clear();
+    it->second.lease_expires_us = 0;
+  }
   return absl::OkStatus();
 }
 

@@ -1,7 +1,8 @@
-// store::Store in memory, with the SQLite store's contract (the same
-// contract tests run against both): ALREADY_EXISTS/NOT_FOUND, request-id
-// lookups, state filters, the three orders, per-job event ids from 1, and
-// a job's events deleted with it. Nothing survives the object, so a
+// store::Store in memory, with the SQLite store's contract (the store
+// contract suite runs against it too): ALREADY_EXISTS/NOT_FOUND, request-id
+// lookups, state filters, the three orders, versions and compare-and-set
+// Update, leases (Claim/RenewLease/ReleaseLease), per-job event ids from 1,
+// and a job's events deleted with it. Nothing survives the object, so a
 // "restart" in a test is a new server core over the same InMemoryStore.
 // Thread-safe: one mutex, every call is atomic.
 #pragma once
@@ -19,6 +20,14 @@ class InMemoryStore final : public store::Store {
  public:
   absl::Status Insert(store::Kind kind, const store::Record& record) override;
   absl::Status Put(store::Kind kind, const store::Record& record) override;
+  absl::StatusOr<int64_t> Update(store::Kind kind, const store::Record& record,
+                                 int64_t expected_version) override;
+  absl::StatusOr<std::optional<store::Record>> Claim(store::Kind kind,
+                                                     const store::ClaimOptions& options) override;
+  absl::Status RenewLease(store::Kind kind, const std::string& id, const std::string& owner,
+                          int64_t until_us) override;
+  absl::Status ReleaseLease(store::Kind kind, const std::string& id,
+                            const std::string& owner) override;
   absl::StatusOr<store::Record> Get(store::Kind kind, const std::string& id) override;
   absl::StatusOr<std::optional<store::Record>> FindByRequestId(
       store::Kind kind, const std::string& request_id) override;

@@ -28,7 +28,7 @@ constexpr char kUsage[] =
     "options:\n"
     "  --data-dir DIR         output folder (required)\n"
     "  --force                rebuild even when cached outputs match\n"
-    "  --steps N              pretraining steps (default 1500)\n"
+    "  --steps N              pretraining steps (default 500)\n"
     "  --batch-size N         pretraining batch (default 64)\n"
     "  --seed N               pretraining and vocabulary seed (default 1)\n"
     "  --threads N            torch intra-op threads (default: one per logical CPU)\n"

@@ -1,6 +1,7 @@
 // The LibTorch engine on the tiny CLIP fixture: normalised features,
-// prompt sets that change image features, backbone checks, and a short
-// tuning run that checkpoints, stops on request and resumes.
+// prompt sets that change image features, backbone checks, a short tuning
+// run that checkpoints, stops on request and resumes, mixed-prompt-set
+// batches against single-set forwards, and the prompt-set memory budget.
 #include "core/engine/torch_engine.h"
 
 #include <stdlib.h>
@@ -86,10 +87,119 @@ class TorchEngineTest : public ::testing::Test {
     return spec;
   }
 
+  // Writes a random prompt set for the tiny fixture (vision width 128, 2 layers).
+  std::string WritePromptSet(const std::string& name, int64_t m, int64_t depth, double alpha,
+                             uint64_t seed) {
+    train::PromptSet set;
+    torch::manual_seed(seed);
+    set.prompts = torch::rand({depth, m, 128}) * 0.4 - 0.2;
+    set.info.model.num_prompts = m;
+    set.info.model.depth = depth;
+    set.info.model.alpha = alpha;
+    set.info.class_names = {"a", "b"};
+    set.info.templates = {"a photo of a {}."};
+    set.info.backbone_fingerprint = engine_->info().backbone;
+    set.info.vision_width = 128;
+    set.info.vision_layers = 2;
+    const std::string path = dir_ + "/" + name + ".pset";
+    EXPECT_OK(train::SavePromptSet(path, set));
+    return path;
+  }
+
   std::unique_ptr<Engine> engine_;
   std::string dir_;
   std::vector<Image> images_;
 };
+
+// Mixed batches: several sets of two shapes, different alphas, and zero-shot
+// images in one call; every row equals the image's single-set forward.
+TEST_F(TorchEngineTest, MixedPromptSetBatchEqualsSingleSetForwards) {
+  struct SetSpec {
+    const char* id;
+    int64_t m, depth;
+    double alpha;
+  };
+  const SetSpec specs[] = {{"s1", 4, 2, 0.01},
+                           {"s2", 4, 2, 0.01},
+                           {"s3", 4, 2, 0.3},
+                           {"s4", 6, 2, 0.01},
+                           {"s5", 6, 1, 0.0}};
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_OK(engine_->LoadPromptSet(
+        specs[i].id, WritePromptSet(specs[i].id, specs[i].m, specs[i].depth, specs[i].alpha, i)));
+  }
+  std::vector<Image> imgs;
+  std::vector<std::string> sets;
+  const char* order[] = {"s1", "", "s2", "s3", "s4", "s1", "", "s5", "s2", "s4", "s3", "s5"};
+  for (int i = 0; i < 12; ++i) {
+    imgs.push_back(Solid(static_cast<uint8_t>(20 * i), 100, static_cast<uint8_t>(250 - 20 * i),
+                         30 + 3 * i, i));
+    sets.push_back(order[i]);
+  }
+  std::vector<const Image*> ptrs;
+  for (const Image& im : imgs) ptrs.push_back(&im);
+  auto mixed = engine_->EncodeImagesMixed(ptrs, sets);
+  ASSERT_OK(mixed);
+  ASSERT_EQ(mixed->rows, 12);
+  for (int i = 0; i < 12; ++i) {
+    auto single = engine_->EncodeImages({&imgs[i]}, sets[i]);
+    ASSERT_OK(single);
+    double worst = 0;
+    for (int64_t d = 0; d < mixed->dim; ++d) {
+      worst = std::max(worst, static_cast<double>(std::abs(mixed->row(i)[d] - single->row(0)[d])));
+    }
+    EXPECT_LT(worst, 1e-5) << "image " << i << " with set '" << sets[i] << "'";
+  }
+  // Prompts matter: s1 and s2 give different features for the same image.
+  auto a = engine_->EncodeImagesMixed({&imgs[0], &imgs[0]}, {"s1", "s2"});
+  ASSERT_OK(a);
+  double diff = 0;
+  for (int64_t d = 0; d < a->dim; ++d) diff += std::abs(a->row(0)[d] - a->row(1)[d]);
+  EXPECT_GT(diff, 1e-4);
+  EXPECT_THAT(engine_->EncodeImagesMixed({&imgs[0]}, {"nope"}),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(engine_->EncodeImagesMixed({&imgs[0]}, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+// A budget of two sets: loading a third evicts the least recently used
+// one, which is read back from its file on next use with the same result.
+TEST_F(TorchEngineTest, PromptSetBudgetEvictsLeastRecentlyUsed) {
+  TorchEngineOptions o;
+  o.model_path = ::provp::testing::SharedDir() + "/fixtures/tiny/openai.safetensors";
+  o.vocab_path = ::provp::testing::SharedDir() + "/clip/bpe_simple_vocab_16e6.txt.gz";
+  const int64_t set_bytes = 2 * 4 * 128 * 4;  // depth 2, m 4, width 128, fp32
+  o.prompt_set_budget_bytes = 2 * set_bytes;
+  auto made = CreateTorchEngine(o);
+  ASSERT_OK(made);
+  std::unique_ptr<Engine> engine = std::move(*made);
+  engine_.swap(engine);  // WritePromptSet reads the fingerprint from engine_
+  Image img = Solid(200, 40, 10, 32, 2);
+  ASSERT_OK(engine_->LoadPromptSet("a", WritePromptSet("a", 4, 2, 0.01, 1)));
+  ASSERT_OK(engine_->LoadPromptSet("b", WritePromptSet("b", 4, 2, 0.01, 2)));
+  auto before = engine_->EncodeImages({&img}, "a");  // a is now the most recent
+  ASSERT_OK(before);
+  ASSERT_OK(engine_->LoadPromptSet("c", WritePromptSet("c", 4, 2, 0.01, 3)));  // evicts b
+  PromptSetCacheStats s = engine_->PromptSetCache();
+  EXPECT_EQ(s.loads, 3);
+  EXPECT_EQ(s.evictions, 1);
+  EXPECT_EQ(s.resident_sets, 2);
+  EXPECT_EQ(s.registered_sets, 3);
+  EXPECT_EQ(s.resident_bytes, 2 * set_bytes);
+  EXPECT_EQ(s.budget_bytes, 2 * set_bytes);
+  // b still serves: read back (evicting a, now the least recent).
+  ASSERT_OK(engine_->EncodeImages({&img}, "b"));
+  s = engine_->PromptSetCache();
+  EXPECT_EQ(s.loads, 4);
+  EXPECT_EQ(s.evictions, 2);
+  EXPECT_LE(s.resident_bytes, 2 * set_bytes);
+  auto after = engine_->EncodeImages({&img}, "a");
+  ASSERT_OK(after);
+  for (int64_t d = 0; d < after->dim; ++d) EXPECT_FLOAT_EQ(after->data[d], before->data[d]);
+  ASSERT_OK(engine_->UnloadPromptSet("a"));
+  EXPECT_THAT(engine_->EncodeImages({&img}, "a"), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(engine_->PromptSetCache().registered_sets, 2);
+}
 
 TEST_F(TorchEngineTest, FeaturesAreNormalised) {
   ASSERT_OK(engine_->Warmup());

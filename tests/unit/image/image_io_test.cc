@@ -21,6 +21,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "absl/status/status.h"
+#include "core/util/error_reason.h"
 #include "core/util/file_util.h"
 #include "tests/testing/status_matchers.h"
 
@@ -262,8 +263,12 @@ TEST(ImageIoTest, PixelBudgetIsInclusiveAndConfigurable) {
   options.max_pixels = 10000;
   EXPECT_THAT(DecodeImage(*png, options), IsOk());
   options.max_pixels = 9999;
-  EXPECT_THAT(DecodeImage(*png, options),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("100x100")));
+  absl::StatusOr<RgbImage> over = DecodeImage(*png, options);
+  EXPECT_THAT(over, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("100x100")));
+  // The reason is set here, where the cause is known, so callers never
+  // read it from the message.
+  EXPECT_EQ(util::ErrorReasonOf(over.status()), util::kReasonImageTooLarge);
+  EXPECT_EQ(util::ErrorReasonOf(DecodeImage("not an image").status()), "");
 }
 
 TEST(ImageIoTest, HugeJpegWebpBmpHeadersAreRefused) {

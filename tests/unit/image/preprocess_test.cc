@@ -243,6 +243,25 @@ TEST(AugmentBatchTest, FullScaleMatchingRatioKeepsTheWholeImage) {
   EXPECT_LT((Denormalize((*out)[0]) - Chw(img)).abs().max().item<double>(), 1e-3);
 }
 
+TEST(AugmentBatchTest, FullScaleOnModelSizedImagesIsTheEvalPreprocessing) {
+  // The built-in model's tuning recipe (min crop scale 1, CoOp's default
+  // ratio range, no flip) on 32 px images: every draw must give exactly
+  // what evaluation sees, or training and test would differ (issue 15).
+  AugmentOptions options;
+  options.size = 32;
+  options.scale_min = options.scale_max = 1.0;
+  options.flip_probability = 0.0;
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 50; ++i) {
+    torch::Tensor img = RandomImage(32, 32, 100 + i);
+    absl::StatusOr<torch::Tensor> train = AugmentBatch({img}, options, rng, torch::kCPU);
+    absl::StatusOr<torch::Tensor> eval = PreprocessForEval(img, 32);
+    ASSERT_OK(train.status());
+    ASSERT_OK(eval.status());
+    EXPECT_TRUE(torch::equal((*train)[0], *eval)) << "draw " << i;
+  }
+}
+
 TEST(AugmentBatchTest, SmallScaleZoomsIn) {
   // A checkerboard of 1-pixel squares: whole-image views average it to grey,
   // 1% crops upscaled keep most of the contrast.

@@ -1,8 +1,13 @@
 // Dynamic batching: concurrent requests share executions, results go back
-// to the right request, expired work never reaches the engine, and a full
+// to the right request, requests of different prompt sets share one
+// execution (or not, with mix_prompt_sets off), a failing prompt set fails
+// only its own request, expired work never reaches the engine, and a full
 // queue is RESOURCE_EXHAUSTED.
 #include "server/state/batcher.h"
 
+#include <stdlib.h>
+
+#include <fstream>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -52,6 +57,72 @@ TEST(BatcherTest, ConcurrentRequestsShareExecutionsAndGetTheirOwnRows) {
   }
   EXPECT_GT(max_batch, 1);
   EXPECT_LT(eng.encode_calls(), 1 + kClients);  // +1: the call computing `expected`
+}
+
+// A FakeEngine prompt-set file whose bias moves every feature by `shift`.
+std::string FakePromptSetFile(const std::string& name, float shift) {
+  char tmpl[] = "/tmp/provp_batcher_XXXXXX";
+  const std::string path = std::string(mkdtemp(tmpl)) + "/" + name + ".json";
+  std::ofstream out(path);
+  out << "{\"fake_prompt_set\": true, \"backbone\": \"fake-backbone-0001\", \"bias\": [";
+  for (int i = 0; i < 16; ++i) out << (i ? "," : "") << shift;
+  out << "]}";
+  return path;
+}
+
+// Runs one request per prompt set concurrently; returns the largest batch
+// any request reports.
+int MaxBatchAcrossSets(engine::Engine* eng, bool mix, const std::vector<std::string>& sets,
+                       std::vector<absl::StatusOr<BatchResult>>* results) {
+  BatchingOptions bo;
+  bo.max_batch_size = 64;
+  bo.max_queue_delay_us = 50000;
+  bo.mix_prompt_sets = mix;
+  Batcher batcher(eng, bo);
+  static const engine::Image image = Solid(10, 200, 30);
+  results->assign(sets.size(), absl::UnknownError(""));
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < sets.size(); ++i) {
+    threads.emplace_back([&, i] {
+      (*results)[i] = batcher.Encode(sets[i], {&image}, absl::InfiniteFuture(), nullptr);
+    });
+  }
+  for (auto& t : threads) t.join();
+  int max_batch = 0;
+  for (const auto& r : *results) {
+    if (r.ok()) max_batch = std::max(max_batch, r->batch_size);
+  }
+  return max_batch;
+}
+
+TEST(BatcherTest, DifferentPromptSetsShareAnExecutionUnlessMixingIsOff) {
+  engine::FakeEngineOptions fo;
+  fo.encode_milliseconds = 20;
+  engine::FakeEngine eng(fo);
+  ASSERT_OK(eng.LoadPromptSet("a", FakePromptSetFile("a", 0.5f)));
+  ASSERT_OK(eng.LoadPromptSet("b", FakePromptSetFile("b", -0.5f)));
+  const std::vector<std::string> sets = {"a", "b", "", "a", "b", ""};
+  std::vector<absl::StatusOr<BatchResult>> mixed, separate;
+  EXPECT_GT(MaxBatchAcrossSets(&eng, true, sets, &mixed), 2);
+  EXPECT_LE(MaxBatchAcrossSets(&eng, false, sets, &separate), 2);
+  for (size_t i = 0; i < sets.size(); ++i) {
+    ASSERT_OK(mixed[i]);
+    ASSERT_OK(separate[i]);
+    EXPECT_EQ(mixed[i]->features.data, separate[i]->features.data) << sets[i];
+  }
+}
+
+TEST(BatcherTest, AMissingPromptSetFailsOnlyItsOwnRequestInAMixedBatch) {
+  engine::FakeEngineOptions fo;
+  fo.encode_milliseconds = 5;
+  engine::FakeEngine eng(fo);
+  ASSERT_OK(eng.LoadPromptSet("a", FakePromptSetFile("a", 0.5f)));
+  std::vector<absl::StatusOr<BatchResult>> results;
+  MaxBatchAcrossSets(&eng, true, {"a", "missing", "", "a"}, &results);
+  EXPECT_OK(results[0]);
+  EXPECT_THAT(results[1], StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_OK(results[2]);
+  EXPECT_OK(results[3]);
 }
 
 TEST(BatcherTest, ExpiredDeadlineIsDroppedBeforeTheEngine) {

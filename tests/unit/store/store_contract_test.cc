@@ -31,17 +31,32 @@ using ::provp::testing::StatusIs;
 using ::testing::HasSubstr;
 
 // One PostgreSQL per test process (shared with the ctest fixture when set).
-PostgresServer* SharedPostgres() {
-  static PostgresServer* server = [] {
-    auto s = PostgresServer::StartOrShare();
-    if (!s.ok()) {
-      ADD_FAILURE() << s.status();
-      return static_cast<PostgresServer*>(nullptr);
+// A server this process started is stopped when the test program ends (a
+// gtest Environment's TearDown), so running the binary directly leaves
+// nothing behind.
+class PostgresEnvironment : public ::testing::Environment {
+ public:
+  PostgresServer* Get() {
+    if (!server_) {
+      auto s = PostgresServer::StartOrShare();
+      if (!s.ok()) {
+        ADD_FAILURE() << s.status();
+        return nullptr;
+      }
+      server_ = std::move(*s);
     }
-    return s->release();
-  }();
-  return server;
-}
+    return server_.get();
+  }
+  void TearDown() override { server_.reset(); }
+
+ private:
+  std::unique_ptr<PostgresServer> server_;
+};
+
+PostgresEnvironment* const g_postgres = static_cast<PostgresEnvironment*>(
+    ::testing::AddGlobalTestEnvironment(new PostgresEnvironment()));
+
+PostgresServer* SharedPostgres() { return g_postgres->Get(); }
 
 class StoreContractTest : public ::testing::TestWithParam<std::string> {
  protected:

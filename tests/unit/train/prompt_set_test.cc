@@ -6,6 +6,7 @@
 
 #include "core/clip/config.h"
 #include "core/train/tensor_file.h"
+#include "core/util/error_reason.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -57,8 +58,10 @@ TEST(PromptSetTest, RoundTrip) {
 TEST(PromptSetTest, ForeignBackboneIsRefused) {
   const std::string path = TempPath("foreign.safetensors");
   ASSERT_OK(SavePromptSet(path, TinySet()));
-  EXPECT_THAT(LoadPromptSet(path, clip::TinyConfig(), "fp-b"),
-              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("fp-a")));
+  absl::StatusOr<PromptSet> foreign = LoadPromptSet(path, clip::TinyConfig(), "fp-b");
+  EXPECT_THAT(foreign, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("fp-a")));
+  // The reason travels with the status (the server reports it as is).
+  EXPECT_EQ(util::ErrorReasonOf(foreign.status()), util::kReasonBackboneMismatch);
   std::filesystem::remove(path);
 }
 
@@ -67,8 +70,9 @@ TEST(PromptSetTest, MismatchedWidthOrDepthIsRefused) {
   ASSERT_OK(SavePromptSet(path, TinySet()));
   clip::ClipConfig wider = clip::TinyConfig();
   wider.vision_width = 128;
-  EXPECT_THAT(LoadPromptSet(path, wider, "fp-a"),
-              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("width 64")));
+  absl::StatusOr<PromptSet> too_narrow = LoadPromptSet(path, wider, "fp-a");
+  EXPECT_THAT(too_narrow, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("width 64")));
+  EXPECT_EQ(util::ErrorReasonOf(too_narrow.status()), util::kReasonPromptShapeMismatch);
   clip::ClipConfig shallower = clip::TinyConfig();
   shallower.vision_layers = 1;
   EXPECT_THAT(LoadPromptSet(path, shallower, "fp-a"),

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -191,6 +192,23 @@ TEST_F(JobRunnerTest, FailedTrainingIsFailedWithItsReason) {
   EXPECT_EQ(Events("j1").back().level(), v1::TuningJobEvent::ERROR);
 }
 
+TEST_F(JobRunnerTest, AnExceptionFromTheEngineFailsOnlyThatJob) {
+  ASSERT_OK(runner_->Create(JobRequest("j1")));
+  ASSERT_OK(runner_->Create(JobRequest("j2")));
+  bool thrown = false;
+  before_step_ = [&](int64_t) {
+    if (thrown) return;
+    thrown = true;
+    throw std::runtime_error("engine bug");
+  };
+  ASSERT_TRUE(runner_->RunNextQueued());
+  v1::TuningJob job = MustGet("j1");
+  EXPECT_EQ(job.state(), v1::TuningJob::FAILED);
+  EXPECT_EQ(job.error().code(), static_cast<int>(absl::StatusCode::kInternal));
+  ASSERT_TRUE(runner_->RunNextQueued());
+  EXPECT_EQ(MustGet("j2").state(), v1::TuningJob::SUCCEEDED);
+}
+
 TEST_F(JobRunnerTest, RecoveryRequeuesRunningAndFinishesCancellingJobs) {
   ASSERT_OK(runner_->Create(JobRequest("running")));
   ASSERT_OK(runner_->Create(JobRequest("cancelling")));
@@ -224,10 +242,12 @@ TEST_F(JobRunnerTest, RecoveryRequeuesRunningAndFinishesCancellingJobs) {
 
 // The finished job whose final save fails must not stay RUNNING silently:
 // the failure is logged with the job and the state it should have, and the
-// next start recovers the job to a final state.
-TEST_F(JobRunnerTest, FinalStateNotStoredIsLoggedAndRepairedAtTheNextStart) {
+// job is taken over again once the store works (its lease is released), to
+// end SUCCEEDED with the prompt set it already published.
+TEST_F(JobRunnerTest, FinalStateNotStoredIsLoggedAndRepaired) {
   ASSERT_OK(runner_->Create(JobRequest("j1")));
-  // From the last step on, no record write succeeds.
+  // From the last step on, no plain record write succeeds (the final save
+  // is one; compare-and-set updates still pass).
   before_step_ = [&](int64_t step) {
     if (step == 4) store_.FailEveryCall(StoreOp::kPut);
   };
@@ -237,23 +257,36 @@ TEST_F(JobRunnerTest, FinalStateNotStoredIsLoggedAndRepairedAtTheNextStart) {
   EXPECT_THAT(logs, HasSubstr("job finished but its final state was not stored"));
   EXPECT_THAT(logs, HasSubstr("job_id=j1"));
   EXPECT_THAT(logs, HasSubstr("state=SUCCEEDED"));
-  // The runner takes only QUEUED jobs, so it does not rerun it now.
   store_.Heal();
   before_step_ = nullptr;
+  ASSERT_TRUE(runner_->RunNextQueued());
+  v1::TuningJob job = MustGet("j1");
+  EXPECT_EQ(job.state(), v1::TuningJob::SUCCEEDED);
+  EXPECT_EQ(job.restart_count(), 1);
+  EXPECT_EQ(job.result().prompt_set(), "promptSets/j1");
   EXPECT_FALSE(runner_->RunNextQueued());
+}
 
+// The same after a crash: the next start's recovery requeues it.
+TEST_F(JobRunnerTest, FinalStateNotStoredIsRepairedAtTheNextStart) {
+  ASSERT_OK(runner_->Create(JobRequest("j1")));
+  before_step_ = [&](int64_t step) {
+    if (step == 4) store_.FailEveryCall(StoreOp::kPut);
+  };
+  ASSERT_TRUE(runner_->RunNextQueued());
+  EXPECT_EQ(MustGet("j1").state(), v1::TuningJob::RUNNING);
+  store_.Heal();
+  before_step_ = nullptr;
   Restart();
   runner_->Recover();
   EXPECT_EQ(MustGet("j1").state(), v1::TuningJob::QUEUED);
   ASSERT_TRUE(runner_->RunNextQueued());
-  v1::TuningJob job = MustGet("j1");
-  EXPECT_EQ(job.state(), v1::TuningJob::SUCCEEDED);
-  EXPECT_EQ(job.result().prompt_set(), "promptSets/j1");
+  EXPECT_EQ(MustGet("j1").state(), v1::TuningJob::SUCCEEDED);
 }
 
 TEST_F(JobRunnerTest, StoreFailureWhenStartingLeavesTheJobQueued) {
   ASSERT_OK(runner_->Create(JobRequest("j1")));
-  store_.FailNthCall(StoreOp::kPut, 1);
+  store_.FailNthCall(StoreOp::kUpdate, 1);
   EXPECT_FALSE(runner_->RunNextQueued());
   EXPECT_EQ(MustGet("j1").state(), v1::TuningJob::QUEUED);
   EXPECT_THAT(Logs(), HasSubstr("cannot mark a job RUNNING"));
@@ -278,7 +311,7 @@ TEST_F(JobRunnerTest, RecoveryThatCannotReadTheStoreIsLoggedAndChangesNothing) {
   job.set_state(v1::TuningJob::RUNNING);
   ASSERT_OK(jobs.Update("j1", job, "RUNNING"));
   Restart();
-  store_.FailNthCall(StoreOp::kList, 1);
+  store_.FailNthCall(StoreOp::kClaim, 1);
   runner_->Recover();
   EXPECT_THAT(Logs(), HasSubstr("job recovery failed"));
   EXPECT_EQ(MustGet("j1").state(), v1::TuningJob::RUNNING);
