@@ -3,7 +3,9 @@
 // zero-shot classification, a dataset upload, a tuning job watched to
 // completion while clients classify, the resulting prompt set on base and
 // novel classes, SIGKILL mid-job with a restart that resumes the job with
-// its events intact, and SIGTERM draining to exit code 0.
+// its events intact, SIGTERM draining to exit code 0, and 20 imported
+// prompt sets plus zero-shot classified concurrently in mixed batches, each
+// result equal to its single-set one.
 // Skips when the fixture is unavailable (provp-server itself is built only
 // with the LibTorch engine).
 #include <signal.h>
@@ -11,13 +13,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
 #include <thread>
 
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
+#include "core/train/prompt_set.h"
 #include "gtest/gtest.h"
 #include "provp/v1/classification.grpc.pb.h"
 #include "provp/v1/dataset.grpc.pb.h"
@@ -304,6 +311,104 @@ TEST_F(E2ETest, SigkillMidJobResumesAfterRestart) {
 
 // The product binary serves only with the LibTorch engine: the test fake
 // and its --engine flag are gone, so the flag is a usage error.
+// Writes a random prompt set for the tiny fixture (vision width 128, two
+// layers) with no backbone fingerprint (accepted as imported prompts).
+std::string RandomPromptSetBytes(const std::string& dir, int i) {
+  train::PromptSet set;
+  torch::manual_seed(100 + i);
+  const int64_t m = i % 2 == 0 ? 4 : 6;  // two prompt shapes
+  set.prompts = torch::rand({2, m, 128}) * 0.4 - 0.2;
+  set.info.model.num_prompts = m;
+  set.info.model.depth = 2;
+  set.info.model.alpha = i % 3 == 0 ? 0.2 : 0.01;
+  set.info.class_names = {"red", "green", "blue"};
+  set.info.templates = {"a photo of a {}."};
+  set.info.vision_width = 128;
+  set.info.vision_layers = 2;
+  const std::string path = absl::StrCat(dir, "/set", i, ".pset");
+  EXPECT_TRUE(train::SavePromptSet(path, set).ok());
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
+// Concurrent clients over 20 prompt sets and zero-shot: the batcher mixes
+// them in one execution, and every image's scores equal those of the same
+// request sent alone.
+TEST_F(E2ETest, MixedPromptSetsConcurrentlyEqualSingleSetResults) {
+  auto prompt_sets = v1::PromptSetService::NewStub(channel_);
+  std::vector<std::string> sets = {""};
+  for (int i = 0; i < 20; ++i) {
+    const std::string id = absl::StrCat("mixed-", i);
+    auto ctx = Ctx(kAdmin, 60);
+    v1::PromptSet out;
+    auto w = prompt_sets->ImportPromptSet(ctx.get(), &out);
+    v1::ImportPromptSetRequest meta;
+    meta.mutable_metadata()->set_prompt_set_id(id);
+    meta.mutable_metadata()->set_load(true);
+    ASSERT_TRUE(w->Write(meta));
+    v1::ImportPromptSetRequest chunk;
+    chunk.set_chunk(RandomPromptSetBytes(dir_.path(), i));
+    ASSERT_TRUE(w->Write(chunk));
+    w->WritesDone();
+    grpc::Status st = w->Finish();
+    ASSERT_TRUE(st.ok()) << id << ": " << st.error_message();
+    sets.push_back("promptSets/" + id);
+  }
+  auto classify = [&](const std::string& set, v1::ClassifyResponse* resp) {
+    auto ctx = Ctx(kAdmin, 120);
+    return classify_->Classify(ctx.get(), Request({"red", "green", "blue"}, set), resp);
+  };
+  std::map<std::string, v1::ClassifyResponse> alone;
+  for (const std::string& set : sets) {
+    grpc::Status st = classify(set, &alone[set]);
+    ASSERT_TRUE(st.ok()) << set << ": " << st.error_message();
+  }
+  // The prompt sets matter: not every set gives zero-shot's scores.
+  int differ = 0;
+  for (const std::string& set : sets) {
+    const auto& a = alone[set].results(0).prediction().all_scores();
+    const auto& z = alone[""].results(0).prediction().all_scores();
+    for (int c = 0; c < a.size(); ++c) differ += std::abs(a[c] - z[c]) > 1e-4 ? 1 : 0;
+  }
+  EXPECT_GT(differ, 0);
+  std::mutex mu;
+  std::vector<std::string> failures;
+  int max_batch = 0;
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 7; ++t) {
+    clients.emplace_back([&, t] {
+      for (int k = 0; k < 2 * static_cast<int>(sets.size()); ++k) {
+        const std::string& set = sets[(t * 5 + k * 3) % sets.size()];
+        v1::ClassifyResponse resp;
+        grpc::Status st = classify(set, &resp);
+        std::lock_guard<std::mutex> lock(mu);
+        if (!st.ok()) {
+          failures.push_back(set + ": " + st.error_message());
+          continue;
+        }
+        for (int i = 0; i < resp.results_size(); ++i) {
+          max_batch = std::max(max_batch, resp.results(i).timing().batch_size());
+          const auto& got = resp.results(i).prediction().all_scores();
+          const auto& want = alone[set].results(i).prediction().all_scores();
+          for (int c = 0; c < want.size(); ++c) {
+            if (got.size() != want.size() || std::abs(got[c] - want[c]) > 1e-5) {
+              failures.push_back(
+                  absl::StrCat(set, " image ", i, " class ", c, ": ", got[c], " alone ", want[c]));
+              break;
+            }
+          }
+        }
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  EXPECT_TRUE(failures.empty()) << failures.size() << " mismatches, first: " << failures[0];
+  // Some execution carried more than one request (2 images each).
+  EXPECT_GT(max_batch, 2);
+}
+
 TEST(ServerBinaryTest, HasNoEngineFlag) {
   for (const char* arg : {"--engine=fake", "--fake-step-ms=5"}) {
     std::string cmd = absl::StrCat(PROVP_SERVER_BINARY, " ", arg, " --listen=127.0.0.1:0 2>&1");
