@@ -8,8 +8,8 @@ bool CudaKernelsCompiled() { return false; }
 
 bool FusedBiasQuickGelu(at::Tensor&, const at::Tensor&) { return false; }
 
-bool FusedAddLayerNorm(at::Tensor&, const at::Tensor&, const at::Tensor&,
-                       const at::Tensor&, double, at::Tensor*) {
+bool FusedAddLayerNorm(at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, double,
+                       at::Tensor*) {
   return false;
 }
 

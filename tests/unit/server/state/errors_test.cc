@@ -44,8 +44,7 @@ TEST(ErrorModelTest, ToRpcStatusPassesEveryDetailOnWithErrorInfoFirst) {
   EXPECT_EQ(info.reason(), "JOB_QUEUE_FULL");
   EXPECT_EQ(info.domain(), kErrorDomain);
   ASSERT_EQ(Unpacked<google::rpc::QuotaFailure>(rpc).size(), 1u);
-  EXPECT_EQ(Unpacked<google::rpc::QuotaFailure>(rpc)[0].violations(0).subject(),
-            "max_queued_jobs");
+  EXPECT_EQ(Unpacked<google::rpc::QuotaFailure>(rpc)[0].violations(0).subject(), "max_queued_jobs");
   ASSERT_EQ(Unpacked<google::rpc::RetryInfo>(rpc).size(), 1u);
   EXPECT_EQ(Unpacked<google::rpc::RetryInfo>(rpc)[0].retry_delay().seconds(), 1);
   EXPECT_EQ(Unpacked<google::rpc::RetryInfo>(rpc)[0].retry_delay().nanos(), 500000000);

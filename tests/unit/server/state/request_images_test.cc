@@ -55,8 +55,7 @@ TEST(RequestImagesTest, PixelBudgetIsImageTooLargeForBothForms) {
   junk.set_encoded("junk");
   EXPECT_EQ(ReasonOf(DecodeRequestImage(junk, limits, "images[2]").status()),
             "IMAGE_DECODE_FAILED");
-  EXPECT_EQ(ReasonOf(DecodeRequestImage(v1::Image(), limits, "images[3]").status()),
-            "EMPTY_IMAGE");
+  EXPECT_EQ(ReasonOf(DecodeRequestImage(v1::Image(), limits, "images[3]").status()), "EMPTY_IMAGE");
 }
 
 }  // namespace
