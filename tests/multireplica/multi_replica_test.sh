@@ -75,7 +75,9 @@ wait_for() {
 }
 state_is() { [ "$(sql "SELECT state FROM jobs WHERE id = '$1'")" = "$2" ]; }
 owner_of() { sql "SELECT lease_owner FROM jobs WHERE id = '$1'"; }
-has_checkpoint_event() { at A jobs events "$1" | grep -q CHECKPOINT; }
+has_checkpoint_in_store() {
+  [ "$(sql "SELECT count(*) FROM events WHERE job_id = '$1' AND position(convert_to('checkpoint written', 'UTF8') in data) > 0")" -gt 0 ]
+}
 # The replica (by pid in its lease owner "host:pid:rand") running job $1.
 runner_of() {
   local owner pid
@@ -122,15 +124,19 @@ grep -q 'job_id=cancel-me .*message="job cancelled"' "$T/B.log" || fail "B did n
 echo "cancel on A stopped the job on B in $(awk "BEGIN{printf \"%.2f\", $t1 - $t0}") s"
 
 # --- 2. SIGKILL B mid-job; C resumes from the checkpoint after the lease ---
-at A tune --dataset shared-ds --shots 2 --epochs 150 --num-prompts 4 --id resume-me --detach > /dev/null 2>&1 || fail "create resume-me"
+# An epoch of the tiny model takes ~10 ms on an idle machine, so the job is
+# long (1000 epochs) and B is killed as soon as the store holds its first
+# checkpoint event; C starts only after the kill (its start-up time used to
+# race a 150-epoch job, which CI's idle machine finished first).
+at A tune --dataset shared-ds --shots 2 --epochs 1000 --num-prompts 4 --id resume-me --detach > /dev/null 2>&1 || fail "create resume-me"
 wait_for 30 "resume-me RUNNING on B" state_is resume-me RUNNING
 [ "$(runner_of resume-me)" = B ] || fail "resume-me is not leased by B"
-start C all
-wait_for 60 "a checkpoint of resume-me" has_checkpoint_event resume-me
+wait_for 60 "a checkpoint of resume-me" has_checkpoint_in_store resume-me
+kill9 B
+t_kill=$(date +%s.%N)
 state_is resume-me RUNNING || fail "resume-me finished before the kill; make it longer"
 before=$(sql "SELECT count(*) FROM events WHERE job_id = 'resume-me'")
-t_kill=$(date +%s.%N)
-kill9 B
+start C all
 # The takeover event, read straight from the store (its message is a plain
 # string inside the stored event).
 restarted() {
@@ -139,7 +145,7 @@ restarted() {
 wait_for $((LEASE * 10)) "resume-me taken over" restarted
 t_taken=$(date +%s.%N)
 echo "SIGKILL of B -> taken over by C in $(awk "BEGIN{printf \"%.2f\", $t_taken - $t_kill}") s (lease $LEASE s)"
-wait_for 120 "resume-me SUCCEEDED" state_is resume-me SUCCEEDED
+wait_for 600 "resume-me SUCCEEDED" state_is resume-me SUCCEEDED
 at A --json jobs get resume-me > "$T/out"
 grep -q '"restart_count": *1' "$T/out" || fail "restart_count is not 1: $(cat "$T/out")"
 at A jobs events resume-me > "$T/events"
