@@ -36,7 +36,7 @@
 #include "core/clip/checkpoint_loader.h"
 #include "core/clip/clip_model.h"
 #include "core/clip/zero_shot.h"
-#include "core/data/base_novel.h"
+#include "core/data/accuracy.h"
 #include "core/data/few_shot.h"
 #include "core/data/loaders.h"
 #include "core/data/templates.h"
@@ -47,6 +47,7 @@
 #include "core/train/linear_probe.h"
 #include "core/train/train_config.h"
 #include "core/train/trainer.h"
+#include "core/train/tuning_run.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
@@ -70,7 +71,7 @@ constexpr char kUsage[] =
     "  --epochs-high N       epochs for 8/16 shots [10] (paper: 200)\n"
     "  --epochs-b2n N        epochs for base-to-novel [10] (paper: 100)\n"
     "  --prompts N           prompt tokens per layer [8] (paper: 50 few-shot, 16 b2n)\n"
-    "  --lr X                SGD learning rate for every setting [the presets' 0.1]\n"
+    "  --learning-rate X     SGD learning rate for every setting [the presets' 0.1]\n"
     "  --min-crop-scale X    random-resized-crop area floor, (0, 1] [1.0; presets: 0.08]\n"
     "  --no-b2n / --no-fewshot  skip a setting\n";
 
@@ -89,7 +90,7 @@ struct Options {
   int64_t epochs_high = 10;
   int64_t epochs_b2n = 10;
   int64_t prompts = 8;
-  double lr = 0;  // 0: the preset's
+  double learning_rate = 0;  // 0: the preset's
   // Random-resized-crop area floor. The presets' 0.08 (CoOp's recipe for
   // 224 px photos) crops the object away on these 32 px images: measured on
   // DemoFashion base-to-novel, 50 epochs, seed 1, ProVP-Ref base/novel
@@ -97,11 +98,6 @@ struct Options {
   double min_crop_scale = 1.0;
   bool fewshot = true;
   bool b2n = true;
-};
-
-struct Split {
-  std::vector<torch::Tensor> images;  // uint8 [H,W,3]
-  std::vector<int64_t> labels;
 };
 
 double Now() {
@@ -115,21 +111,30 @@ absl::StatusOr<torch::Tensor> Decode(const std::string& path) {
   });
 }
 
-// Decodes every image of the dataset once; later splits reuse the tensors.
+struct Split {
+  std::vector<torch::Tensor> images;  // uint8 [H,W,3]
+  std::vector<int64_t> labels;
+};
+
+// Decodes every image of the dataset once; every run reuses the tensors.
 class ImageCache {
  public:
-  absl::StatusOr<Split> Get(const std::vector<data::Item>& items) {
+  absl::StatusOr<Split> GetAll(const std::vector<data::Item>& items) {
     Split s;
     for (const data::Item& item : items) {
-      auto it = cache_.find(item.path);
-      if (it == cache_.end()) {
-        ASSIGN_OR_RETURN(torch::Tensor t, Decode(item.path));
-        it = cache_.emplace(item.path, t).first;
-      }
-      s.images.push_back(it->second);
+      ASSIGN_OR_RETURN(torch::Tensor t, Get(item.path));
+      s.images.push_back(t);
       s.labels.push_back(item.label);
     }
     return s;
+  }
+  absl::StatusOr<torch::Tensor> Get(const std::string& path) {
+    auto it = cache_.find(path);
+    if (it == cache_.end()) {
+      ASSIGN_OR_RETURN(torch::Tensor t, Decode(path));
+      it = cache_.emplace(path, t).first;
+    }
+    return it->second;
   }
 
  private:
@@ -157,55 +162,52 @@ absl::StatusOr<Backbone> LoadBackbone(const std::string& data_dir) {
   return b;
 }
 
+// The preset of the setting (resolved as a server job's), the bench's
+// epochs, prompts, crop floor and learning rate over it.
 absl::StatusOr<train::TrainConfig> MakeConfig(const Options& o, const std::string& variant,
                                               int64_t shots, bool b2n, int64_t seed,
                                               int64_t resolution) {
-  ASSIGN_OR_RETURN(train::TrainConfig c,
-                   b2n ? train::PresetConfig("base_to_novel") : train::PresetForShots(shots));
-  json patch = {{"variant", variant},
-                {"num_prompts", o.prompts},
-                {"seed", seed},
-                {"shots", shots},
-                {"epochs", b2n ? o.epochs_b2n : (shots <= 4 ? o.epochs_low : o.epochs_high)}};
-  patch["augment"]["size"] = resolution;
-  patch["augment"]["scale_min"] = o.min_crop_scale;
-  if (o.lr > 0) patch["lr"] = o.lr;
-  return train::MergeConfigJson(c, patch);
+  train::HyperparameterRequest req;
+  req.shots = shots;
+  req.has_novel_classes = b2n;
+  req.variant = variant;
+  req.seed = seed;
+  req.epochs = b2n ? o.epochs_b2n : (shots <= 4 ? o.epochs_low : o.epochs_high);
+  if (variant != train::kZeroShotVariant) req.num_prompts = o.prompts;
+  req.min_crop_scale = o.min_crop_scale;
+  if (o.learning_rate > 0) req.learning_rate = o.learning_rate;
+  ASSIGN_OR_RETURN(train::ResolvedHyperparameters resolved, train::ResolveHyperparameters(req));
+  ASSIGN_OR_RETURN(train::TrainConfig c, train::ConfigFromResolved(resolved));
+  c.augment.size = resolution;
+  return c;
 }
 
-// Trains one variant (or not, for zero_shot) and evaluates on each test set
-// with its own text features; returns top-1 percentages in order.
-absl::StatusOr<std::vector<double>> RunOne(Backbone& bb, const train::TrainConfig& config,
-                                           const Split& train_split,
-                                           const torch::Tensor& train_text,
-                                           const std::vector<const train::EvalSet*>& tests,
-                                           const std::vector<torch::Tensor>& test_texts,
+// One tuning run (the server's and provp-train's) of a variant; returns
+// the top-1 percentages of the base (or all) classes and, for b2n, novel.
+absl::StatusOr<std::vector<double>> RunOne(Backbone& bb, ImageCache& cache,
+                                           const data::Dataset& dataset,
+                                           const std::vector<std::string>& templates,
+                                           const train::TrainConfig& config, bool b2n,
                                            json& record) {
-  std::vector<double> out;
-  const bool zero_shot = config.model.variant == provp::Variant::kZeroShot;
-  std::unique_ptr<train::Trainer> trainer;
-  const clip::VisualPrompts* prompts = nullptr;
-  if (!zero_shot) {
-    train::TrainerOptions topt;
-    topt.config = config;
-    topt.backbone_fingerprint = bb.fingerprint;
-    topt.report_steps = false;
-    ASSIGN_OR_RETURN(trainer, train::Trainer::Create(bb.model, topt));
-    train::TrainingSet set;
-    set.images = train_split.images;
-    set.labels = train_split.labels;
-    ASSIGN_OR_RETURN(train::TrainResult r, trainer->Run(set, train_text));
-    record["train_seconds"] = r.seconds;
-    record["steps"] = r.steps;
-    record["final_loss"] = r.final_loss;
-    record["final_train_accuracy"] = r.final_train_accuracy;
-    prompts = trainer->model().visual_prompts();
+  train::TuningRunSpec spec;
+  spec.dataset = dataset;
+  spec.novel = b2n ? train::NovelClasses::kProtocol : train::NovelClasses::kNone;
+  spec.config = config;
+  spec.templates = templates;
+  spec.load_image = [&cache](const data::Item& item, data::Split) { return cache.Get(item.path); };
+  // The zero_shot variant is its own row of the tables.
+  spec.evaluate_zero_shot = false;
+  spec.report_steps = false;
+  train::TuningBackbone backbone{bb.model, bb.tokenizer.get(), bb.fingerprint};
+  ASSIGN_OR_RETURN(train::TuningRunResult r, train::RunTuning(backbone, spec));
+  if (config.model.variant != provp::Variant::kZeroShot) {
+    record["train_seconds"] = r.training.seconds;
+    record["steps"] = r.training.steps;
+    record["final_loss"] = r.training.final_loss;
+    record["final_train_accuracy"] = r.training.final_train_accuracy;
   }
-  for (size_t i = 0; i < tests.size(); ++i) {
-    ASSIGN_OR_RETURN(train::EvalResult e,
-                     train::Evaluate(bb.model, prompts, *tests[i], test_texts[i]));
-    out.push_back(100.0 * e.top1);
-  }
+  std::vector<double> out = {100.0 * r.base.tuned.top1};
+  if (r.novel) out.push_back(100.0 * r.novel->tuned.top1);
   return out;
 }
 
@@ -385,7 +387,7 @@ std::string Table(const Options& o, Results results) {
       for (const std::string& v : o.variants) {
         auto& m = dit->second[v];
         if (!m.count("base")) continue;
-        const double hm = train::HarmonicMean(MeanStd(m["base"]).mean, MeanStd(m["novel"]).mean);
+        const double hm = data::HarmonicMean(MeanStd(m["base"]).mean, MeanStd(m["novel"]).mean);
         absl::StrAppend(&md, "| ", v, " | ", Cell(m["base"]), " | ", Cell(m["novel"]), " | ",
                         absl::StrFormat("%.1f", hm), " |\n");
       }
@@ -408,29 +410,9 @@ absl::Status Run(const Options& o) {
     ASSIGN_OR_RETURN(data::Dataset dataset, data::LoadCoopDataset(root, ds_name));
     const std::vector<std::string> templates = {data::TemplateForDataset(ds_name)};
     ImageCache cache;
-    ASSIGN_OR_RETURN(Split test, cache.Get(dataset.test));
+    ASSIGN_OR_RETURN(Split test, cache.GetAll(dataset.test));
     ASSIGN_OR_RETURN(train::EvalSet test_set,
                      train::MakeEvalSet(test.images, test.labels, bb.resolution));
-    ASSIGN_OR_RETURN(
-        torch::Tensor all_text,
-        clip::ClassTextFeatures(bb.model, *bb.tokenizer, dataset.class_names, templates));
-    // Base/novel test sets and their text features (classes relabelled).
-    ASSIGN_OR_RETURN(data::Dataset base_ds,
-                     data::SubsampleClasses(dataset, data::ClassSubset::kBase));
-    ASSIGN_OR_RETURN(data::Dataset novel_ds,
-                     data::SubsampleClasses(dataset, data::ClassSubset::kNovel));
-    ASSIGN_OR_RETURN(Split base_test, cache.Get(base_ds.test));
-    ASSIGN_OR_RETURN(Split novel_test, cache.Get(novel_ds.test));
-    ASSIGN_OR_RETURN(train::EvalSet base_set,
-                     train::MakeEvalSet(base_test.images, base_test.labels, bb.resolution));
-    ASSIGN_OR_RETURN(train::EvalSet novel_set,
-                     train::MakeEvalSet(novel_test.images, novel_test.labels, bb.resolution));
-    ASSIGN_OR_RETURN(
-        torch::Tensor base_text,
-        clip::ClassTextFeatures(bb.model, *bb.tokenizer, base_ds.class_names, templates));
-    ASSIGN_OR_RETURN(
-        torch::Tensor novel_text,
-        clip::ClassTextFeatures(bb.model, *bb.tokenizer, novel_ds.class_names, templates));
     torch::Tensor test_features;  // frozen, for the linear probe; computed on first use
     std::fprintf(stderr, "%s: %d classes, %zu train / %zu test images\n", ds_name.c_str(),
                  dataset.num_classes(), dataset.train.size(), dataset.test.size());
@@ -446,18 +428,15 @@ absl::Status Run(const Options& o) {
     if (o.b2n) settings.push_back({true, 16});
     for (const Setting& st : settings) {
       for (int64_t seed : o.seeds) {
+        // The linear probe's own shots (the tuning runs draw theirs inside
+        // train::RunTuning, identically): train, then min(K, 4) val shots
+        // per class, where the probe picks its L2 strength.
         data::FewShotOptions fso;
         fso.shots = static_cast<int>(st.shots);
         fso.seed = seed;
-        // Val shots (min(K, 4) per class, drawn after train, so the train
-        // shots are the same): the linear probe picks its L2 strength there.
         fso.sample_val = true;
         ASSIGN_OR_RETURN(data::FewShotResult few, data::SampleFewShot(dataset, fso));
-        data::Dataset train_ds = few.dataset;
-        if (st.b2n) {
-          ASSIGN_OR_RETURN(train_ds, data::SubsampleClasses(few.dataset, data::ClassSubset::kBase));
-        }
-        ASSIGN_OR_RETURN(Split train_split, cache.Get(train_ds.train));
+        ASSIGN_OR_RETURN(Split train_split, cache.GetAll(few.dataset.train));
         for (const std::string& variant : o.variants) {
           if (variant == kLinearProbe) {
             if (st.b2n) continue;  // a probe has no weights for unseen classes
@@ -465,7 +444,7 @@ absl::Status Run(const Options& o) {
               ASSIGN_OR_RETURN(test_features,
                                train::FrozenImageFeatures(bb.model, test_set.images));
             }
-            ASSIGN_OR_RETURN(Split val_split, cache.Get(few.dataset.val));
+            ASSIGN_OR_RETURN(Split val_split, cache.GetAll(few.dataset.val));
             json record = {{"dataset", ds_name},
                            {"setting", "fewshot"},
                            {"shots", st.shots},
@@ -507,20 +486,17 @@ absl::Status Run(const Options& o) {
                          {"variant", variant},
                          {"epochs", zs ? 0 : config.epochs},
                          {"num_prompts", zs ? 0 : config.model.num_prompts},
-                         {"lr", zs ? 0.0 : config.lr}};
+                         {"learning_rate", zs ? 0.0 : config.lr}};
           const double t = Now();
           std::vector<double> acc;
+          ASSIGN_OR_RETURN(acc, RunOne(bb, cache, dataset, templates, config, st.b2n, record));
           if (st.b2n) {
-            ASSIGN_OR_RETURN(acc, RunOne(bb, config, train_split, base_text,
-                                         {&base_set, &novel_set}, {base_text, novel_text}, record));
             slot["base"].push_back(acc[0]);
             slot["novel"].push_back(acc[1]);
-            slot["hm"].push_back(train::HarmonicMean(acc[0], acc[1]));
+            slot["hm"].push_back(data::HarmonicMean(acc[0], acc[1]));
             record["base"] = acc[0];
             record["novel"] = acc[1];
           } else {
-            ASSIGN_OR_RETURN(
-                acc, RunOne(bb, config, train_split, all_text, {&test_set}, {all_text}, record));
             slot[key].push_back(acc[0]);
             record["accuracy"] = acc[0];
           }
@@ -622,9 +598,10 @@ int main(int argc, char** argv) {
         return 2;
       }
       ++i;
-    } else if (flag == "--lr") {
-      if (!value || !absl::SimpleAtod(value, &o.lr) || !(o.lr > 0 && o.lr <= 100)) {
-        std::fprintf(stderr, "--lr needs a number in (0, 100]\n");
+    } else if (flag == "--learning-rate") {
+      if (!value || !absl::SimpleAtod(value, &o.learning_rate) ||
+          !(o.learning_rate > 0 && o.learning_rate <= provp::train::kMaxLearningRate)) {
+        std::fprintf(stderr, "--learning-rate needs a number in (0, 100]\n");
         return 2;
       }
       ++i;

@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "client/commands/command.h"
 #include "client/progress.h"
+#include "core/train/hyperparameters.h"
 #include "provp/v1/tuning.grpc.pb.h"
 #include "server/state/job_states.h"
 
@@ -42,6 +43,12 @@ void PrintResult(const TuningJob& j) {
   if (j.state() != TuningJob::SUCCEEDED) return;
   const auto& e = j.result().evaluation();
   std::printf("  prompt set       %s\n", j.result().prompt_set().c_str());
+  const auto& hp = j.hyperparameters();
+  std::printf(
+      "  ran with         preset %s, variant %s, %d shots, %d epochs, learning rate %g, "
+      "seed %lld, selection %s (epoch %d)\n",
+      hp.preset().c_str(), hp.variant().c_str(), hp.shots(), hp.epochs(), hp.learning_rate(),
+      static_cast<long long>(hp.seed()), hp.selection().c_str(), j.result().selected_epoch());
   std::printf("  base accuracy    %6.2f%%  (zero-shot %6.2f%%, %lld images)\n",
               100 * e.base_accuracy(), 100 * e.zero_shot_base_accuracy(),
               static_cast<long long>(e.num_base_images()));
@@ -138,7 +145,7 @@ struct TuneFlags {
   std::string dataset;
   int shots = 16;
   int epochs = 0;
-  double lr = 0;
+  double learning_rate = 0;
   int num_prompts = 0;
   int batch_size = 0;
   int64_t seed = 1;
@@ -149,6 +156,7 @@ struct TuneFlags {
   std::string request_id;
   bool no_ref = false;
   double min_crop_scale = 0;
+  std::string selection;
   bool detach = false;
   double retry_seconds = 120;
 };
@@ -163,7 +171,7 @@ void RunTune(Cli& cli, const TuneFlags& f) {
   auto* hp = job->mutable_hyperparameters();
   hp->set_shots(f.shots);
   hp->set_epochs(f.epochs);
-  hp->set_learning_rate(f.lr);
+  hp->set_learning_rate(f.learning_rate);
   hp->set_num_prompts(f.num_prompts);
   hp->set_batch_size(f.batch_size);
   hp->set_seed(f.seed);
@@ -171,6 +179,7 @@ void RunTune(Cli& cli, const TuneFlags& f) {
   hp->set_preset(f.preset);
   if (f.no_ref) hp->set_use_feature_reformation(false);
   if (f.min_crop_scale > 0) hp->set_min_crop_scale(f.min_crop_scale);
+  hp->set_selection(f.selection);
   req.set_tuning_job_id(f.id);
   req.set_output_prompt_set_id(f.output);
   req.set_request_id(f.request_id);
@@ -202,16 +211,25 @@ void AddTuneCommand(CLI::App& app, Cli& cli) {
   auto f = std::make_shared<TuneFlags>();
   auto* cmd = app.add_subcommand("tune", "Create a ProVP-Ref tuning job and follow it live");
   cmd->add_option("--dataset,-d", f->dataset, "Dataset id")->required();
-  cmd->add_option("--shots,-s", f->shots, "Training images per base class (1,2,4,8,16)");
-  cmd->add_option("--epochs", f->epochs, "Epochs (default: the preset's)");
-  cmd->add_option("--lr", f->lr, "Peak learning rate (default: the preset's)");
+  // Names and caps from core/train/hyperparameters.h, as the server checks.
+  cmd->add_option("--shots,-s", f->shots,
+                  absl::StrCat("Training images per class (recipes for ",
+                               provp::train::JoinedShotLadder(), "; others take the next lower)"));
+  cmd->add_option(
+      "--epochs", f->epochs,
+      absl::StrCat("Epochs, up to ", provp::train::kMaxEpochs, " (default: the preset's)"));
+  cmd->add_option("--learning-rate", f->learning_rate,
+                  "Peak learning rate (default: the preset's)");
   cmd->add_option("--num-prompts", f->num_prompts, "Prompt tokens per layer");
   cmd->add_option("--batch-size", f->batch_size, "Images per step");
   cmd->add_option("--seed", f->seed, "Seed for sampling, augmentation and init");
-  cmd->add_option("--variant", f->variant, "provp_ref (default), provp, vpt_deep, vpt_shallow");
-  cmd->add_option(
-      "--preset", f->preset,
-      "Named recipe: few_shot_{1,2,4,8,16}, few_shot_{1,2,4}_no_ref, base_to_novel, imagenet");
+  cmd->add_option("--variant", f->variant,
+                  provp::train::JoinedVariantNames(/*include_zero_shot=*/false));
+  cmd->add_option("--preset", f->preset,
+                  absl::StrCat("Named recipe: ", provp::train::JoinedPresetNames(),
+                               " (default: base_to_novel with novel classes, else by shots)"));
+  cmd->add_option("--selection", f->selection,
+                  "Model selection: last (default) or best_val (best VAL-split accuracy)");
   cmd->add_flag("--no-ref", f->no_ref, "Train without the Ref loss");
   cmd->add_option("--min-crop-scale", f->min_crop_scale,
                   "Smallest crop area fraction in augmentation, (0, 1] (default 0.08)")

@@ -18,12 +18,13 @@
 
 #include "absl/status/statusor.h"
 #include "core/clip/clip_model.h"
+#include "core/data/templates.h"
 #include "core/text/tokenizer.h"
 
 namespace provp::clip {
 
-// The default template when none is given: CLIP's "a photo of a {}.".
-inline constexpr char kDefaultTemplate[] = "a photo of a {}.";
+// The default template when none is given (its home is core/data).
+using data::kDefaultTemplate;
 
 // Fills `{}` in `text_template` with `class_name` ('_' becomes a space, as
 // the reference does). INVALID_ARGUMENT when the template has no "{}".

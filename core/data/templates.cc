@@ -26,7 +26,7 @@ std::string TemplateForDataset(const std::string& dataset_name) {
   for (const auto& [name, text] : kTemplates) {
     if (dataset_name == name) return text;
   }
-  return "a photo of a {}.";
+  return kDefaultTemplate;
 }
 
 }  // namespace provp::data

@@ -8,8 +8,12 @@
 
 namespace provp::data {
 
+// The template when none is given: CLIP's. The one home of this string
+// (clip::ClassTextFeatures, the engine, the server and the tools read it).
+inline constexpr char kDefaultTemplate[] = "a photo of a {}.";
+
 // The template for a CoOp dataset name ("OxfordPets" -> "a type of pet, a
-// photo of a {}."); "a photo of a {}." for any other name. The
+// photo of a {}."); kDefaultTemplate for any other name. The
 // zero-shot-CLIP variants (zsclip.py) are deliberately not used: the
 // reference trains and evaluates with these.
 std::string TemplateForDataset(const std::string& dataset_name);

@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/train/hyperparameters.h"
 
 namespace provp::engine {
 
@@ -121,6 +122,7 @@ struct TuningSpec {
   std::optional<double> ref_lambda;
   std::optional<double> weight_decay;
   std::optional<double> min_crop_scale;  // random-resized-crop area floor
+  std::string selection;                 // "last" (default) or "best_val"
 
   // Per-epoch checkpoint; resumed from when it exists and matches.
   std::string checkpoint_path;
@@ -141,6 +143,9 @@ struct TuningProgress {
   double train_accuracy = 0.0;
   double images_per_second = 0.0;
   double eta_seconds = 0.0;
+  // Epoch ends: top-1 on the few-shot validation split (min(K, 4) images
+  // per base class); -1 when the dataset has no validation split.
+  double validation_accuracy = -1.0;
 };
 
 struct TuningCallbacks {
@@ -172,9 +177,27 @@ struct TuningEvaluation {
   std::vector<ClassAccuracy> per_class;
 };
 
+// One finished epoch, as the job's history keeps it.
+struct EpochSummary {
+  int epoch = 0;  // 1-based
+  double learning_rate = 0.0;
+  double loss = 0.0;
+  double train_accuracy = 0.0;
+  double validation_accuracy = -1.0;  // -1: no validation split
+};
+
 struct TuningOutcome {
   PromptSetMeta prompt_set;
   TuningEvaluation evaluation;
+  // The values the run used (preset, variant and overrides resolved).
+  train::ResolvedHyperparameters hyperparameters;
+  // Paths of the drawn training images, in draw order (all classes; the
+  // novel ones are not trained on).
+  std::vector<std::string> train_image_paths;
+  std::vector<EpochSummary> history;
+  // 1-based epoch whose prompts were kept (selection), 0 when none.
+  int selected_epoch = 0;
+  double best_validation_accuracy = -1.0;
   // Epoch the run resumed from (0 = fresh start).
   int resumed_from_epoch = 0;
   int epochs_completed = 0;

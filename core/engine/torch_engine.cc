@@ -37,6 +37,7 @@
 #include "core/train/prompt_set.h"
 #include "core/train/train_config.h"
 #include "core/train/trainer.h"
+#include "core/train/tuning_run.h"
 #include "core/util/host_memory.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
@@ -519,206 +520,122 @@ class TorchEngine : public Engine {
     e.resident.reset();
   }
 
+  // The request's values over the preset (hyperparameters.h resolves them
+  // for every front end alike).
   absl::StatusOr<train::TrainConfig> ConfigFor(const TuningSpec& spec) {
-    train::TrainConfig config;
-    if (!spec.preset.empty()) {
-      ASSIGN_OR_RETURN(config, train::PresetConfig(spec.preset));
-    } else {
-      // Presets exist for 1/2/4/8/16 shots; other counts take the next
-      // lower recipe.
-      int shots = 1;
-      for (int s : {1, 2, 4, 8, 16}) {
-        if (spec.shots >= s) shots = s;
-      }
-      ASSIGN_OR_RETURN(config, train::PresetForShots(shots));
-    }
-    if (!spec.variant.empty()) {
-      ASSIGN_OR_RETURN(provp::Variant v, provp::VariantFromName(spec.variant));
-      int64_t m = config.model.num_prompts;
-      config.model = provp::DefaultOptionsFor(v);
-      config.model.num_prompts = m;
-    }
-    config.shots = spec.shots;
-    if (spec.num_prompts > 0) config.model.num_prompts = spec.num_prompts;
-    if (spec.epochs > 0) config.epochs = spec.epochs;
-    if (spec.learning_rate > 0) config.lr = spec.learning_rate;
-    if (spec.batch_size > 0) config.batch_size = spec.batch_size;
-    config.seed = static_cast<uint64_t>(spec.seed);
-    if (spec.alpha) config.model.alpha = *spec.alpha;
-    if (spec.ref_lambda) config.model.lambda_ref = *spec.ref_lambda;
-    if (spec.use_feature_reformation && !*spec.use_feature_reformation) {
-      config.model.lambda_ref = 0.0;
-    }
-    if (spec.weight_decay) config.weight_decay = *spec.weight_decay;
-    if (spec.min_crop_scale) config.augment.scale_min = *spec.min_crop_scale;
+    train::HyperparameterRequest req;
+    req.preset = spec.preset;
+    req.variant = spec.variant;
+    req.shots = spec.shots;
+    req.has_novel_classes = !spec.novel_classes.empty();
+    if (spec.num_prompts > 0) req.num_prompts = spec.num_prompts;
+    if (spec.epochs > 0) req.epochs = spec.epochs;
+    if (spec.learning_rate > 0) req.learning_rate = spec.learning_rate;
+    if (spec.batch_size > 0) req.batch_size = spec.batch_size;
+    req.alpha = spec.alpha;
+    req.use_ref = spec.use_feature_reformation;
+    req.ref_lambda = spec.ref_lambda;
+    req.weight_decay = spec.weight_decay;
+    req.min_crop_scale = spec.min_crop_scale;
+    req.seed = spec.seed;
+    req.selection = spec.selection;
+    ASSIGN_OR_RETURN(train::ResolvedHyperparameters resolved, train::ResolveHyperparameters(req));
+    ASSIGN_OR_RETURN(train::TrainConfig config, train::ConfigFromResolved(resolved));
     config.augment.size = config_.image_resolution;
-    RETURN_IF_ERROR(train::ValidateConfig(config));
     return config;
   }
 
-  absl::StatusOr<std::vector<torch::Tensor>> Decode(const TuningSpec& spec,
-                                                    const std::vector<data::Item>& items,
-                                                    data::Split split) {
-    std::vector<torch::Tensor> out;
-    out.reserve(items.size());
-    for (const auto& it : items) {
+  // The server's dataset in the core's form: every class, items in the
+  // server's order with their labels, so the draw is the protocol's.
+  absl::StatusOr<TuningOutcome> RunTuningImpl(const TuningSpec& spec, const TuningCallbacks& cb) {
+    train::TuningRunSpec run;
+    run.dataset.name = spec.job_id;
+    run.dataset.class_names = spec.class_names;
+    for (const TuningItem& it : spec.items) {
+      data::Split split = it.split == Split::kTrain ? data::Split::kTrain
+                          : it.split == Split::kVal ? data::Split::kVal
+                                                    : data::Split::kTest;
+      run.dataset.mutable_items(split).push_back(data::Item{it.path, it.label});
+    }
+    if (!spec.novel_classes.empty()) {
+      run.novel = train::NovelClasses::kExplicit;
+      run.novel_labels = spec.novel_classes;
+    }
+    ASSIGN_OR_RETURN(run.config, ConfigFor(spec));
+    run.templates = spec.templates;
+    run.load_image = [&spec](const data::Item& item,
+                             data::Split split) -> absl::StatusOr<torch::Tensor> {
       Split s = split == data::Split::kTrain ? Split::kTrain
                 : split == data::Split::kVal ? Split::kVal
                                              : Split::kTest;
-      ASSIGN_OR_RETURN(Image img, spec.load_image(TuningItem{it.path, it.label, s}));
-      out.push_back(ToTensor(img));
-    }
-    return out;
-  }
-
-  // Accuracy of one class group (base or novel) on `items` (labels already
-  // group-local), with and without the prompts.
-  absl::Status EvaluateGroup(const TuningSpec& spec, const std::vector<std::string>& names,
-                             const std::vector<data::Item>& items,
-                             const std::vector<std::string>& templates,
-                             const clip::VisualPrompts* prompts, double* accuracy,
-                             double* zero_shot, std::vector<double>* per_class,
-                             std::vector<int64_t>* per_class_count) {
-    if (items.empty() || names.empty()) return absl::OkStatus();
-    ASSIGN_OR_RETURN(auto images, Decode(spec, items, data::Split::kTest));
-    std::vector<int64_t> labels;
-    for (const auto& it : items) labels.push_back(it.label);
-    ASSIGN_OR_RETURN(torch::Tensor text,
-                     clip::ClassTextFeatures(model_, *tokenizer_, names, templates));
-    ASSIGN_OR_RETURN(train::EvalResult r,
-                     train::EvaluateImages(model_, prompts, images, labels, text,
-                                           config_.image_resolution, options_.eval_batch_size));
-    ASSIGN_OR_RETURN(train::EvalResult z,
-                     train::EvaluateImages(model_, nullptr, images, labels, text,
-                                           config_.image_resolution, options_.eval_batch_size));
-    *accuracy = r.top1;
-    *zero_shot = z.top1;
-    *per_class = r.per_class_accuracy;
-    *per_class_count = r.per_class_count;
-    return absl::OkStatus();
-  }
-
-  absl::StatusOr<TuningOutcome> RunTuningImpl(const TuningSpec& spec, const TuningCallbacks& cb) {
-    auto say = [&](const std::string& m) {
-      if (cb.on_message) cb.on_message(m);
+      ASSIGN_OR_RETURN(Image img, spec.load_image(TuningItem{item.path, item.label, s}));
+      return ToTensor(img);
     };
-    // Split classes into base (trained) and novel (held out).
-    std::set<int> novel(spec.novel_classes.begin(), spec.novel_classes.end());
-    std::vector<int> group_index(spec.class_names.size(), -1);
-    std::vector<std::string> base_names, novel_names;
-    for (size_t c = 0; c < spec.class_names.size(); ++c) {
-      auto& v = novel.count(static_cast<int>(c)) ? novel_names : base_names;
-      group_index[c] = static_cast<int>(v.size());
-      v.push_back(spec.class_names[c]);
-    }
-    if (base_names.empty()) return absl::InvalidArgumentError("no base classes to train on");
-    data::Dataset base;
-    base.name = spec.job_id;
-    base.class_names = base_names;
-    std::vector<data::Item> novel_test, novel_train;
-    bool has_test = false;
-    for (const auto& it : spec.items) has_test |= it.split == Split::kTest;
-    for (const auto& it : spec.items) {
-      if (it.label < 0 || it.label >= static_cast<int>(spec.class_names.size())) {
-        return absl::InvalidArgumentError(absl::StrCat("label ", it.label, " out of range"));
-      }
-      data::Item item{it.path, group_index[it.label]};
-      bool is_novel = novel.count(it.label) > 0;
-      if (it.split == Split::kTest) {
-        (is_novel ? novel_test : base.test).push_back(item);
-      } else if (it.split == Split::kVal) {
-        if (!is_novel) base.val.push_back(item);
-      } else {
-        (is_novel ? novel_train : base.train).push_back(item);
-      }
-    }
-    data::FewShotOptions fso;
-    fso.shots = spec.shots;
-    fso.seed = spec.seed;
-    fso.sample_val = !base.val.empty();
-    ASSIGN_OR_RETURN(data::FewShotResult few, data::SampleFewShot(base, fso));
-    ASSIGN_OR_RETURN(train::TrainConfig config, ConfigFor(spec));
-    const std::vector<std::string> templates =
-        spec.templates.empty() ? std::vector<std::string>{clip::kDefaultTemplate} : spec.templates;
-    say(absl::StrCat("sampled ", few.dataset.train.size(), " training images (", spec.shots,
-                     " shots x ", base_names.size(), " base classes); ", config.epochs,
-                     " epochs, batch ", config.batch_size, ", lr ", config.lr));
-    train::TrainingSet data;
-    ASSIGN_OR_RETURN(data.images, Decode(spec, few.dataset.train, data::Split::kTrain));
-    for (const auto& it : few.dataset.train) data.labels.push_back(it.label);
-    ASSIGN_OR_RETURN(torch::Tensor text,
-                     clip::ClassTextFeatures(model_, *tokenizer_, base_names, templates));
-    if (std::filesystem::exists(spec.checkpoint_path)) {
-      say("found an epoch checkpoint; resuming from it");
-    }
-    train::TrainerOptions topts;
-    topts.config = config;
-    topts.checkpoint_path = spec.checkpoint_path;
-    topts.resume = true;
-    topts.backbone_fingerprint = info_.backbone;
-    topts.cancel = cb.stop;
-    topts.report_steps = true;
-    topts.on_progress = [&](const train::TrainProgress& p) {
+    run.eval_batch_size = options_.eval_batch_size;
+    run.checkpoint_path = spec.checkpoint_path;
+    run.output_path = spec.output_path;
+    run.resume = true;
+    run.cancel = cb.stop;
+    run.on_message = cb.on_message;
+    run.report_steps = true;
+    run.on_progress = [&cb](const train::TrainProgress& p) {
       if (cb.on_progress) {
         TuningProgress q;
         q.epoch_end = p.kind == train::TrainProgress::Kind::kEpoch;
-        q.epoch = static_cast<int>(p.epoch + 1);
+        q.epoch = static_cast<int>(p.epoch);
         q.total_epochs = static_cast<int>(p.epochs);
         q.step = p.global_step;
         q.total_steps = p.total_steps;
-        q.learning_rate = p.lr;
+        q.learning_rate = p.learning_rate;
         q.loss = p.loss;
         q.loss_xe = p.ce;
         q.loss_ref = p.ref;
         q.train_accuracy = p.train_accuracy;
         q.images_per_second = p.images_per_second;
         q.eta_seconds = p.eta_seconds;
+        q.validation_accuracy = p.validation_accuracy;
         cb.on_progress(q);
       }
       return !(cb.stop && cb.stop->load());
     };
-    ASSIGN_OR_RETURN(auto trainer, train::Trainer::Create(model_, topts));
-    ASSIGN_OR_RETURN(train::TrainResult result, trainer->Run(data, text));
+    train::TuningBackbone backbone{model_, tokenizer_.get(), info_.backbone};
+    ASSIGN_OR_RETURN(train::TuningRunResult r, train::RunTuning(backbone, run));
+
     TuningOutcome out;
-    out.resumed_from_epoch = static_cast<int>(result.resumed_from_epoch);
-    out.epochs_completed = static_cast<int>(result.epochs_completed);
-    if (result.resumed_from_epoch > 0) {
-      say(absl::StrCat("resumed from the checkpoint after epoch ", result.resumed_from_epoch));
+    out.prompt_set = MetaOf(r.prompt_set);
+    out.hyperparameters = train::ResolvedFromConfig(r.config);
+    for (const data::Item& it : r.few_shot.train) out.train_image_paths.push_back(it.path);
+    out.resumed_from_epoch = static_cast<int>(r.training.resumed_from_epoch);
+    out.epochs_completed = static_cast<int>(r.training.epochs_completed);
+    out.selected_epoch = static_cast<int>(r.training.selected_epoch);
+    out.best_validation_accuracy = r.training.best_validation_accuracy;
+    for (const nlohmann::json& e : r.training.history) {
+      EpochSummary h;
+      h.epoch = e.value("epoch", 0);
+      h.learning_rate = e.value("learning_rate", 0.0);
+      h.loss = e.value("loss", 0.0);
+      h.train_accuracy = e.value("train_accuracy", 0.0);
+      h.validation_accuracy = e.value("validation_accuracy", -1.0);
+      out.history.push_back(h);
     }
-    // Evaluation: base among base, novel among novel (CoOp protocol), on
-    // the test split (the training pool when there is none).
-    say("evaluating");
-    const clip::VisualPrompts* prompts = trainer->model().visual_prompts();
     TuningEvaluation& ev = out.evaluation;
-    std::vector<data::Item> base_eval = has_test ? base.test : base.train;
-    std::vector<data::Item> novel_eval = has_test ? novel_test : novel_train;
-    std::vector<double> base_pc, novel_pc;
-    std::vector<int64_t> base_n, novel_n;
-    RETURN_IF_ERROR(EvaluateGroup(spec, base_names, base_eval, templates, prompts,
-                                  &ev.base_accuracy, &ev.zero_shot_base_accuracy, &base_pc,
-                                  &base_n));
-    RETURN_IF_ERROR(EvaluateGroup(spec, novel_names, novel_eval, templates, prompts,
-                                  &ev.novel_accuracy, &ev.zero_shot_novel_accuracy, &novel_pc,
-                                  &novel_n));
-    ev.num_base_images = static_cast<int64_t>(base_eval.size());
-    ev.num_novel_images = static_cast<int64_t>(novel_eval.size());
-    ev.harmonic_mean = novel_names.empty()
-                           ? ev.base_accuracy
-                           : train::HarmonicMean(ev.base_accuracy, ev.novel_accuracy);
-    for (size_t c = 0; c < base_pc.size(); ++c) {
-      ev.per_class.push_back({base_names[c], base_pc[c], base_n[c], false});
+    ev.base_accuracy = r.base.tuned.top1;
+    ev.zero_shot_base_accuracy = r.base.zero_shot.top1;
+    ev.num_base_images = r.base.tuned.num_images;
+    ev.harmonic_mean = r.harmonic_mean;
+    for (size_t c = 0; c < r.base.tuned.per_class_accuracy.size(); ++c) {
+      ev.per_class.push_back({r.base.class_names[c], r.base.tuned.per_class_accuracy[c],
+                              r.base.tuned.per_class_count[c], false});
     }
-    for (size_t c = 0; c < novel_pc.size(); ++c) {
-      ev.per_class.push_back({novel_names[c], novel_pc[c], novel_n[c], true});
+    if (r.novel) {
+      ev.novel_accuracy = r.novel->tuned.top1;
+      ev.zero_shot_novel_accuracy = r.novel->zero_shot.top1;
+      ev.num_novel_images = r.novel->tuned.num_images;
+      for (size_t c = 0; c < r.novel->tuned.per_class_accuracy.size(); ++c) {
+        ev.per_class.push_back({r.novel->class_names[c], r.novel->tuned.per_class_accuracy[c],
+                                r.novel->tuned.per_class_count[c], true});
+      }
     }
-    train::PromptSet set = train::PromptSetFromRun(trainer->model().options(), config, result,
-                                                   config_, info_.backbone, base_names, templates);
-    set.info.training_summary["novel_class_names"] = novel_names;
-    set.info.evaluation = {{"base_accuracy", ev.base_accuracy},
-                           {"novel_accuracy", ev.novel_accuracy},
-                           {"harmonic_mean", ev.harmonic_mean}};
-    RETURN_IF_ERROR(train::SavePromptSet(spec.output_path, set));
-    out.prompt_set = MetaOf(set);
     return out;
   }
 

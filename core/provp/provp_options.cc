@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/train/hyperparameters.h"
 
 namespace provp::provp {
 namespace {
@@ -20,9 +21,18 @@ constexpr VariantEntry kVariants[] = {
     {Variant::kZeroShot, "zero_shot"},
 };
 
-// Prompt length cap: far above any published setting (m <= 50) but it keeps
-// an untrusted request from sizing a huge allocation.
-constexpr int64_t kMaxPrompts = 1024;
+// The names must be hyperparameters.h's, in its order.
+constexpr bool NamesMatch() {
+  constexpr size_t n = sizeof(kVariants) / sizeof(kVariants[0]);
+  if (n != sizeof(train::kVariantNames) / sizeof(train::kVariantNames[0])) return false;
+  for (size_t i = 0; i < n; ++i) {
+    if (std::string_view(kVariants[i].name) != train::kVariantNames[i]) return false;
+  }
+  return true;
+}
+static_assert(NamesMatch(), "provp_options.cc and hyperparameters.h name the variants differently");
+
+constexpr int64_t kMaxPrompts = train::kMaxNumPrompts;
 
 }  // namespace
 
@@ -51,27 +61,15 @@ std::vector<std::string> VariantNames() {
 ProvpOptions DefaultOptionsFor(Variant variant) {
   ProvpOptions options;
   options.variant = variant;
-  switch (variant) {
-    case Variant::kProvpRef:
-      break;
-    case Variant::kProvp:
-      options.lambda_ref = 0.0;
-      break;
-    case Variant::kVptDeep:
-      // VPT-deep in this framework: pure replacement, and no Ref (the
-      // baseline as the VPT paper trains it).
-      options.alpha = 0.0;
-      options.lambda_ref = 0.0;
-      break;
-    case Variant::kVptShallow:
-      options.depth = 1;
-      options.lambda_ref = 0.0;
-      break;
-    case Variant::kZeroShot:
-      options.num_prompts = 0;
-      options.lambda_ref = 0.0;
-      break;
+  // The variants' defaults live with their names in the torch-free
+  // hyperparameters.h, which the server reads too.
+  const train::VariantSpec* spec = train::FindVariant(VariantName(variant));
+  if (spec != nullptr) {
+    options.alpha = spec->alpha;
+    options.lambda_ref = spec->ref_lambda;
+    options.depth = spec->depth;
   }
+  if (variant == Variant::kZeroShot) options.num_prompts = 0;
   return options;
 }
 

@@ -1,10 +1,12 @@
-// The names of the training presets (train_config.h), in a header with no
-// LibTorch, JSON or library dependency, so the torch-free server can reject
-// an unknown preset when a job is created instead of when it runs.
-// train_config.cc checks at compile time that its table has these names.
+// Deprecated: the preset names and IsPresetName live in hyperparameters.h
+// (torch-free, with the recipes themselves). This list remains only until
+// the server reads hyperparameters.h directly; train_config.cc checks at
+// compile time that it names exactly kPresets.
 #pragma once
 
 #include <string_view>
+
+#include "core/train/hyperparameters.h"
 
 namespace provp::train {
 
@@ -12,12 +14,5 @@ inline constexpr std::string_view kPresetNames[] = {
     "few_shot_1",        "few_shot_1_no_ref", "few_shot_2",  "few_shot_2_no_ref", "few_shot_4",
     "few_shot_4_no_ref", "few_shot_8",        "few_shot_16", "base_to_novel",     "imagenet",
 };
-
-constexpr bool IsPresetName(std::string_view name) {
-  for (std::string_view p : kPresetNames) {
-    if (p == name) return true;
-  }
-  return false;
-}
 
 }  // namespace provp::train

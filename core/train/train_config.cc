@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/train/hyperparameters.h"
 #include "core/train/preset_names.h"
 #include "core/util/status_macros.h"
 
@@ -17,59 +18,31 @@ namespace {
 
 using nlohmann::json;
 
-// Caps that keep a request from asking for absurd work or allocations.
-constexpr int64_t kMaxEpochs = 10000;
-constexpr int64_t kMaxBatch = 4096;
+// The caps live in hyperparameters.h (one set for every layer); the
+// augmentation size is the only one of its own.
 constexpr int64_t kMaxAugmentSize = 4096;
 
-struct PresetSpec {
-  const char* name;
-  const char* source;  // reference config it reproduces
-  int64_t shots;
-  int64_t epochs;
-  double weight_decay;
-  bool use_ref;
-  int64_t num_prompts;
-  double lr;
-};
-
-// METHOD.md section 5. m is not in any reference config: 50 is the README
-// few-shot value, 16 the hard-coded base-to-novel one.
-constexpr PresetSpec kPresets[] = {
-    {"few_shot_1", "vit_b16_ref_ep50", 1, 50, 1e-3, true, 50, 0.1},
-    {"few_shot_1_no_ref", "vit_b16_ep50", 1, 50, 5e-4, false, 50, 0.1},
-    {"few_shot_2", "vit_b16_ref_ep100", 2, 100, 5e-4, true, 50, 0.1},
-    // vit_b16_ep100 also uses the ImageNet mean (quirk Q14); not reproduced.
-    {"few_shot_2_no_ref", "vit_b16_ep100", 2, 100, 5e-4, false, 50, 0.1},
-    {"few_shot_4", "vit_b16_ref_ep100", 4, 100, 5e-4, true, 50, 0.1},
-    {"few_shot_4_no_ref", "vit_b16_ep100", 4, 100, 5e-4, false, 50, 0.1},
-    {"few_shot_8", "vit_b16", 8, 200, 5e-4, true, 50, 0.1},
-    {"few_shot_16", "vit_b16", 16, 200, 5e-4, true, 50, 0.1},
-    {"base_to_novel", "vit_b16_b2n_ep100", 16, 100, 1e-3, true, 16, 0.1},
-    {"imagenet", "vit_b16_img", 16, 100, 5e-3, true, 50, 5.0},
-};
-
-// The torch-free list the server validates with must name exactly these.
+// The torch-free list the server validated with must name exactly these.
 constexpr bool PresetTableMatchesNames() {
   constexpr size_t n = sizeof(kPresets) / sizeof(kPresets[0]);
   if (n != sizeof(kPresetNames) / sizeof(kPresetNames[0])) return false;
   for (size_t i = 0; i < n; ++i) {
-    if (std::string_view(kPresets[i].name) != kPresetNames[i]) return false;
+    if (kPresets[i].name != kPresetNames[i]) return false;
   }
   return true;
 }
-static_assert(PresetTableMatchesNames(), "kPresets and preset_names.h disagree");
+static_assert(PresetTableMatchesNames(), "hyperparameters.h and preset_names.h disagree");
 
 TrainConfig FromSpec(const PresetSpec& spec) {
   TrainConfig c;
-  c.preset = spec.name;
+  c.preset = std::string(spec.name);
   c.model =
       provp::DefaultOptionsFor(spec.use_ref ? provp::Variant::kProvpRef : provp::Variant::kProvp);
   c.model.num_prompts = spec.num_prompts;
   c.shots = spec.shots;
   c.epochs = spec.epochs;
   c.weight_decay = spec.weight_decay;
-  c.lr = spec.lr;
+  c.lr = spec.learning_rate;
   return c;
 }
 
@@ -131,18 +104,31 @@ absl::Status MergeAugment(const json& patch, image::AugmentOptions* a) {
 }  // namespace
 
 const char* ModelSelectionName(ModelSelection selection) {
-  return selection == ModelSelection::kBestValidation ? "best_validation" : "last_epoch";
+  return selection == ModelSelection::kBestValidation ? kSelectionBestVal.data()
+                                                      : kSelectionLast.data();
+}
+
+absl::StatusOr<ModelSelection> ModelSelectionFromName(absl::string_view name) {
+  // last_epoch / best_validation: the names files written before the
+  // rename carry.
+  const std::string_view n(name.data(), name.size());
+  if (n == kSelectionLast || n == "last_epoch") return ModelSelection::kLastEpoch;
+  if (n == kSelectionBestVal || n == "best_validation") {
+    return ModelSelection::kBestValidation;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("selection must be ", kSelectionLast.data(), " or ",
+                                                 kSelectionBestVal.data(), ", got '", name, "'"));
 }
 
 std::vector<std::string> PresetNames() {
   std::vector<std::string> names;
-  for (const auto& p : kPresets) names.emplace_back(p.name);
+  for (const auto& p : kPresets) names.emplace_back(p.name);  // std::string from string_view
   return names;
 }
 
 absl::StatusOr<TrainConfig> PresetConfig(absl::string_view name) {
   for (const auto& p : kPresets) {
-    if (name == p.name) return FromSpec(p);
+    if (std::string_view(name.data(), name.size()) == p.name) return FromSpec(p);
   }
   return absl::InvalidArgumentError(
       absl::StrCat("unknown training preset '", name,
@@ -160,13 +146,55 @@ absl::StatusOr<TrainConfig> PresetForShots(int64_t shots, bool no_ref) {
   return PresetConfig(absl::StrCat("few_shot_", shots, no_ref ? "_no_ref" : ""));
 }
 
+absl::StatusOr<TrainConfig> ConfigFromResolved(const ResolvedHyperparameters& r) {
+  RETURN_IF_ERROR(ValidateHyperparameters(r));
+  ASSIGN_OR_RETURN(TrainConfig c, PresetConfig(r.preset));
+  ASSIGN_OR_RETURN(provp::Variant variant, provp::VariantFromName(r.variant));
+  c.model = provp::DefaultOptionsFor(variant);
+  c.model.num_prompts = r.num_prompts;
+  c.model.depth = r.depth;
+  c.model.alpha = r.alpha;
+  c.model.lambda_ref = r.ref_lambda;
+  c.shots = r.shots;
+  c.epochs = r.epochs;
+  c.lr = r.learning_rate;
+  c.batch_size = r.batch_size;
+  c.weight_decay = r.weight_decay;
+  c.augment.scale_min = r.min_crop_scale;
+  c.seed = static_cast<uint64_t>(r.seed);
+  ASSIGN_OR_RETURN(c.selection, ModelSelectionFromName(r.selection));
+  RETURN_IF_ERROR(ValidateConfig(c));
+  return c;
+}
+
+ResolvedHyperparameters ResolvedFromConfig(const TrainConfig& c) {
+  ResolvedHyperparameters r;
+  r.preset = c.preset;
+  r.variant = provp::VariantName(c.model.variant);
+  r.shots = c.shots;
+  r.num_prompts = c.model.num_prompts;
+  r.depth = c.model.depth;
+  r.epochs = c.epochs;
+  r.learning_rate = c.lr;
+  r.batch_size = c.batch_size;
+  r.alpha = c.model.alpha;
+  r.ref_lambda = c.model.lambda_ref;
+  r.use_ref = c.model.lambda_ref > 0.0;
+  r.weight_decay = c.weight_decay;
+  r.min_crop_scale = c.augment.scale_min;
+  r.seed = static_cast<int64_t>(c.seed);
+  r.selection = ModelSelectionName(c.selection);
+  return r;
+}
+
 absl::Status ValidateConfig(const TrainConfig& c) {
   auto bad = [](const std::string& what) {
     return absl::InvalidArgumentError("train config: " + what);
   };
   if (c.epochs < 0 || c.epochs > kMaxEpochs)
     return bad(absl::StrCat("epochs must be in [0, ", kMaxEpochs, "]"));
-  if (!(c.lr > 0.0 && std::isfinite(c.lr))) return bad("lr must be finite and > 0");
+  if (!(c.lr > 0.0 && c.lr <= kMaxLearningRate))
+    return bad(absl::StrCat("lr must be in (0, ", kMaxLearningRate, "]"));
   if (!(c.momentum >= 0.0 && c.momentum < 1.0)) return bad("momentum must be in [0, 1)");
   if (!(c.weight_decay >= 0.0 && std::isfinite(c.weight_decay)))
     return bad("weight_decay must be >= 0");
@@ -174,8 +202,8 @@ absl::Status ValidateConfig(const TrainConfig& c) {
     return bad("warmup_lr must be finite and > 0");
   if (c.warmup_epochs < 0 || c.warmup_epochs > c.epochs)
     return bad("warmup_epochs must be in [0, epochs]");
-  if (c.batch_size < 1 || c.batch_size > kMaxBatch)
-    return bad(absl::StrCat("batch_size must be in [1, ", kMaxBatch, "]"));
+  if (c.batch_size < 1 || c.batch_size > kMaxBatchSize)
+    return bad(absl::StrCat("batch_size must be in [1, ", kMaxBatchSize, "]"));
   if (c.shots < 0) return bad("shots must be >= 0");
   const auto& a = c.augment;
   if (a.size < 0 || a.size > kMaxAugmentSize)
@@ -293,14 +321,9 @@ absl::StatusOr<TrainConfig> MergeConfigJson(const TrainConfig& base, const json&
       c.seed = v.get<uint64_t>();
     } else if (key == "selection") {
       if (!v.is_string()) return TypeError(key, "a string");
-      const std::string s = v.get<std::string>();
-      if (s == "last_epoch") {
-        c.selection = ModelSelection::kLastEpoch;
-      } else if (s == "best_validation") {
-        c.selection = ModelSelection::kBestValidation;
-      } else {
-        return TypeError(key, "\"last_epoch\" or \"best_validation\"");
-      }
+      absl::StatusOr<ModelSelection> selection = ModelSelectionFromName(v.get<std::string>());
+      if (!selection.ok()) return TypeError(key, "\"last\" or \"best_val\"");
+      c.selection = *selection;
     } else if (key == "augment") {
       RETURN_IF_ERROR(MergeAugment(v, &c.augment));
     } else {

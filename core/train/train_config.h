@@ -15,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "core/image/preprocess.h"
 #include "core/provp/provp_options.h"
+#include "core/train/hyperparameters.h"
 #include "core/train/lr_schedule.h"
 
 namespace provp::train {
@@ -26,7 +27,10 @@ enum class ModelSelection {
   kBestValidation,  // best top-1 on the few-shot validation split (ties: earliest)
 };
 
+// "last" / "best_val" (hyperparameters.h); the parser also takes the older
+// "last_epoch" / "best_validation" that earlier files carry.
 const char* ModelSelectionName(ModelSelection selection);
+absl::StatusOr<ModelSelection> ModelSelectionFromName(absl::string_view name);
 
 struct TrainConfig {
   // Name of the preset this came from ("" when built by hand).
@@ -62,6 +66,12 @@ absl::StatusOr<TrainConfig> PresetConfig(absl::string_view name);
 // The preset for a shot count: 1/2/4/8/16, with Ref unless `no_ref` (only
 // 1/2/4 have no-Ref recipes).
 absl::StatusOr<TrainConfig> PresetForShots(int64_t shots, bool no_ref = false);
+
+// The config a run of these resolved values trains with (the preset's
+// schedule and momentum, the values, augment.size left at its default),
+// and back: what a config runs, as a job reports it.
+absl::StatusOr<TrainConfig> ConfigFromResolved(const ResolvedHyperparameters& resolved);
+ResolvedHyperparameters ResolvedFromConfig(const TrainConfig& config);
 
 // Range checks; errors name the field.
 absl::Status ValidateConfig(const TrainConfig& config);

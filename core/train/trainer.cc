@@ -277,7 +277,7 @@ absl::StatusOr<TrainResult> Trainer::Run(const TrainingSet& data,
     for (int64_t step = 0; step < steps_per_epoch; ++step) {
       if (cancelled()) {
         return absl::CancelledError(
-            absl::StrCat("training cancelled at epoch ", epoch, " step ", step));
+            absl::StrCat("training cancelled at epoch ", epoch + 1, " step ", step + 1));
       }
       std::vector<torch::Tensor> batch_images;
       std::vector<int64_t> batch_labels;
@@ -328,13 +328,13 @@ absl::StatusOr<TrainResult> Trainer::Run(const TrainingSet& data,
         const double elapsed = Seconds(run_start);
         TrainProgress p;
         p.kind = TrainProgress::Kind::kStep;
-        p.epoch = epoch;
+        p.epoch = epoch + 1;
         p.epochs = cfg.epochs;
         p.step = step + 1;
         p.steps_per_epoch = steps_per_epoch;
         p.global_step = global_step;
         p.total_steps = total_steps;
-        p.lr = lr;
+        p.learning_rate = lr;
         p.loss = loss;
         p.ce = ce;
         p.ref = ref;
@@ -344,14 +344,14 @@ absl::StatusOr<TrainResult> Trainer::Run(const TrainingSet& data,
         p.eta_seconds = (total_steps - global_step) * (elapsed / steps_this_run);
         if (!options_.on_progress(p)) {
           return absl::CancelledError(
-              absl::StrCat("training cancelled at epoch ", epoch, " step ", step + 1));
+              absl::StrCat("training cancelled at epoch ", epoch + 1, " step ", step + 1));
         }
       }
     }
 
     const double steps = static_cast<double>(steps_per_epoch);
-    nlohmann::json summary = {{"epoch", epoch},
-                              {"lr", lr},
+    nlohmann::json summary = {{"epoch", epoch + 1},
+                              {"learning_rate", lr},
                               {"loss", sum_loss / steps},
                               {"ce", sum_ce / steps},
                               {"ref", sum_ref / steps},
@@ -362,7 +362,7 @@ absl::StatusOr<TrainResult> Trainer::Run(const TrainingSet& data,
       ASSIGN_OR_RETURN(EvalResult ev,
                        Evaluate(model_->clip(), model_->visual_prompts(), *validation, text));
       val_acc = ev.top1;
-      summary["validation_top1"] = val_acc;
+      summary["validation_accuracy"] = val_acc;
       // Strict '>' keeps the earliest epoch on ties (as Dassl does, Q20).
       if (val_acc > state.best_validation_accuracy) {
         state.best_validation_accuracy = val_acc;
@@ -388,13 +388,13 @@ absl::StatusOr<TrainResult> Trainer::Run(const TrainingSet& data,
       const double elapsed = Seconds(run_start);
       TrainProgress p;
       p.kind = TrainProgress::Kind::kEpoch;
-      p.epoch = epoch;
+      p.epoch = epoch + 1;
       p.epochs = cfg.epochs;
       p.step = steps_per_epoch;
       p.steps_per_epoch = steps_per_epoch;
       p.global_step = global_step;
       p.total_steps = total_steps;
-      p.lr = lr;
+      p.learning_rate = lr;
       p.loss = summary["loss"].get<double>();
       p.ce = summary["ce"].get<double>();
       p.ref = summary["ref"].get<double>();
@@ -405,7 +405,7 @@ absl::StatusOr<TrainResult> Trainer::Run(const TrainingSet& data,
           steps_this_run ? (total_steps - global_step) * (elapsed / steps_this_run) : 0.0;
       p.validation_accuracy = val_acc;
       if (!options_.on_progress(p)) {
-        return absl::CancelledError(absl::StrCat("training cancelled after epoch ", epoch));
+        return absl::CancelledError(absl::StrCat("training cancelled after epoch ", epoch + 1));
       }
     }
   }
@@ -421,11 +421,11 @@ absl::StatusOr<TrainResult> Trainer::Run(const TrainingSet& data,
     result.final_ref = last.value("ref", 0.0);
     result.final_train_accuracy = last.value("train_accuracy", 0.0);
   }
-  result.selected_epoch = state.epochs_completed - 1;
+  result.selected_epoch = state.epochs_completed;
   if (cfg.selection == ModelSelection::kBestValidation && state.best_epoch >= 0 &&
       state.best_prompts.defined()) {
     RETURN_IF_ERROR(model_->SetPrompts(state.best_prompts));
-    result.selected_epoch = state.best_epoch;
+    result.selected_epoch = state.best_epoch + 1;  // the checkpoint keeps a 0-based index
   }
   RETURN_IF_ERROR(util::TorchCall(
       "trainer: result", [&] { result.prompts = param.detach().to(torch::kCPU).clone(); }));

@@ -38,13 +38,15 @@ struct TrainingSet {
 struct TrainProgress {
   enum class Kind { kStep, kEpoch };
   Kind kind = Kind::kStep;
-  int64_t epoch = 0;  // 0-based
+  // 1-based, as every layer counts epochs: the epoch in progress (steps)
+  // or just finished (epoch reports), in [1, epochs].
+  int64_t epoch = 0;
   int64_t epochs = 0;
   int64_t step = 0;  // 1-based within the epoch
   int64_t steps_per_epoch = 0;
   int64_t global_step = 0;  // steps done so far, all epochs
   int64_t total_steps = 0;
-  double lr = 0.0;
+  double learning_rate = 0.0;
   // Step: this batch. Epoch: means over the epoch's steps.
   double loss = 0.0;
   double ce = 0.0;
@@ -79,8 +81,8 @@ struct TrainResult {
   // Selected prompts, fp32 CPU [depth,m,width]; undefined for zero_shot.
   torch::Tensor prompts;
   int64_t epochs_completed = 0;
-  // 0-based epoch whose prompts were selected; -1 when none trained.
-  int64_t selected_epoch = -1;
+  // 1-based epoch whose prompts were selected; 0 when none trained.
+  int64_t selected_epoch = 0;
   int64_t resumed_from_epoch = 0;  // 0 = fresh start
   int64_t steps = 0;               // steps run by this call
   // Means over the last trained epoch.
@@ -91,7 +93,9 @@ struct TrainResult {
   double best_validation_accuracy = -1.0;
   double seconds = 0.0;
   double images_per_second = 0.0;
-  // Per-epoch summaries, including epochs from before a resume.
+  // Per-epoch summaries, including epochs from before a resume: "epoch"
+  // (1-based), "learning_rate", "loss", "ce", "ref", "train_accuracy",
+  // "seconds" and, with a validation set, "validation_accuracy".
   nlohmann::json history = nlohmann::json::array();
 };
 

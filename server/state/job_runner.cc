@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/data/loaders.h"
@@ -331,7 +332,11 @@ absl::StatusOr<v1::TuningJob> JobRunner::Create(const v1::CreateTuningJobRequest
   }
   ASSIGN_OR_RETURN(std::string ds_id, ParseName(in.dataset(), kDatasets, "tuning_job.dataset"));
   ASSIGN_OR_RETURN(v1::Dataset ds, datasets_->Get(ds_id));
-  RETURN_IF_ERROR(ValidateHyperparameters(in.hyperparameters(), ds.stats().max_shots()));
+  // Resolved now, with the core's rules: the job stores and reports what it
+  // will run (the runner passes these values on unchanged).
+  ASSIGN_OR_RETURN(v1::Hyperparameters resolved,
+                   ResolveJobHyperparameters(in.hyperparameters(), ds.stats().max_shots(),
+                                             ds.novel_class_names_size() > 0));
   if (!in.base_prompt_set().empty()) {
     return MakeError(absl::StatusCode::kUnimplemented, "WARM_START_UNSUPPORTED",
                      "base_prompt_set (warm start) is not supported by this server");
@@ -370,6 +375,7 @@ absl::StatusOr<v1::TuningJob> JobRunner::Create(const v1::CreateTuningJobRequest
         /*retry_after_ms=*/60000);
   }
   v1::TuningJob job = in;
+  *job.mutable_hyperparameters() = std::move(resolved);
   job.set_name(table_.NameOf(id));
   job.set_state(v1::TuningJob::QUEUED);
   job.clear_progress();
@@ -659,20 +665,24 @@ absl::StatusOr<engine::TuningOutcome> JobRunner::Train(const std::string& id, v1
     ASSIGN_OR_RETURN(image::RgbImage rgb, image::DecodeImageFile(item.path, o));
     return engine::Image{rgb.height, rgb.width, std::move(rgb.pixels)};
   };
+  // Jobs created before Create resolved their values are resolved here the
+  // same way; for the others this gives back exactly what they store.
   const v1::Hyperparameters& hp = job.hyperparameters();
-  spec.shots = hp.shots();
-  spec.num_prompts = hp.num_prompts();
-  spec.epochs = hp.epochs();
-  spec.learning_rate = hp.learning_rate();
-  spec.batch_size = hp.batch_size();
-  spec.seed = hp.seed() == 0 ? 1 : hp.seed();
-  spec.variant = hp.variant();
-  spec.preset = hp.preset();
-  if (hp.has_use_feature_reformation()) spec.use_feature_reformation = hp.use_feature_reformation();
-  if (hp.has_alpha()) spec.alpha = hp.alpha();
-  if (hp.has_ref_lambda()) spec.ref_lambda = hp.ref_lambda();
-  if (hp.has_weight_decay()) spec.weight_decay = hp.weight_decay();
-  if (hp.has_min_crop_scale()) spec.min_crop_scale = hp.min_crop_scale();
+  const train::HyperparameterRequest req = RequestOf(hp, !spec.novel_classes.empty());
+  spec.shots = static_cast<int>(req.shots);
+  spec.num_prompts = static_cast<int>(req.num_prompts.value_or(0));
+  spec.epochs = static_cast<int>(req.epochs.value_or(0));
+  spec.learning_rate = req.learning_rate.value_or(0.0);
+  spec.batch_size = static_cast<int>(req.batch_size.value_or(0));
+  spec.seed = req.seed;
+  spec.variant = req.variant;
+  spec.preset = req.preset;
+  spec.use_feature_reformation = req.use_ref;
+  spec.alpha = req.alpha;
+  spec.ref_lambda = req.ref_lambda;
+  spec.weight_decay = req.weight_decay;
+  spec.min_crop_scale = req.min_crop_scale;
+  spec.selection = req.selection;
   std::error_code ec;
   fs::create_directories(JobDir(id), ec);
   if (ec) {
@@ -708,6 +718,7 @@ absl::StatusOr<engine::TuningOutcome> JobRunner::Train(const std::string& id, v1
     m.set_train_accuracy(p.train_accuracy);
     m.set_images_per_second(p.images_per_second);
     m.set_eta_seconds(p.eta_seconds);
+    if (p.validation_accuracy >= 0) m.set_validation_accuracy(p.validation_accuracy);
     {
       std::lock_guard<std::mutex> lock(job_mu_);
       // Compare-and-set, so a cancel stored meanwhile by another replica
@@ -726,8 +737,9 @@ absl::StatusOr<engine::TuningOutcome> JobRunner::Train(const std::string& id, v1
             lm["loss"] = p.loss;
             lm["loss_xe"] = p.loss_xe;
             lm["loss_ref"] = p.loss_ref;
-            lm["lr"] = p.learning_rate;
+            lm["learning_rate"] = p.learning_rate;
             lm["train_accuracy"] = p.train_accuracy;
+            if (p.validation_accuracy >= 0) lm["validation_accuracy"] = p.validation_accuracy;
             lm["images_per_second"] = p.images_per_second;
             return true;
           });
@@ -744,7 +756,10 @@ absl::StatusOr<engine::TuningOutcome> JobRunner::Train(const std::string& id, v1
     ev.set_type(p.epoch_end ? v1::TuningJobEvent::CHECKPOINT : v1::TuningJobEvent::METRICS);
     ev.set_message(
         p.epoch_end
-            ? absl::StrCat("epoch ", p.epoch, "/", p.total_epochs, " done; checkpoint written")
+            ? absl::StrCat("epoch ", p.epoch, "/", p.total_epochs, " done; checkpoint written",
+                           p.validation_accuracy >= 0
+                               ? absl::StrCat("; validation accuracy ", p.validation_accuracy)
+                               : std::string())
             : absl::StrCat("epoch ", p.epoch, " step ", p.step, "/", p.total_steps));
     *ev.mutable_metrics() = m;
     Emit(id, ev);
@@ -821,6 +836,25 @@ void JobRunner::FinishLocked(const std::string& id, v1::TuningJob& job,
       *job.mutable_result()->mutable_evaluation() = *ev;
       job.mutable_progress()->set_fraction(1.0);
       job.mutable_progress()->set_epoch(outcome->epochs_completed);
+      job.mutable_result()->set_selected_epoch(outcome->selected_epoch);
+      if (outcome->best_validation_accuracy >= 0) {
+        job.mutable_result()->set_best_validation_accuracy(outcome->best_validation_accuracy);
+      }
+      // Uploaded images by their name inside the dataset; registered ones
+      // by the path they were registered with.
+      absl::StatusOr<std::string> ds_id = ParseName(job.dataset(), kDatasets, "dataset");
+      const std::string ds_dir =
+          absl::StrCat(options_.data_dir, "/datasets/", ds_id.ok() ? *ds_id : "", "/");
+      for (const std::string& path : outcome->train_image_paths) {
+        job.mutable_result()->add_train_images(
+            absl::StartsWith(path, ds_dir) ? path.substr(ds_dir.size()) : path);
+      }
+      // What the engine ran (equal to what Create resolved; an engine that
+      // does not say keeps the stored values).
+      if (!outcome->hyperparameters.preset.empty()) {
+        const std::string device = job.hyperparameters().device();
+        *job.mutable_hyperparameters() = ToProto(outcome->hyperparameters, device);
+      }
       return "succeeded";
     }
     if (cancel_requested) {

@@ -16,12 +16,25 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/train/hyperparameters.h"
 #include "core/util/torch_threads.h"
 #include "tools/provp_train/run_protocol.h"
 
 namespace {
 
 std::atomic<bool> g_cancel{false};
+
+std::vector<std::string> PresetNames() {
+  std::vector<std::string> names;
+  for (const provp::train::PresetSpec& p : provp::train::kPresets) names.emplace_back(p.name);
+  return names;
+}
+
+std::vector<std::string> VariantNames() {
+  return std::vector<std::string>(std::begin(provp::train::kVariantNames),
+                                  std::end(provp::train::kVariantNames));
+}
 
 extern "C" void OnSignal(int) { g_cancel.store(true); }
 
@@ -46,7 +59,10 @@ int main(int argc, char** argv) {
   app.add_option("--layout", o.layout, "coop, folders or manifest")
       ->check(CLI::IsMember({"coop", "folders", "manifest"}));
   app.add_option("--image-root", o.image_root, "Image folder for a generic split_zhou JSON");
-  app.add_option("--shots", o.shots, "Training images per class")->check(CLI::Range(1, 100000));
+  app.add_option("--shots", o.shots,
+                 absl::StrCat("Training images per class (recipes exist for ",
+                              provp::train::JoinedShotLadder(), ")"))
+      ->check(CLI::Range(int64_t{1}, provp::train::kMaxShots));
   app.add_option("--seeds", o.seeds, "Comma-separated seeds, e.g. 1,2,3")->delimiter(',');
   app.add_flag("--strict-shots", o.strict_shots,
                "Fail when a class has fewer training images than --shots");
@@ -55,24 +71,48 @@ int main(int argc, char** argv) {
                  "are substituted");
   app.add_option("--setting", o.setting, "all (few-shot) or base2novel")
       ->check(CLI::IsMember({"all", "base2novel"}));
-  app.add_option("--preset", o.preset,
-                 "Recipe: few_shot_{1,2,4,8,16}[_no_ref], base_to_novel, imagenet");
+  app.add_option("--novel-classes", o.novel_classes,
+                 "base2novel: comma-separated novel class names (default: the protocol's cut, "
+                 "the classes after the first ceil(n/2))")
+      ->delimiter(',');
 
+  // Hyperparameters: the names and caps of core/train/hyperparameters.h,
+  // the same a server job takes; only flags given override the preset.
+  provp::train::HyperparameterRequest& hp = o.hyperparameters;
   int64_t epochs = 0, num_prompts = 0, depth = 0, batch_size = 0;
-  double lr = 0, weight_decay = 0, alpha = 0, lambda = 0;
-  std::string variant, selection, config_json;
-  auto* o_epochs = app.add_option("--epochs", epochs, "Training epochs");
-  auto* o_lr = app.add_option("--lr", lr, "SGD learning rate");
+  double learning_rate = 0, weight_decay = 0, alpha = 0, ref_lambda = 0, min_crop_scale = 0;
+  bool no_ref = false;
+  std::string config_json;
+  app.add_option("--preset", hp.preset,
+                 absl::StrCat("Recipe: ", provp::train::JoinedPresetNames(),
+                              " (default: base_to_novel for base2novel, else few_shot_K for the "
+                              "largest K in {",
+                              provp::train::JoinedShotLadder(), "} <= --shots)"))
+      ->check(CLI::IsMember(PresetNames()));
+  auto* o_epochs = app.add_option(
+      "--epochs", epochs, absl::StrCat("Training epochs (1-", provp::train::kMaxEpochs, ")"));
+  auto* o_lr = app.add_option(
+      "--learning-rate", learning_rate,
+      absl::StrCat("Peak SGD learning rate (0-", provp::train::kMaxLearningRate, "]"));
   auto* o_wd = app.add_option("--weight-decay", weight_decay, "SGD weight decay");
-  auto* o_np = app.add_option("--num-prompts", num_prompts, "Prompt tokens per layer (m)");
-  auto* o_alpha = app.add_option("--alpha", alpha, "Progressive blend weight (0.01)");
+  auto* o_np = app.add_option(
+      "--num-prompts", num_prompts,
+      absl::StrCat("Prompt tokens per layer, m (1-", provp::train::kMaxNumPrompts, ")"));
+  auto* o_alpha = app.add_option("--alpha", alpha, "Progressive blend weight, [0, 1] (0.01)");
   auto* o_depth = app.add_option("--depth", depth, "Prompted layers (0 = all)");
-  auto* o_lambda = app.add_option("--lambda", lambda, "Ref loss weight (1; 0 = no Ref)");
-  auto* o_variant =
-      app.add_option("--variant", variant, "provp_ref, provp, vpt_deep, vpt_shallow, zero_shot");
-  auto* o_batch = app.add_option("--batch-size", batch_size, "Training batch size (32)");
-  auto* o_sel = app.add_option("--selection", selection, "last_epoch or best_validation")
-                    ->check(CLI::IsMember({"last_epoch", "best_validation"}));
+  auto* o_lambda = app.add_option("--ref-lambda", ref_lambda, "Ref loss weight (1; 0 = no Ref)");
+  app.add_flag("--no-ref", no_ref, "Train without the Ref loss (ref_lambda 0)");
+  app.add_option("--variant", hp.variant, provp::train::JoinedVariantNames())
+      ->check(CLI::IsMember(VariantNames()));
+  auto* o_batch =
+      app.add_option("--batch-size", batch_size,
+                     absl::StrCat("Training batch size (32; 1-", provp::train::kMaxBatchSize, ")"));
+  auto* o_crop = app.add_option("--min-crop-scale", min_crop_scale,
+                                "Random-resized-crop area floor, (0, 1] (0.08)");
+  app.add_option("--selection", hp.selection,
+                 "Model selection: last (default) or best_val (best validation top-1)")
+      ->check(CLI::IsMember({std::string(provp::train::kSelectionLast),
+                             std::string(provp::train::kSelectionBestVal)}));
   app.add_option("--config", config_json,
                  "Extra training-config JSON object applied last, e.g. '{\"momentum\": 0.8}'");
 
@@ -96,28 +136,24 @@ int main(int argc, char** argv) {
   }
   if (o.seeds.empty()) o.seeds = {1};
 
-  nlohmann::json overrides = nlohmann::json::object();
-  // Only flags given on the command line override the preset;
-  // MergeConfigJson applies a variant's own defaults before the other keys.
-  if (o_variant->count() > 0) overrides["variant"] = variant;
-  if (o_epochs->count() > 0) overrides["epochs"] = epochs;
-  if (o_lr->count() > 0) overrides["lr"] = lr;
-  if (o_wd->count() > 0) overrides["weight_decay"] = weight_decay;
-  if (o_np->count() > 0) overrides["num_prompts"] = num_prompts;
-  if (o_alpha->count() > 0) overrides["alpha"] = alpha;
-  if (o_depth->count() > 0) overrides["depth"] = depth;
-  if (o_lambda->count() > 0) overrides["lambda_ref"] = lambda;
-  if (o_batch->count() > 0) overrides["batch_size"] = batch_size;
-  if (o_sel->count() > 0) overrides["selection"] = selection;
+  if (o_epochs->count() > 0) hp.epochs = epochs;
+  if (o_lr->count() > 0) hp.learning_rate = learning_rate;
+  if (o_wd->count() > 0) hp.weight_decay = weight_decay;
+  if (o_np->count() > 0) hp.num_prompts = num_prompts;
+  if (o_alpha->count() > 0) hp.alpha = alpha;
+  if (o_depth->count() > 0) hp.depth = depth;
+  if (o_lambda->count() > 0) hp.ref_lambda = ref_lambda;
+  if (no_ref) hp.use_ref = false;
+  if (o_batch->count() > 0) hp.batch_size = batch_size;
+  if (o_crop->count() > 0) hp.min_crop_scale = min_crop_scale;
   if (!config_json.empty()) {
     nlohmann::json extra = nlohmann::json::parse(config_json, nullptr, /*allow_exceptions=*/false);
     if (extra.is_discarded() || !extra.is_object()) {
       std::fprintf(stderr, "provp-train: --config is not a JSON object\n");
       return 1;
     }
-    for (const auto& [key, value] : extra.items()) overrides[key] = value;
+    o.config_patch = extra;
   }
-  o.overrides = overrides;
   o.log = quiet ? nullptr : &std::cout;
   o.cancel = &g_cancel;
   std::signal(SIGINT, OnSignal);

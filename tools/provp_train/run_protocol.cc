@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <utility>
 
 #include <torch/torch.h>
@@ -32,6 +33,7 @@
 #include "core/train/prompt_set.h"
 #include "core/train/train_config.h"
 #include "core/train/trainer.h"
+#include "core/train/tuning_run.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
@@ -91,37 +93,34 @@ absl::StatusOr<torch::Dtype> DtypeFor(const RunOptions& o) {
       absl::StrCat("--precision must be fp32, bf16 or fp16, got '", o.precision, "'"));
 }
 
-// The preset for the setting, then the explicit overrides, then the seed.
+// The request resolved as a server job resolves it, then --config's extra
+// keys.
 absl::StatusOr<train::TrainConfig> BuildConfig(const RunOptions& o, int64_t seed,
                                                int64_t resolution) {
-  train::TrainConfig base;
-  if (!o.preset.empty()) {
-    ASSIGN_OR_RETURN(base, train::PresetConfig(o.preset));
-  } else if (o.setting == "base2novel") {
-    ASSIGN_OR_RETURN(base, train::PresetConfig("base_to_novel"));
-  } else {
-    absl::StatusOr<train::TrainConfig> preset = train::PresetForShots(o.shots);
-    if (!preset.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("no preset for ", o.shots, " shots (", preset.status().message(),
-                       "): pass --preset or explicit --epochs/--lr/--weight-decay"));
-    }
-    base = *std::move(preset);
+  train::HyperparameterRequest request = o.hyperparameters;
+  request.shots = o.shots;
+  request.seed = seed;
+  request.has_novel_classes = o.setting == "base2novel";
+  absl::StatusOr<train::ResolvedHyperparameters> resolved = train::ResolveHyperparameters(request);
+  if (!resolved.ok()) {
+    const std::string field = train::InvalidHyperparameterField(resolved.status());
+    return absl::InvalidArgumentError(absl::StrCat(
+        field.empty() ? "" : absl::StrCat("--", absl::StrReplaceAll(field, {{"_", "-"}}), ": "),
+        resolved.status().message()));
   }
-  json patch = o.overrides;
-  patch["seed"] = seed;
-  patch["shots"] = o.shots;
+  ASSIGN_OR_RETURN(train::TrainConfig config, train::ConfigFromResolved(*resolved));
+  json patch = o.config_patch;
   // The presets assume 224 px; use the backbone's own resolution unless the
   // caller set an augmentation size.
   if (!patch.contains("augment") || !patch["augment"].contains("size")) {
     patch["augment"]["size"] = resolution;
   }
-  absl::StatusOr<train::TrainConfig> config = train::MergeConfigJson(base, patch);
-  if (!config.ok()) {
+  absl::StatusOr<train::TrainConfig> merged = train::MergeConfigJson(config, patch);
+  if (!merged.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("training configuration: ", config.status().message()));
+        absl::StrCat("training configuration: ", merged.status().message()));
   }
-  return config;
+  return merged;
 }
 
 absl::StatusOr<torch::Tensor> DecodeToTensor(const std::string& path) {
@@ -130,70 +129,6 @@ absl::StatusOr<torch::Tensor> DecodeToTensor(const std::string& path) {
   RETURN_IF_ERROR(util::TorchCall("decode " + path, [&] {
     out = torch::from_blob(img.pixels.data(), {img.height, img.width, 3}, torch::kUInt8).clone();
   }));
-  return out;
-}
-
-absl::Status DecodeItems(const std::vector<data::Item>& items, std::vector<torch::Tensor>& images,
-                         std::vector<int64_t>& labels) {
-  images.clear();
-  labels.clear();
-  images.reserve(items.size());
-  labels.reserve(items.size());
-  for (const data::Item& item : items) {
-    ASSIGN_OR_RETURN(torch::Tensor t, DecodeToTensor(item.path));
-    images.push_back(std::move(t));
-    labels.push_back(item.label);
-  }
-  return absl::OkStatus();
-}
-
-// Test accuracy over `items`, decoding `chunk` images at a time and pooling
-// the per-chunk results into one EvalResult.
-absl::StatusOr<train::EvalResult> EvaluateItems(clip::ClipModel& model,
-                                                const clip::VisualPrompts* prompts,
-                                                const std::vector<data::Item>& items,
-                                                const torch::Tensor& text_features,
-                                                int64_t resolution, const RunOptions& o) {
-  if (items.empty()) return absl::InvalidArgumentError("the test split has no images");
-  const int64_t num_classes = text_features.size(0);
-  std::vector<double> correct(static_cast<size_t>(num_classes), 0.0);
-  std::vector<int64_t> count(static_cast<size_t>(num_classes), 0);
-  double top1 = 0.0;
-  double top5 = 0.0;
-  const size_t chunk = static_cast<size_t>(std::max<int64_t>(1, o.eval_chunk));
-  for (size_t start = 0; start < items.size(); start += chunk) {
-    const size_t end = std::min(items.size(), start + chunk);
-    std::vector<data::Item> part(items.begin() + static_cast<std::ptrdiff_t>(start),
-                                 items.begin() + static_cast<std::ptrdiff_t>(end));
-    std::vector<torch::Tensor> images;
-    std::vector<int64_t> labels;
-    RETURN_IF_ERROR(DecodeItems(part, images, labels));
-    ASSIGN_OR_RETURN(train::EvalResult r,
-                     train::EvaluateImages(model, prompts, images, labels, text_features,
-                                           resolution, o.eval_batch_size));
-    top1 += r.top1 * static_cast<double>(r.num_images);
-    top5 += r.top5 * static_cast<double>(r.num_images);
-    for (size_t c = 0; c < r.per_class_count.size() && c < count.size(); ++c) {
-      correct[c] += r.per_class_accuracy[c] * static_cast<double>(r.per_class_count[c]);
-      count[c] += r.per_class_count[c];
-    }
-  }
-  train::EvalResult out;
-  out.num_images = static_cast<int64_t>(items.size());
-  out.top1 = top1 / static_cast<double>(out.num_images);
-  out.top5 = top5 / static_cast<double>(out.num_images);
-  double sum = 0.0;
-  int64_t classes_with_images = 0;
-  for (size_t c = 0; c < count.size(); ++c) {
-    const double acc = count[c] > 0 ? correct[c] / static_cast<double>(count[c]) : 0.0;
-    out.per_class_accuracy.push_back(acc);
-    out.per_class_count.push_back(count[c]);
-    if (count[c] > 0) {
-      sum += acc;
-      ++classes_with_images;
-    }
-  }
-  out.mean_per_class_accuracy = classes_with_images > 0 ? sum / classes_with_images : 0.0;
   return out;
 }
 
@@ -226,6 +161,9 @@ absl::StatusOr<json> RunProtocol(const RunOptions& o) {
   if (o.seeds.empty()) return absl::InvalidArgumentError("--seeds: at least one seed");
   if (o.shots < 1) return absl::InvalidArgumentError("--shots must be >= 1");
   if (o.out_dir.empty()) return absl::InvalidArgumentError("--out is required");
+  if (!o.novel_classes.empty() && o.setting != "base2novel") {
+    return absl::InvalidArgumentError("--novel-classes needs --setting base2novel");
+  }
   const bool b2n = o.setting == "base2novel";
   ASSIGN_OR_RETURN(torch::Dtype dtype, DtypeFor(o));
 
@@ -278,81 +216,46 @@ absl::StatusOr<json> RunProtocol(const RunOptions& o) {
   std::vector<double> base_acc;
   std::vector<double> novel_acc;
 
+  // Hand-picked novel classes by name.
+  std::vector<int> novel_labels;
+  for (const std::string& name : o.novel_classes) {
+    auto it = std::find(dataset.class_names.begin(), dataset.class_names.end(), name);
+    if (it == dataset.class_names.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--novel-classes: '", name, "' is not a class of ", dataset.name));
+    }
+    novel_labels.push_back(static_cast<int>(it - dataset.class_names.begin()));
+  }
+  train::TuningBackbone backbone{clip_model, tokenizer.get(), checkpoint.fingerprint};
+
   for (int64_t seed : o.seeds) {
-    // Few-shot subset on all classes first, then the class split (CoCoOp).
-    data::Dataset few = dataset;
-    json short_classes = json::array();
-    if (!o.fewshot_list.empty()) {
-      ASSIGN_OR_RETURN(
-          few, data::ApplyFewShotList(dataset, ExpandListPath(o.fewshot_list, seed, o.shots)));
-    } else {
-      data::FewShotOptions fso;
-      fso.shots = static_cast<int>(o.shots);
-      fso.seed = seed;
-      fso.error_if_fewer = o.strict_shots;
-      ASSIGN_OR_RETURN(data::FewShotResult sampled, data::SampleFewShot(dataset, fso));
-      // Short val classes are routine (val takes min(K, 4)); they stay in
-      // the JSON but only short training classes are worth a console line.
-      std::vector<data::ShortClass> short_train;
-      for (const data::ShortClass& s : sampled.short_classes) {
-        if (s.split == data::Split::kTrain) short_train.push_back(s);
-      }
-      if (!short_train.empty()) {
-        std::string text = data::DescribeShortClasses(short_train);
-        if (!text.empty() && text.back() == '\n') text.pop_back();
-        Log(o, absl::StrCat("seed ", seed, ": classes with fewer images than shots (all kept):\n",
-                            text));
-      }
-      short_classes = ShortClassesJson(sampled.short_classes);
-      few = std::move(sampled.dataset);
-    }
-    data::Dataset train_ds = few;
-    data::Dataset novel_ds;
-    if (b2n) {
-      ASSIGN_OR_RETURN(train_ds, data::SubsampleClasses(few, data::ClassSubset::kBase));
-      ASSIGN_OR_RETURN(novel_ds, data::SubsampleClasses(few, data::ClassSubset::kNovel));
-    }
-    if (train_ds.train.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("seed ", seed, ": no training images"));
-    }
     ASSIGN_OR_RETURN(train::TrainConfig config, BuildConfig(o, seed, resolution));
-    ASSIGN_OR_RETURN(::provp::provp::ProvpOptions resolved,
-                     ::provp::provp::ResolveOptions(config.model, clip_config.vision_layers));
-
-    ASSIGN_OR_RETURN(
-        torch::Tensor base_text,
-        clip::ClassTextFeatures(clip_model, *tokenizer, train_ds.class_names, templates));
-    train::TrainingSet train_set;
-    RETURN_IF_ERROR(DecodeItems(train_ds.train, train_set.images, train_set.labels));
-    std::unique_ptr<train::EvalSet> validation;
-    if (!train_ds.val.empty()) {
-      std::vector<torch::Tensor> val_images;
-      std::vector<int64_t> val_labels;
-      RETURN_IF_ERROR(DecodeItems(train_ds.val, val_images, val_labels));
-      ASSIGN_OR_RETURN(train::EvalSet val_set,
-                       train::MakeEvalSet(val_images, val_labels, resolution));
-      validation = std::make_unique<train::EvalSet>(std::move(val_set));
-    }
-    Log(o, absl::StrFormat("seed %d: training on %d images of %d %s classes (%s, %d epochs, "
-                           "%d prompts, variant %s)",
-                           seed, train_set.images.size(), train_ds.num_classes(), b2n ? "base" : "",
-                           config.preset, config.epochs, resolved.num_prompts,
-                           ::provp::provp::VariantName(resolved.variant)));
-
-    train::TrainerOptions topt;
-    topt.config = config;
-    topt.checkpoint_path =
+    train::TuningRunSpec spec;
+    spec.dataset = dataset;
+    spec.novel = !b2n                   ? train::NovelClasses::kNone
+                 : novel_labels.empty() ? train::NovelClasses::kProtocol
+                                        : train::NovelClasses::kExplicit;
+    spec.novel_labels = novel_labels;
+    spec.config = config;
+    spec.strict_shots = o.strict_shots;
+    if (!o.fewshot_list.empty()) spec.fewshot_list = ExpandListPath(o.fewshot_list, seed, o.shots);
+    spec.templates = templates;
+    spec.load_image = [](const data::Item& item, data::Split) { return DecodeToTensor(item.path); };
+    spec.eval_batch_size = o.eval_batch_size;
+    spec.eval_chunk = o.eval_chunk;
+    spec.checkpoint_path =
         (fs::path(o.out_dir) / "checkpoints" / absl::StrCat("seed", seed, ".ckpt")).string();
-    if (!o.resume) fs::remove(topt.checkpoint_path, ec);
-    topt.resume = o.resume;
-    topt.backbone_fingerprint = checkpoint.fingerprint;
-    topt.cancel = o.cancel;
-    topt.report_steps = false;
-    topt.on_progress = [&o, seed](const train::TrainProgress& p) {
+    spec.resume = o.resume;
+    spec.cancel = o.cancel;
+    spec.report_steps = false;
+    spec.on_message = [&o, seed](const std::string& m) {
+      Log(o, absl::StrCat("seed ", seed, ": ", m));
+    };
+    spec.on_progress = [&o, seed](const train::TrainProgress& p) {
       if (p.kind == train::TrainProgress::Kind::kEpoch) {
         std::string line = absl::StrFormat(
             "seed %d epoch %d/%d  lr %.3g  loss %.4f (ce %.4f ref %.4f)  train acc %.1f%%", seed,
-            p.epoch + 1, p.epochs, p.lr, p.loss, p.ce, p.ref, Percent(p.train_accuracy));
+            p.epoch, p.epochs, p.learning_rate, p.loss, p.ce, p.ref, Percent(p.train_accuracy));
         if (p.validation_accuracy >= 0) {
           absl::StrAppendFormat(&line, "  val acc %.1f%%", Percent(p.validation_accuracy));
         }
@@ -361,22 +264,40 @@ absl::StatusOr<json> RunProtocol(const RunOptions& o) {
       }
       return o.cancel == nullptr || !o.cancel->load();
     };
-    ASSIGN_OR_RETURN(std::unique_ptr<train::Trainer> trainer,
-                     train::Trainer::Create(clip_model, topt));
-    ASSIGN_OR_RETURN(train::TrainResult trained,
-                     trainer->Run(train_set, base_text, validation.get()));
-    train_set = {};
-    validation.reset();
+    spec.output_path =
+        (fs::path(o.out_dir) / absl::StrCat("prompts_seed", seed, ".safetensors")).string();
+    Log(o, absl::StrFormat("seed %d: %s, %d epochs, %d prompts, variant %s", seed, config.preset,
+                           config.epochs, config.model.num_prompts,
+                           ::provp::provp::VariantName(config.model.variant)));
+    ASSIGN_OR_RETURN(train::TuningRunResult r, train::RunTuning(backbone, spec));
 
-    const clip::VisualPrompts* prompts = trainer->model().visual_prompts();
-    ASSIGN_OR_RETURN(
-        train::EvalResult base_eval,
-        EvaluateItems(trainer->model().clip(), prompts, train_ds.test, base_text, resolution, o));
+    // Short val classes are routine (val takes min(K, 4)); they stay in the
+    // JSON but only short training classes are worth a console line.
+    std::vector<data::ShortClass> short_train;
+    for (const data::ShortClass& sc : r.short_classes) {
+      if (sc.split == data::Split::kTrain) short_train.push_back(sc);
+    }
+    if (!short_train.empty()) {
+      std::string text = data::DescribeShortClasses(short_train);
+      if (!text.empty() && text.back() == '\n') text.pop_back();
+      Log(o, absl::StrCat("seed ", seed, ": classes with fewer images than shots (all kept):\n",
+                          text));
+    }
+    const train::TrainResult& trained = r.training;
+    std::vector<std::string> train_paths;
+    for (const data::Item& item : r.few_shot.train) train_paths.push_back(item.path);
+    int64_t base_train = 0, base_val = 0;
+    {
+      std::set<int> base(r.base_labels.begin(), r.base_labels.end());
+      for (const data::Item& item : r.few_shot.train) base_train += base.count(item.label);
+      for (const data::Item& item : r.few_shot.val) base_val += base.count(item.label);
+    }
     json run = {{"seed", seed},
-                {"train_images", train_ds.train.size()},
-                {"val_images", train_ds.val.size()},
-                {"short_classes", short_classes},
-                {"config", train::ConfigToJson(config)},
+                {"train_images", base_train},
+                {"val_images", base_val},
+                {"drawn_train_images", train_paths},
+                {"short_classes", ShortClassesJson(r.short_classes)},
+                {"config", train::ConfigToJson(r.config)},
                 {"training",
                  {{"epochs_completed", trained.epochs_completed},
                   {"selected_epoch", trained.selected_epoch},
@@ -390,41 +311,33 @@ absl::StatusOr<json> RunProtocol(const RunOptions& o) {
                   {"images_per_second", trained.images_per_second},
                   {"history", trained.history}}}};
     json evaluation;
-    const double base_pct = Percent(base_eval.top1);
+    const double base_pct = Percent(r.base.tuned.top1);
     base_acc.push_back(base_pct);
     if (b2n) {
-      ASSIGN_OR_RETURN(
-          torch::Tensor novel_text,
-          clip::ClassTextFeatures(clip_model, *tokenizer, novel_ds.class_names, templates));
-      ASSIGN_OR_RETURN(train::EvalResult novel_eval,
-                       EvaluateItems(trainer->model().clip(), prompts, novel_ds.test, novel_text,
-                                     resolution, o));
-      const double novel_pct = Percent(novel_eval.top1);
+      const double novel_pct = Percent(r.novel->tuned.top1);
       novel_acc.push_back(novel_pct);
       run["base_accuracy"] = base_pct;
       run["novel_accuracy"] = novel_pct;
       run["hm"] = data::HarmonicMean(base_pct, novel_pct);
-      run["base_classes"] = train_ds.class_names;
-      run["novel_classes"] = novel_ds.class_names;
-      evaluation = {{"base", train::EvalResultToJson(base_eval)},
-                    {"novel", train::EvalResultToJson(novel_eval)}};
-      Log(o, absl::StrFormat("seed %d: base %.2f%%  novel %.2f%%  HM %.2f", seed, base_pct,
-                             novel_pct, data::HarmonicMean(base_pct, novel_pct)));
+      run["zero_shot_base_accuracy"] = Percent(r.base.zero_shot.top1);
+      run["zero_shot_novel_accuracy"] = Percent(r.novel->zero_shot.top1);
+      run["base_classes"] = r.base.class_names;
+      run["novel_classes"] = r.novel->class_names;
+      evaluation = {{"base", train::EvalResultToJson(r.base.tuned)},
+                    {"novel", train::EvalResultToJson(r.novel->tuned)}};
+      Log(o, absl::StrFormat(
+                 "seed %d: base %.2f%%  novel %.2f%%  HM %.2f  (zero-shot %.2f%% / %.2f%%)", seed,
+                 base_pct, novel_pct, data::HarmonicMean(base_pct, novel_pct),
+                 Percent(r.base.zero_shot.top1), Percent(r.novel->zero_shot.top1)));
     } else {
       run["accuracy"] = base_pct;
-      evaluation = {{"test", train::EvalResultToJson(base_eval)}};
-      Log(o, absl::StrFormat("seed %d: test accuracy %.2f%%", seed, base_pct));
+      run["zero_shot_accuracy"] = Percent(r.base.zero_shot.top1);
+      evaluation = {{"test", train::EvalResultToJson(r.base.tuned)}};
+      Log(o, absl::StrFormat("seed %d: test accuracy %.2f%%  (zero-shot %.2f%%)", seed, base_pct,
+                             Percent(r.base.zero_shot.top1)));
     }
     run["evaluation"] = evaluation;
-
-    train::PromptSet set =
-        train::PromptSetFromRun(resolved, config, trained, clip_config, checkpoint.fingerprint,
-                                train_ds.class_names, templates);
-    set.info.evaluation = evaluation;
-    const std::string set_path =
-        (fs::path(o.out_dir) / absl::StrCat("prompts_seed", seed, ".safetensors")).string();
-    RETURN_IF_ERROR(train::SavePromptSet(set_path, set));
-    run["prompt_set"] = set_path;
+    run["prompt_set"] = spec.output_path;
     result["runs"].push_back(std::move(run));
   }
 

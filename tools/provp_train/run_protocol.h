@@ -1,9 +1,10 @@
 // The offline ProVP-Ref protocol behind `provp-train`: load a dataset
-// (CoOp layout, class folders or a manifest), draw the few-shot subset per
-// seed exactly as CoOp does, optionally split base/novel classes, train the
-// prompts, evaluate on the test split(s), write one prompt-set file per seed
-// and return the whole result as JSON. No server, no flags: main.cc maps
-// flags onto RunOptions. Not thread-safe; one run at a time per process.
+// (CoOp layout, class folders or a manifest) and the model, then per seed
+// one train::RunTuning (the same run a server job does: draw on all
+// classes, base/novel cut, train, evaluate, write the prompt set) and the
+// whole result as JSON. This file keeps only provp-train's input and
+// output: OpenCV decoding, the console lines and result.json. No flags:
+// main.cc maps flags onto RunOptions. Not thread-safe; one run at a time.
 #pragma once
 
 #include <atomic>
@@ -15,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
+#include "core/train/hyperparameters.h"
 
 namespace provp::tools {
 
@@ -45,11 +47,14 @@ struct RunOptions {
 
   // "all" (few-shot on every class) or "base2novel".
   std::string setting = "all";
-  // Preset name; empty: base_to_novel for base2novel, else the preset for
-  // the shot count.
-  std::string preset;
-  // Applied onto the preset with train::MergeConfigJson (flag overrides).
-  nlohmann::json overrides = nlohmann::json::object();
+  // base2novel: the novel classes by name (hand-picked); empty = the
+  // protocol's cut (the sorted labels after the first ceil(n/2)).
+  std::vector<std::string> novel_classes;
+  // What the flags asked for (shots and seed are set from the fields
+  // above); resolved by train::ResolveHyperparameters like a server job.
+  train::HyperparameterRequest hyperparameters;
+  // Extra training-config keys applied last (train::MergeConfigJson).
+  nlohmann::json config_patch = nlohmann::json::object();
   // Text templates with "{}"; empty: TemplateForDataset(dataset name).
   std::vector<std::string> templates;
 

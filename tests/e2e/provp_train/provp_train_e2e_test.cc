@@ -259,7 +259,7 @@ TEST_F(ProvpTrainE2eTest, AllClassesOneSeed) {
   const std::string out = root_ + "/out_all";
   RunOutput run = RunTool(absl::StrCat(CommonArgs(),
                                        " --setting all --shots 2 --seeds 3 --epochs 1"
-                                       " --num-prompts 2 --lambda 0 --quiet --out ",
+                                       " --num-prompts 2 --ref-lambda 0 --quiet --out ",
                                        out));
   ASSERT_EQ(run.exit_code, 0) << run.text;
   EXPECT_THAT(run.text, ::testing::Not(HasSubstr("epoch 1/1")));  // --quiet
@@ -286,9 +286,11 @@ TEST_F(ProvpTrainE2eTest, BadInputFailsWithAClearMessage) {
   EXPECT_EQ(strict.exit_code, 1);
   EXPECT_THAT(strict.text, HasSubstr("fewer images than shots"));
 
-  RunOutput no_preset = RunTool(absl::StrCat(CommonArgs(), " --shots 3 --out ", root_, "/o3"));
-  EXPECT_EQ(no_preset.exit_code, 1);
-  EXPECT_THAT(no_preset.text, HasSubstr("no preset for 3 shots"));
+  // Caps come from hyperparameters.h and name the flag.
+  RunOutput too_many =
+      RunTool(absl::StrCat(CommonArgs(), " --shots 3 --epochs 5000 --out ", root_, "/o3"));
+  EXPECT_EQ(too_many.exit_code, 1);
+  EXPECT_THAT(too_many.text, HasSubstr("--epochs: epochs must be in [0, 1000]"));
 }
 
 }  // namespace

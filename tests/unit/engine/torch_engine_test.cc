@@ -10,7 +10,13 @@
 #include <atomic>
 #include <cmath>
 
+#include "core/clip/checkpoint_loader.h"
+#include "core/data/few_shot.h"
+#include "core/text/tokenizer.h"
+#include "core/train/hyperparameters.h"
 #include "core/train/prompt_set.h"
+#include "core/train/train_config.h"
+#include "core/train/tuning_run.h"
 #include "core/util/file_util.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -267,6 +273,142 @@ TEST_F(TorchEngineTest, TuneStopResumeAndServe) {
   EXPECT_GT(diff, 1e-6);
   ASSERT_OK(engine_->UnloadPromptSet("p"));
   EXPECT_THAT(engine_->UnloadPromptSet("p"), StatusIs(absl::StatusCode::kNotFound));
+}
+
+// A server job (the engine) and provp-train (train::RunTuning on the same
+// data::Dataset) with hand-picked, non-trailing novel classes draw the
+// same shots, the protocol's (sampled on all classes, then cut), and write
+// the same prompts.
+TEST_F(TorchEngineTest, HandPickedNovelClassesDrawLikeTheProtocol) {
+  const char* names[] = {"red", "green", "blue", "yellow"};
+  const uint8_t c[4][3] = {{240, 20, 20}, {20, 240, 20}, {20, 20, 240}, {240, 240, 20}};
+  TuningSpec spec;
+  spec.job_id = "same";
+  spec.class_names.assign(std::begin(names), std::end(names));
+  spec.novel_classes = {1};  // green: not the trailing half
+  data::Dataset all;
+  all.name = "same";
+  all.class_names = spec.class_names;
+  const std::pair<Split, int> kSplits[] = {{Split::kTrain, 6}, {Split::kVal, 3}, {Split::kTest, 2}};
+  for (int label = 0; label < 4; ++label) {
+    for (const auto& [split, count] : kSplits) {
+      for (int i = 0; i < count; ++i) {
+        images_.push_back(Solid(c[label][0], c[label][1], c[label][2], 40, i + 10 * label));
+        const std::string path = std::to_string(images_.size() - 1);
+        spec.items.push_back({path, label, split});
+        const data::Split ds = split == Split::kTrain ? data::Split::kTrain
+                               : split == Split::kVal ? data::Split::kVal
+                                                      : data::Split::kTest;
+        all.mutable_items(ds).push_back({path, label});
+      }
+    }
+  }
+  spec.load_image = [this](const TuningItem& item) -> absl::StatusOr<Image> {
+    return images_.at(std::stoul(item.path));
+  };
+  spec.shots = 3;
+  spec.seed = 4;
+  spec.epochs = 2;
+  spec.batch_size = 4;
+  spec.num_prompts = 4;
+  spec.selection = "best_val";
+  spec.checkpoint_path = dir_ + "/same.ckpt";
+  spec.output_path = dir_ + "/same.pset";
+  std::vector<TuningProgress> epochs;
+  TuningCallbacks cb;
+  cb.on_progress = [&](const TuningProgress& p) {
+    if (p.epoch_end) epochs.push_back(p);
+  };
+  auto job = engine_->RunTuning(spec, cb);
+  ASSERT_OK(job);
+
+  // The protocol's draw: all classes, train then val from one stream.
+  data::FewShotOptions fso;
+  fso.shots = 3;
+  fso.seed = 4;
+  auto drawn = data::SampleFewShot(all, fso);
+  ASSERT_OK(drawn);
+  std::vector<std::string> expected;
+  for (const auto& it : drawn->dataset.train) expected.push_back(it.path);
+  EXPECT_EQ(job->train_image_paths, expected);
+  // Drawing on the base classes alone (what the engine did before) picks
+  // other images for this seed, so the check above can fail.
+  data::Dataset base_only = all;
+  base_only.train.clear();
+  for (const auto& it : all.train) {
+    if (it.label != 1) base_only.train.push_back(it);
+  }
+  auto base_drawn = data::SampleFewShot(base_only, fso);
+  ASSERT_OK(base_drawn);
+  std::vector<std::string> expected_base, base_only_paths;
+  for (const auto& it : drawn->dataset.train) {
+    if (it.label != 1) expected_base.push_back(it.path);
+  }
+  for (const auto& it : base_drawn->dataset.train) base_only_paths.push_back(it.path);
+  EXPECT_NE(base_only_paths, expected_base);
+
+  // Validation each epoch (min(3, 4) = 3 val images per base class), 1-based
+  // epochs, and the resolved values the job ran with.
+  ASSERT_EQ(epochs.size(), 2u);
+  EXPECT_EQ(epochs[0].epoch, 1);
+  EXPECT_GE(epochs[1].validation_accuracy, 0.0);
+  ASSERT_EQ(job->history.size(), 2u);
+  EXPECT_EQ(job->history[1].epoch, 2);
+  EXPECT_DOUBLE_EQ(job->history[1].validation_accuracy, epochs[1].validation_accuracy);
+  EXPECT_GE(job->selected_epoch, 1);
+  EXPECT_EQ(job->hyperparameters.preset, "base_to_novel");
+  EXPECT_EQ(job->hyperparameters.selection, "best_val");
+  EXPECT_EQ(job->hyperparameters.shots, 3);
+  EXPECT_EQ(job->hyperparameters.epochs, 2);
+  EXPECT_DOUBLE_EQ(job->hyperparameters.weight_decay, 1e-3);
+  EXPECT_EQ(job->prompt_set.base_class_names, (std::vector<std::string>{"red", "blue", "yellow"}));
+  EXPECT_EQ(job->prompt_set.novel_class_names, (std::vector<std::string>{"green"}));
+
+  // provp-train's path: the library on the same dataset and request.
+  const std::string model = ::provp::testing::SharedDir() + "/fixtures/tiny/openai.safetensors";
+  auto ckpt = clip::LoadCheckpoint(model);
+  ASSERT_OK(ckpt);
+  auto clip_model = clip::BuildClipModel(*ckpt, {});
+  ASSERT_OK(clip_model);
+  auto tok = text::Tokenizer::FromPath(::provp::testing::SharedDir() +
+                                       "/clip/bpe_simple_vocab_16e6.txt.gz");
+  ASSERT_OK(tok);
+  train::HyperparameterRequest req;
+  req.shots = 3;
+  req.seed = 4;
+  req.has_novel_classes = true;
+  req.epochs = 2;
+  req.batch_size = 4;
+  req.num_prompts = 4;
+  req.selection = "best_val";
+  auto resolved = train::ResolveHyperparameters(req);
+  ASSERT_OK(resolved);
+  auto config = train::ConfigFromResolved(*resolved);
+  ASSERT_OK(config);
+  train::TuningRunSpec run;
+  run.dataset = all;
+  run.novel = train::NovelClasses::kExplicit;
+  run.novel_labels = {1};
+  run.config = *config;
+  run.load_image = [this](const data::Item& item, data::Split) -> absl::StatusOr<torch::Tensor> {
+    const Image& img = images_.at(std::stoul(item.path));
+    return torch::from_blob(const_cast<uint8_t*>(img.rgb.data()), {img.height, img.width, 3},
+                            torch::kUInt8)
+        .clone();
+  };
+  run.output_path = dir_ + "/same_cli.pset";
+  train::TuningBackbone backbone{*clip_model, tok->get(), ckpt->fingerprint};
+  auto offline = train::RunTuning(backbone, run);
+  ASSERT_OK(offline);
+  auto a = train::ReadPromptSet(spec.output_path);
+  auto b = train::ReadPromptSet(run.output_path);
+  ASSERT_OK(a);
+  ASSERT_OK(b);
+  EXPECT_TRUE(torch::equal(a->prompts, b->prompts));
+  EXPECT_DOUBLE_EQ(job->evaluation.base_accuracy, offline->base.tuned.top1);
+  EXPECT_DOUBLE_EQ(job->evaluation.novel_accuracy, offline->novel->tuned.top1);
+  EXPECT_DOUBLE_EQ(job->evaluation.zero_shot_novel_accuracy, offline->novel->zero_shot.top1);
+  EXPECT_EQ(job->selected_epoch, offline->training.selected_epoch);
 }
 
 TEST_F(TorchEngineTest, BadFilesAreErrorsNotCrashes) {

@@ -62,7 +62,7 @@ TEST(TrainConfigTest, OverridesMergeOntoAPreset) {
                            {"lr", 0.5},
                            {"num_prompts", 8},
                            {"augment", {{"size", 64}}},
-                           {"selection", "best_validation"},
+                           {"selection", "best_val"},
                            {"seed", 9}});
   ASSERT_OK(c);
   EXPECT_EQ(c->preset, "few_shot_4");

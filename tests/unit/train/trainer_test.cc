@@ -53,7 +53,7 @@ TEST(TrainerTest, LearnsASyntheticTaskWellAboveChance) {
       Evaluate(trainer->model().clip(), trainer->model().visual_prompts(), *eval_set, text);
   ASSERT_OK(after);
   EXPECT_EQ(result->epochs_completed, 12);
-  EXPECT_EQ(result->selected_epoch, 11);
+  EXPECT_EQ(result->selected_epoch, 12);  // 1-based: the last
   EXPECT_EQ(result->steps, 12 * 4);
   EXPECT_GE(after->top1, 0.8) << "before " << before->top1;
   EXPECT_GT(after->top1, before->top1 + 0.25);
@@ -76,7 +76,7 @@ TEST(TrainerTest, ResumeEndsWithBitIdenticalPrompts) {
   TrainerOptions interrupted = o;
   interrupted.checkpoint_path = path;
   interrupted.on_progress = [](const TrainProgress& p) {
-    return !(p.kind == TrainProgress::Kind::kEpoch && p.epoch == 1);
+    return !(p.kind == TrainProgress::Kind::kEpoch && p.epoch == 2);  // 1-based
   };
   auto first = MakeTrainer(interrupted);
   EXPECT_THAT(first->Run(data, text), StatusIs(absl::StatusCode::kCancelled));
@@ -146,11 +146,13 @@ TEST(TrainerTest, ReportsProgressPerStepAndEpoch) {
     EXPECT_GE(p.train_accuracy, 0.0);
     EXPECT_LE(p.train_accuracy, 1.0);
     EXPECT_GE(p.eta_seconds, 0.0);
-    EXPECT_DOUBLE_EQ(p.lr, LearningRateForEpoch(ScheduleOf(o.config), p.epoch));
+    EXPECT_GE(p.epoch, 1);  // 1-based
+    EXPECT_LE(p.epoch, 3);
+    EXPECT_DOUBLE_EQ(p.learning_rate, LearningRateForEpoch(ScheduleOf(o.config), p.epoch - 1));
   }
   EXPECT_EQ(steps, 6);
   EXPECT_EQ(epochs, 3);
-  EXPECT_DOUBLE_EQ(reports.front().lr, 1e-5);
+  EXPECT_DOUBLE_EQ(reports.front().learning_rate, 1e-5);
   EXPECT_EQ(reports.back().kind, TrainProgress::Kind::kEpoch);
   EXPECT_EQ(reports.back().global_step, 6);
   EXPECT_DOUBLE_EQ(reports.back().eta_seconds, 0.0);
@@ -164,7 +166,7 @@ TEST(TrainerTest, CancelFlagAndCallbackStopTheRun) {
   o.config = SmallConfig(3);
   o.cancel = &cancel;
   EXPECT_THAT(MakeTrainer(o)->Run(data, text),
-              StatusIs(absl::StatusCode::kCancelled, HasSubstr("epoch 0 step 0")));
+              StatusIs(absl::StatusCode::kCancelled, HasSubstr("epoch 1 step 1")));  // 1-based
   TrainerOptions by_callback;
   by_callback.config = SmallConfig(3);
   int calls = 0;
@@ -200,8 +202,8 @@ TEST(TrainerTest, BestValidationSelectsTheBestEpoch) {
   double best = -1;
   int64_t best_epoch = -1;
   for (const auto& h : result->history) {
-    if (h["validation_top1"].get<double>() > best) {
-      best = h["validation_top1"].get<double>();
+    if (h["validation_accuracy"].get<double>() > best) {
+      best = h["validation_accuracy"].get<double>();
       best_epoch = h["epoch"].get<int64_t>();
     }
   }

@@ -132,6 +132,9 @@ class CoreFixture : public ::testing::Test {
     req.set_tuning_job_id(job_id);
     req.mutable_tuning_job()->set_dataset(dataset);
     req.mutable_tuning_job()->mutable_hyperparameters()->set_shots(2);
+    // Create resolves every value (the preset's would be 100 epochs), so the
+    // fake engine's short run is asked for explicitly.
+    req.mutable_tuning_job()->mutable_hyperparameters()->set_epochs(engine_options_.default_epochs);
     return req;
   }
 
