@@ -486,7 +486,7 @@ absl::Status Run(const Options& o) {
                          {"variant", variant},
                          {"epochs", zs ? 0 : config.epochs},
                          {"num_prompts", zs ? 0 : config.model.num_prompts},
-                         {"learning_rate", zs ? 0.0 : config.lr}};
+                         {"learning_rate", zs ? 0.0 : config.learning_rate}};
           const double t = Now();
           std::vector<double> acc;
           ASSIGN_OR_RETURN(acc, RunOne(bb, cache, dataset, templates, config, st.b2n, record));

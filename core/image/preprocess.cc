@@ -187,7 +187,7 @@ CropBox SampleCropBox(int64_t height, int64_t width, const AugmentOptions& optio
   const double log_lo = std::log(options.ratio_min);
   const double log_hi = std::log(options.ratio_max);
   for (int attempt = 0; attempt < 10; ++attempt) {
-    const double target_area = area * Uniform(rng, options.scale_min, options.scale_max);
+    const double target_area = area * Uniform(rng, options.min_crop_scale, options.max_crop_scale);
     const double aspect = std::exp(Uniform(rng, log_lo, log_hi));
     const int64_t w = RoundHalfEven(std::sqrt(target_area * aspect));
     const int64_t h = RoundHalfEven(std::sqrt(target_area / aspect));
@@ -227,12 +227,14 @@ absl::StatusOr<torch::Tensor> AugmentBatch(const std::vector<torch::Tensor>& rgb
   const std::string what = "AugmentBatch";
   RETURN_IF_ERROR(ValidateSize(options.size, what));
   RETURN_IF_ERROR(ValidateNorm(options.norm, what));
-  const bool scale_finite = std::isfinite(options.scale_min) && std::isfinite(options.scale_max);
+  const bool scale_finite =
+      std::isfinite(options.min_crop_scale) && std::isfinite(options.max_crop_scale);
   const bool ratio_finite = std::isfinite(options.ratio_min) && std::isfinite(options.ratio_max);
-  if (!scale_finite || !(options.scale_min > 0) || options.scale_min > options.scale_max) {
+  if (!scale_finite || !(options.min_crop_scale > 0) ||
+      options.min_crop_scale > options.max_crop_scale) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, ": scale range must satisfy 0 < min <= max, got [", options.scale_min,
-                     ", ", options.scale_max, "]"));
+        absl::StrCat(what, ": scale range must satisfy 0 < min <= max, got [",
+                     options.min_crop_scale, ", ", options.max_crop_scale, "]"));
   }
   if (!ratio_finite || !(options.ratio_min > 0) || options.ratio_min > options.ratio_max) {
     return absl::InvalidArgumentError(

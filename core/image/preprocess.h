@@ -46,8 +46,8 @@ torch::Tensor NormalizeForModel(const torch::Tensor& crops_uint8, const Normaliz
 
 struct AugmentOptions {
   int64_t size = 224;
-  double scale_min = 0.08;
-  double scale_max = 1.0;
+  double min_crop_scale = 0.08;
+  double max_crop_scale = 1.0;
   double ratio_min = 3.0 / 4.0;
   double ratio_max = 4.0 / 3.0;
   double flip_probability = 0.5;
@@ -65,7 +65,7 @@ struct CropBox {
 
 // Draws a crop box for an image of the given size the way torchvision's
 // RandomResizedCrop.get_params does: up to 10 tries of a uniform area
-// fraction in [scale_min, scale_max) and a log-uniform aspect ratio, else a
+// fraction in [min_crop_scale, max_crop_scale) and a log-uniform aspect ratio, else a
 // center crop with the ratio clamped to the range (kept at least 1x1).
 // Uniform numbers come from `rng` with a fixed, portable mapping (53-bit
 // doubles, rejection-sampled integers), so a seed gives the same boxes with

@@ -28,14 +28,14 @@ absl::StatusOr<LossTerms> ComputeLosses(const torch::Tensor& student, const torc
   if (!labels.defined() || labels.dim() != 1 || labels.size(0) != batch) {
     return absl::InvalidArgumentError(absl::StrCat("loss: labels must be [", batch, "]"));
   }
-  if (!(options.lambda_ref >= 0.0) || !(options.temperature > 0.0) || !std::isfinite(logit_scale)) {
+  if (!(options.ref_lambda >= 0.0) || !(options.temperature > 0.0) || !std::isfinite(logit_scale)) {
     return absl::InvalidArgumentError(
-        "loss: lambda_ref must be >= 0, temperature > 0, logit_scale finite");
+        "loss: ref_lambda must be >= 0, temperature > 0, logit_scale finite");
   }
-  const bool use_ref = options.lambda_ref > 0.0;
+  const bool use_ref = options.ref_lambda > 0.0;
   if (use_ref && (!frozen.defined() || frozen.sizes() != student.sizes())) {
     return absl::InvalidArgumentError(
-        absl::StrCat("loss: frozen features must be [", batch, ",", dim, "] when lambda_ref > 0"));
+        absl::StrCat("loss: frozen features must be [", batch, ",", dim, "] when ref_lambda > 0"));
   }
   return util::TorchCall("ComputeLosses", [&]() -> absl::StatusOr<LossTerms> {
     torch::Tensor y = labels.to(student.device(), torch::kInt64);
@@ -61,7 +61,7 @@ absl::StatusOr<LossTerms> ComputeLosses(const torch::Tensor& student, const torc
       if (options.temperature != 1.0) sim = sim / options.temperature;
       torch::Tensor targets = torch::arange(batch, y.options());
       out.ref = torch::nn::functional::cross_entropy(sim, targets);
-      out.total = out.ce + options.lambda_ref * out.ref;
+      out.total = out.ce + options.ref_lambda * out.ref;
     } else {
       out.ref = torch::zeros({}, out.ce.options());
       out.total = out.ce;

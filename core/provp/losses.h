@@ -16,7 +16,7 @@ namespace provp::provp {
 
 struct LossOptions {
   // Weight of the Ref term; 0 skips it (frozen features may be undefined).
-  double lambda_ref = 1.0;
+  double ref_lambda = 1.0;
   // Ref temperature (reference: 1, i.e. raw cosines).
   double temperature = 1.0;
 };
@@ -24,12 +24,12 @@ struct LossOptions {
 struct LossTerms {
   torch::Tensor logits;  // [B,C] fp32, exp(logit_scale) * cosines.
   torch::Tensor ce;      // scalar fp32, mean over the batch.
-  torch::Tensor ref;     // scalar fp32; 0 when lambda_ref == 0.
-  torch::Tensor total;   // ce + lambda_ref * ref; backward() from here.
+  torch::Tensor ref;     // scalar fp32; 0 when ref_lambda == 0.
+  torch::Tensor total;   // ce + ref_lambda * ref; backward() from here.
 };
 
 // student [B,D] (any float dtype, with grad), frozen [B,D] (ignored when
-// lambda_ref == 0), text [C,D], labels int64 [B] in [0,C), logit_scale =
+// ref_lambda == 0), text [C,D], labels int64 [B] in [0,C), logit_scale =
 // the multiplier exp(stored value) (100 for OpenAI CLIP). Inputs need not be
 // normalised. Shape, label-range and option errors are INVALID_ARGUMENT.
 absl::StatusOr<LossTerms> ComputeLosses(const torch::Tensor& student, const torch::Tensor& frozen,

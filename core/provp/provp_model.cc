@@ -77,11 +77,11 @@ absl::StatusOr<LossTerms> ProvpModel::Loss(const torch::Tensor& images, const to
   RETURN_IF_ERROR(util::TorchCall("ProvpModel::Loss", [&] { input = ToModelInput(images); }));
   ASSIGN_OR_RETURN(torch::Tensor student, EncodeImages(input));
   torch::Tensor frozen;
-  if (options_.lambda_ref > 0.0) {
+  if (options_.ref_lambda > 0.0) {
     ASSIGN_OR_RETURN(frozen, EncodeFrozen(input));
   }
   LossOptions lo;
-  lo.lambda_ref = options_.lambda_ref;
+  lo.ref_lambda = options_.ref_lambda;
   lo.temperature = options_.temperature;
   return ComputeLosses(student, frozen, text_features, labels, logit_scale_, lo);
 }

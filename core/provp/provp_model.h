@@ -42,7 +42,7 @@ class ProvpModel {
   absl::StatusOr<torch::Tensor> EncodeFrozen(const torch::Tensor& images);
 
   // The training objective on one augmented batch: student forward, frozen
-  // forward (only when lambda_ref > 0), ComputeLosses in fp32.
+  // forward (only when ref_lambda > 0), ComputeLosses in fp32.
   // text_features [C,embed_dim], labels int64 [B].
   absl::StatusOr<LossTerms> Loss(const torch::Tensor& images, const torch::Tensor& labels,
                                  const torch::Tensor& text_features);

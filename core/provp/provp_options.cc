@@ -66,7 +66,7 @@ ProvpOptions DefaultOptionsFor(Variant variant) {
   const train::VariantSpec* spec = train::FindVariant(VariantName(variant));
   if (spec != nullptr) {
     options.alpha = spec->alpha;
-    options.lambda_ref = spec->ref_lambda;
+    options.ref_lambda = spec->ref_lambda;
     options.depth = spec->depth;
   }
   if (variant == Variant::kZeroShot) options.num_prompts = 0;
@@ -82,7 +82,7 @@ absl::StatusOr<ProvpOptions> ResolveOptions(const ProvpOptions& options, int64_t
   if (options.variant == Variant::kZeroShot) {
     out.num_prompts = 0;
     out.depth = 0;
-    out.lambda_ref = 0.0;
+    out.ref_lambda = 0.0;
     return out;
   }
   if (options.num_prompts < 1 || options.num_prompts > kMaxPrompts) {
@@ -104,9 +104,9 @@ absl::StatusOr<ProvpOptions> ResolveOptions(const ProvpOptions& options, int64_t
   if (!(options.alpha >= 0.0 && options.alpha <= 1.0)) {
     return absl::InvalidArgumentError(absl::StrCat("alpha must be in [0, 1], got ", options.alpha));
   }
-  if (!(options.lambda_ref >= 0.0 && std::isfinite(options.lambda_ref))) {
+  if (!(options.ref_lambda >= 0.0 && std::isfinite(options.ref_lambda))) {
     return absl::InvalidArgumentError(
-        absl::StrCat("lambda_ref must be finite and >= 0, got ", options.lambda_ref));
+        absl::StrCat("ref_lambda must be finite and >= 0, got ", options.ref_lambda));
   }
   if (!(options.temperature > 0.0 && std::isfinite(options.temperature))) {
     return absl::InvalidArgumentError(

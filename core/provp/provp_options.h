@@ -39,7 +39,7 @@ struct ProvpOptions {
   // (reference value 0.01, hard-coded there; 0 = VPT-deep replacement).
   double alpha = 0.01;
   // Weight of the Ref loss (reference: always 1; 0 disables the frozen pass).
-  double lambda_ref = 1.0;
+  double ref_lambda = 1.0;
   // Temperature of the Ref logits; the reference code never applies one (1).
   double temperature = 1.0;
   // Half-width of the uniform prompt init; 0 means the reference formula

@@ -210,11 +210,6 @@ absl::StatusOr<EvalSet> MakeEvalSet(const std::vector<torch::Tensor>& rgb_hwc_ui
   return set;
 }
 
-double HarmonicMean(double base, double novel) {
-  const double sum = base + novel;
-  return sum > 0.0 ? 2.0 * base * novel / sum : 0.0;
-}
-
 nlohmann::json EvalResultToJson(const EvalResult& r) {
   return nlohmann::json{{"num_images", r.num_images},
                         {"top1", r.top1},

@@ -60,9 +60,6 @@ absl::StatusOr<EvalSet> MakeEvalSet(const std::vector<torch::Tensor>& rgb_hwc_ui
                                     const std::vector<int64_t>& labels, int64_t size,
                                     const image::Normalization& norm = {});
 
-// 2*B*N/(B+N); 0 when both are 0.
-double HarmonicMean(double base, double novel);
-
 nlohmann::json EvalResultToJson(const EvalResult& result);
 
 }  // namespace provp::train

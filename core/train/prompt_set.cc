@@ -23,7 +23,7 @@ nlohmann::json ModelToJson(const provp::ProvpOptions& m) {
           {"num_prompts", m.num_prompts},
           {"depth", m.depth},
           {"alpha", m.alpha},
-          {"lambda_ref", m.lambda_ref},
+          {"ref_lambda", m.ref_lambda},
           {"temperature", m.temperature},
           {"init_bound", m.init_bound}};
 }

@@ -42,7 +42,7 @@ TrainConfig FromSpec(const PresetSpec& spec) {
   c.shots = spec.shots;
   c.epochs = spec.epochs;
   c.weight_decay = spec.weight_decay;
-  c.lr = spec.learning_rate;
+  c.learning_rate = spec.learning_rate;
   return c;
 }
 
@@ -80,10 +80,10 @@ absl::Status MergeAugment(const json& patch, image::AugmentOptions* a) {
     const std::string k = "augment." + key;
     if (key == "size") {
       RETURN_IF_ERROR(ReadInt(v, k, &a->size));
-    } else if (key == "scale_min") {
-      RETURN_IF_ERROR(ReadDouble(v, k, &a->scale_min));
-    } else if (key == "scale_max") {
-      RETURN_IF_ERROR(ReadDouble(v, k, &a->scale_max));
+    } else if (key == "min_crop_scale" || key == "scale_min") {
+      RETURN_IF_ERROR(ReadDouble(v, k, &a->min_crop_scale));
+    } else if (key == "max_crop_scale" || key == "scale_max") {
+      RETURN_IF_ERROR(ReadDouble(v, k, &a->max_crop_scale));
     } else if (key == "ratio_min") {
       RETURN_IF_ERROR(ReadDouble(v, k, &a->ratio_min));
     } else if (key == "ratio_max") {
@@ -116,8 +116,9 @@ absl::StatusOr<ModelSelection> ModelSelectionFromName(absl::string_view name) {
   if (n == kSelectionBestVal || n == "best_validation") {
     return ModelSelection::kBestValidation;
   }
-  return absl::InvalidArgumentError(absl::StrCat("selection must be ", kSelectionLast.data(), " or ",
-                                                 kSelectionBestVal.data(), ", got '", name, "'"));
+  return absl::InvalidArgumentError(absl::StrCat("selection must be ", kSelectionLast.data(),
+                                                 " or ", kSelectionBestVal.data(), ", got '", name,
+                                                 "'"));
 }
 
 std::vector<std::string> PresetNames() {
@@ -154,13 +155,13 @@ absl::StatusOr<TrainConfig> ConfigFromResolved(const ResolvedHyperparameters& r)
   c.model.num_prompts = r.num_prompts;
   c.model.depth = r.depth;
   c.model.alpha = r.alpha;
-  c.model.lambda_ref = r.ref_lambda;
+  c.model.ref_lambda = r.ref_lambda;
   c.shots = r.shots;
   c.epochs = r.epochs;
-  c.lr = r.learning_rate;
+  c.learning_rate = r.learning_rate;
   c.batch_size = r.batch_size;
   c.weight_decay = r.weight_decay;
-  c.augment.scale_min = r.min_crop_scale;
+  c.augment.min_crop_scale = r.min_crop_scale;
   c.seed = static_cast<uint64_t>(r.seed);
   ASSIGN_OR_RETURN(c.selection, ModelSelectionFromName(r.selection));
   RETURN_IF_ERROR(ValidateConfig(c));
@@ -175,13 +176,13 @@ ResolvedHyperparameters ResolvedFromConfig(const TrainConfig& c) {
   r.num_prompts = c.model.num_prompts;
   r.depth = c.model.depth;
   r.epochs = c.epochs;
-  r.learning_rate = c.lr;
+  r.learning_rate = c.learning_rate;
   r.batch_size = c.batch_size;
   r.alpha = c.model.alpha;
-  r.ref_lambda = c.model.lambda_ref;
-  r.use_ref = c.model.lambda_ref > 0.0;
+  r.ref_lambda = c.model.ref_lambda;
+  r.use_ref = c.model.ref_lambda > 0.0;
   r.weight_decay = c.weight_decay;
-  r.min_crop_scale = c.augment.scale_min;
+  r.min_crop_scale = c.augment.min_crop_scale;
   r.seed = static_cast<int64_t>(c.seed);
   r.selection = ModelSelectionName(c.selection);
   return r;
@@ -193,7 +194,7 @@ absl::Status ValidateConfig(const TrainConfig& c) {
   };
   if (c.epochs < 0 || c.epochs > kMaxEpochs)
     return bad(absl::StrCat("epochs must be in [0, ", kMaxEpochs, "]"));
-  if (!(c.lr > 0.0 && c.lr <= kMaxLearningRate))
+  if (!(c.learning_rate > 0.0 && c.learning_rate <= kMaxLearningRate))
     return bad(absl::StrCat("lr must be in (0, ", kMaxLearningRate, "]"));
   if (!(c.momentum >= 0.0 && c.momentum < 1.0)) return bad("momentum must be in [0, 1)");
   if (!(c.weight_decay >= 0.0 && std::isfinite(c.weight_decay)))
@@ -208,8 +209,9 @@ absl::Status ValidateConfig(const TrainConfig& c) {
   const auto& a = c.augment;
   if (a.size < 0 || a.size > kMaxAugmentSize)
     return bad(absl::StrCat("augment.size must be in [0, ", kMaxAugmentSize, "]"));
-  if (!(a.scale_min > 0.0 && a.scale_min <= a.scale_max && a.scale_max <= 1.0)) {
-    return bad("augment scale must satisfy 0 < scale_min <= scale_max <= 1");
+  if (!(a.min_crop_scale > 0.0 && a.min_crop_scale <= a.max_crop_scale &&
+        a.max_crop_scale <= 1.0)) {
+    return bad("augment scale must satisfy 0 < min_crop_scale <= max_crop_scale <= 1");
   }
   if (!(a.ratio_min > 0.0 && a.ratio_min <= a.ratio_max))
     return bad("augment ratio must satisfy 0 < ratio_min <= ratio_max");
@@ -225,7 +227,7 @@ absl::Status ValidateConfig(const TrainConfig& c) {
 
 LrScheduleOptions ScheduleOf(const TrainConfig& c) {
   LrScheduleOptions s;
-  s.base_lr = c.lr;
+  s.base_lr = c.learning_rate;
   s.epochs = c.epochs;
   s.warmup_lr = c.warmup_lr;
   s.warmup_epochs = c.warmup_epochs;
@@ -240,12 +242,12 @@ json ConfigToJson(const TrainConfig& c) {
       {"num_prompts", c.model.num_prompts},
       {"depth", c.model.depth},
       {"alpha", c.model.alpha},
-      {"lambda_ref", c.model.lambda_ref},
+      {"ref_lambda", c.model.ref_lambda},
       {"temperature", c.model.temperature},
       {"init_bound", c.model.init_bound},
       {"shots", c.shots},
       {"epochs", c.epochs},
-      {"lr", c.lr},
+      {"learning_rate", c.learning_rate},
       {"momentum", c.momentum},
       {"weight_decay", c.weight_decay},
       {"warmup_lr", c.warmup_lr},
@@ -255,8 +257,8 @@ json ConfigToJson(const TrainConfig& c) {
       {"selection", ModelSelectionName(c.selection)},
       {"augment",
        {{"size", a.size},
-        {"scale_min", a.scale_min},
-        {"scale_max", a.scale_max},
+        {"min_crop_scale", a.min_crop_scale},
+        {"max_crop_scale", a.max_crop_scale},
         {"ratio_min", a.ratio_min},
         {"ratio_max", a.ratio_max},
         {"flip_probability", a.flip_probability},
@@ -284,6 +286,9 @@ absl::StatusOr<TrainConfig> MergeConfigJson(const TrainConfig& base, const json&
     c.model = provp::DefaultOptionsFor(v);
     if (v != provp::Variant::kZeroShot && m > 0) c.model.num_prompts = m;
   }
+  // Keys are the hyperparameter names of core/train/hyperparameters.h; the
+  // names written before they were unified (lr, lambda_ref, scale_min,
+  // scale_max) are still read, so older config files and checkpoints load.
   for (const auto& [key, v] : patch.items()) {
     if (key == "preset" || key == "variant") continue;
     if (key == "num_prompts") {
@@ -292,8 +297,8 @@ absl::StatusOr<TrainConfig> MergeConfigJson(const TrainConfig& base, const json&
       RETURN_IF_ERROR(ReadInt(v, key, &c.model.depth));
     } else if (key == "alpha") {
       RETURN_IF_ERROR(ReadDouble(v, key, &c.model.alpha));
-    } else if (key == "lambda_ref") {
-      RETURN_IF_ERROR(ReadDouble(v, key, &c.model.lambda_ref));
+    } else if (key == "ref_lambda" || key == "lambda_ref") {
+      RETURN_IF_ERROR(ReadDouble(v, key, &c.model.ref_lambda));
     } else if (key == "temperature") {
       RETURN_IF_ERROR(ReadDouble(v, key, &c.model.temperature));
     } else if (key == "init_bound") {
@@ -302,8 +307,8 @@ absl::StatusOr<TrainConfig> MergeConfigJson(const TrainConfig& base, const json&
       RETURN_IF_ERROR(ReadInt(v, key, &c.shots));
     } else if (key == "epochs") {
       RETURN_IF_ERROR(ReadInt(v, key, &c.epochs));
-    } else if (key == "lr") {
-      RETURN_IF_ERROR(ReadDouble(v, key, &c.lr));
+    } else if (key == "learning_rate" || key == "lr") {
+      RETURN_IF_ERROR(ReadDouble(v, key, &c.learning_rate));
     } else if (key == "momentum") {
       RETURN_IF_ERROR(ReadDouble(v, key, &c.momentum));
     } else if (key == "weight_decay") {

@@ -42,7 +42,7 @@ struct TrainConfig {
   int64_t epochs = 200;
   // SGD on the prompts: PyTorch semantics, dampening 0, nesterov off,
   // coupled (L2-in-gradient) weight decay.
-  double lr = 0.1;
+  double learning_rate = 0.1;
   double momentum = 0.9;
   double weight_decay = 5e-4;
   double warmup_lr = 1e-5;

@@ -202,7 +202,7 @@ absl::StatusOr<TrainResult> Trainer::Run(const TrainingSet& data,
   }));
 
   const torch::Tensor param = model_->trainable_parameters().front();
-  torch::optim::SGD opt({param}, torch::optim::SGDOptions(cfg.lr)
+  torch::optim::SGD opt({param}, torch::optim::SGDOptions(cfg.learning_rate)
                                      .momentum(cfg.momentum)
                                      .dampening(0.0)
                                      .weight_decay(cfg.weight_decay)

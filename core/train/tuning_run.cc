@@ -199,7 +199,7 @@ absl::StatusOr<TuningRunResult> RunTuning(const TuningBackbone& backbone,
   say(absl::StrCat("drew ", base_ds.train.size(), " training and ", base_ds.val.size(),
                    " validation images (", config.shots, " shots) of ", base_ds.num_classes(),
                    has_novel ? " base" : "", " classes; ", config.epochs, " epochs, batch ",
-                   config.batch_size, ", learning rate ", config.lr, ", selection ",
+                   config.batch_size, ", learning rate ", config.learning_rate, ", selection ",
                    ModelSelectionName(config.selection)));
   if (spec.resume && !spec.checkpoint_path.empty() &&
       std::filesystem::exists(spec.checkpoint_path)) {

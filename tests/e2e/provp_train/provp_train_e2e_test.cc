@@ -269,7 +269,7 @@ TEST_F(ProvpTrainE2eTest, AllClassesOneSeed) {
   const nlohmann::json result = nlohmann::json::parse(*text);
   ASSERT_EQ(result["runs"].size(), 1u);
   EXPECT_EQ(result["runs"][0]["train_images"], 8);  // 2 shots x 4 classes
-  EXPECT_EQ(result["runs"][0]["config"]["lambda_ref"], 0.0);
+  EXPECT_EQ(result["runs"][0]["config"]["ref_lambda"], 0.0);
   EXPECT_EQ(result["runs"][0]["evaluation"]["test"]["num_images"], 12);
   EXPECT_TRUE(fs::exists(out + "/prompts_seed3.safetensors"));
 }

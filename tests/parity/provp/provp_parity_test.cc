@@ -90,7 +90,7 @@ TEST_P(ProvpParityTest, LossesGradientAndSgdStepMatchTheReference) {
   options.num_prompts = prompts.size(1);
   options.depth = prompts.size(0);
   options.alpha = config.value("alpha", 0.01);
-  options.lambda_ref = config.value("lambda_ref", 1.0);
+  options.ref_lambda = config.value("lambda_ref", 1.0);
   EXPECT_NEAR(ReferenceInitBound(prompts.size(2)), config.value("prompt_init_bound", 0.0), 1e-12);
 
   torch::Tensor text;

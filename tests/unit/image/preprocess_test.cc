@@ -117,8 +117,8 @@ TEST(PreprocessForEvalTest, RejectsBadInputWithReasons) {
 
 TEST(SampleCropBoxTest, BoxesStayInsideAndHonourScaleAndRatio) {
   AugmentOptions options;
-  options.scale_min = 0.3;
-  options.scale_max = 0.6;
+  options.min_crop_scale = 0.3;
+  options.max_crop_scale = 0.6;
   options.ratio_min = 0.5;
   options.ratio_max = 2.0;
   std::mt19937_64 rng(11);
@@ -153,7 +153,7 @@ TEST(SampleCropBoxTest, FallsBackToCenterCropWithClampedRatio) {
   // Whole area at ratio 1 never fits a 300x200 image: after 10 tries the
   // fallback takes the full height and a 200-wide centered box.
   AugmentOptions options;
-  options.scale_min = options.scale_max = 1.0;
+  options.min_crop_scale = options.max_crop_scale = 1.0;
   options.ratio_min = options.ratio_max = 1.0;
   std::mt19937_64 rng(3);
   const CropBox b = SampleCropBox(200, 300, options, rng);
@@ -233,7 +233,7 @@ TEST(AugmentBatchTest, FullScaleMatchingRatioKeepsTheWholeImage) {
   // output size no resize happens, so the output is the normalised input.
   AugmentOptions options;
   options.size = 40;
-  options.scale_min = options.scale_max = 1.0;
+  options.min_crop_scale = options.max_crop_scale = 1.0;
   options.ratio_min = options.ratio_max = 1.0;
   options.flip_probability = 0.0;
   torch::Tensor img = RandomImage(40, 40, 9);
@@ -249,7 +249,7 @@ TEST(AugmentBatchTest, FullScaleOnModelSizedImagesIsTheEvalPreprocessing) {
   // what evaluation sees, or training and test would differ (issue 15).
   AugmentOptions options;
   options.size = 32;
-  options.scale_min = options.scale_max = 1.0;
+  options.min_crop_scale = options.max_crop_scale = 1.0;
   options.flip_probability = 0.0;
   std::mt19937_64 rng(3);
   for (int i = 0; i < 50; ++i) {
@@ -270,10 +270,10 @@ TEST(AugmentBatchTest, SmallScaleZoomsIn) {
   torch::Tensor img = (board * 255).to(torch::kUInt8).unsqueeze(2).expand({64, 64, 3}).contiguous();
   AugmentOptions wide;
   wide.size = 16;
-  wide.scale_min = wide.scale_max = 1.0;
+  wide.min_crop_scale = wide.max_crop_scale = 1.0;
   wide.ratio_min = wide.ratio_max = 1.0;
   AugmentOptions narrow = wide;
-  narrow.scale_min = narrow.scale_max = 0.01;
+  narrow.min_crop_scale = narrow.max_crop_scale = 0.01;
   std::mt19937_64 rng(4);
   absl::StatusOr<torch::Tensor> w = AugmentBatch({img}, wide, rng, torch::kCPU);
   absl::StatusOr<torch::Tensor> n = AugmentBatch({img}, narrow, rng, torch::kCPU);
@@ -293,9 +293,9 @@ TEST(AugmentBatchTest, RejectsBadOptionsAndImages) {
     edit(o);
     return AugmentBatch(batch, o, rng, torch::kCPU);
   };
-  EXPECT_THAT(with([](AugmentOptions& o) { o.scale_min = 0; }),
+  EXPECT_THAT(with([](AugmentOptions& o) { o.min_crop_scale = 0; }),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("scale")));
-  EXPECT_THAT(with([](AugmentOptions& o) { o.scale_min = 0.9, o.scale_max = 0.5; }),
+  EXPECT_THAT(with([](AugmentOptions& o) { o.min_crop_scale = 0.9, o.max_crop_scale = 0.5; }),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("scale")));
   EXPECT_THAT(with([](AugmentOptions& o) { o.ratio_max = NAN; }),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ratio")));

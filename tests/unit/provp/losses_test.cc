@@ -38,7 +38,7 @@ Batch MakeBatch() {
 TEST(LossesTest, MatchesHandComputation) {
   Batch b = MakeBatch();
   LossOptions o;
-  o.lambda_ref = 0.7;
+  o.ref_lambda = 0.7;
   o.temperature = 0.5;
   auto terms = ComputeLosses(b.student, b.frozen, b.text, b.labels, 100.0, o);
   ASSERT_OK(terms);
@@ -76,7 +76,7 @@ TEST(LossesTest, RefIsOneDirectional) {
 TEST(LossesTest, LambdaZeroSkipsTheTeacher) {
   Batch b = MakeBatch();
   LossOptions o;
-  o.lambda_ref = 0.0;
+  o.ref_lambda = 0.0;
   auto terms = ComputeLosses(b.student, torch::Tensor(), b.text, b.labels, 100.0, o);
   ASSERT_OK(terms);
   EXPECT_EQ(terms->ref.item<double>(), 0.0);

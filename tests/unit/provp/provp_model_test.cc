@@ -109,7 +109,7 @@ TEST(ProvpModelTest, VptDeepReplacesThePromptSlots) {
   ASSERT_NE(deep, nullptr);
   ASSERT_NE(deep->visual_prompts(), nullptr);
   EXPECT_EQ(deep->visual_prompts()->alpha, 0.0);
-  EXPECT_EQ(deep->options().lambda_ref, 0.0);
+  EXPECT_EQ(deep->options().ref_lambda, 0.0);
   // alpha 0 is the continuous limit of the blend (not a special value), and
   // differs from ProVP's 0.01.
   ProvpOptions tiny = Opts(Variant::kProvpRef);

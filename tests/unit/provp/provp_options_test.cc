@@ -24,8 +24,8 @@ TEST(ProvpOptionsTest, VariantNamesRoundTrip) {
 
 TEST(ProvpOptionsTest, VariantDefaults) {
   EXPECT_DOUBLE_EQ(DefaultOptionsFor(Variant::kProvpRef).alpha, 0.01);
-  EXPECT_DOUBLE_EQ(DefaultOptionsFor(Variant::kProvpRef).lambda_ref, 1.0);
-  EXPECT_DOUBLE_EQ(DefaultOptionsFor(Variant::kProvp).lambda_ref, 0.0);
+  EXPECT_DOUBLE_EQ(DefaultOptionsFor(Variant::kProvpRef).ref_lambda, 1.0);
+  EXPECT_DOUBLE_EQ(DefaultOptionsFor(Variant::kProvp).ref_lambda, 0.0);
   EXPECT_DOUBLE_EQ(DefaultOptionsFor(Variant::kProvp).alpha, 0.01);
   EXPECT_DOUBLE_EQ(DefaultOptionsFor(Variant::kVptDeep).alpha, 0.0);
   EXPECT_EQ(DefaultOptionsFor(Variant::kVptShallow).depth, 1);
@@ -68,9 +68,9 @@ TEST(ProvpOptionsTest, ResolveRejectsOutOfRangeValuesNamingTheField) {
   EXPECT_THAT(ResolveOptions(o, 12),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("alpha")));
   o = ProvpOptions{};
-  o.lambda_ref = -1;
+  o.ref_lambda = -1;
   EXPECT_THAT(ResolveOptions(o, 12),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("lambda_ref")));
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ref_lambda")));
   o = ProvpOptions{};
   o.temperature = 0;
   EXPECT_THAT(ResolveOptions(o, 12),

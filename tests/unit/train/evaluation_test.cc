@@ -78,13 +78,5 @@ TEST(EvaluationTest, BadInputsAreInvalidArgument) {
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
-TEST(EvaluationTest, HarmonicMean) {
-  // METHOD.md section 6: the average-row HM of ProVP-Ref.
-  EXPECT_NEAR(HarmonicMean(85.20, 73.22), 78.76, 0.005);
-  EXPECT_DOUBLE_EQ(HarmonicMean(0.5, 0.5), 0.5);
-  EXPECT_DOUBLE_EQ(HarmonicMean(0.0, 0.0), 0.0);
-  EXPECT_DOUBLE_EQ(HarmonicMean(1.0, 0.0), 0.0);
-}
-
 }  // namespace
 }  // namespace provp::train

@@ -32,9 +32,9 @@ TEST(TrainConfigTest, PresetsMatchTheReferenceConfigs) {
     ASSERT_OK(c) << w.name;
     EXPECT_EQ(c->epochs, w.epochs) << w.name;
     EXPECT_DOUBLE_EQ(c->weight_decay, w.wd) << w.name;
-    EXPECT_EQ(c->model.lambda_ref > 0, w.ref) << w.name;
+    EXPECT_EQ(c->model.ref_lambda > 0, w.ref) << w.name;
     EXPECT_EQ(c->model.num_prompts, w.m) << w.name;
-    EXPECT_DOUBLE_EQ(c->lr, 0.1) << w.name;
+    EXPECT_DOUBLE_EQ(c->learning_rate, 0.1) << w.name;
     EXPECT_DOUBLE_EQ(c->momentum, 0.9) << w.name;
     EXPECT_EQ(c->batch_size, 32) << w.name;
     EXPECT_DOUBLE_EQ(c->model.alpha, 0.01) << w.name;
@@ -67,7 +67,7 @@ TEST(TrainConfigTest, OverridesMergeOntoAPreset) {
   ASSERT_OK(c);
   EXPECT_EQ(c->preset, "few_shot_4");
   EXPECT_EQ(c->epochs, 7);
-  EXPECT_DOUBLE_EQ(c->lr, 0.5);
+  EXPECT_DOUBLE_EQ(c->learning_rate, 0.5);
   EXPECT_DOUBLE_EQ(c->weight_decay, 5e-4);
   EXPECT_EQ(c->model.num_prompts, 8);
   EXPECT_EQ(c->augment.size, 64);

@@ -39,7 +39,7 @@ TEST(TrainerTest, LearnsASyntheticTaskWellAboveChance) {
   torch::Tensor text = RandomText(classes);
   TrainerOptions o;
   o.config = SmallConfig(12);
-  o.config.lr = 0.5;
+  o.config.learning_rate = 0.5;
   auto trainer = MakeTrainer(o);
   ASSERT_NE(trainer, nullptr);
   auto eval_set = MakeEvalSet(data.images, data.labels, 32);
@@ -110,9 +110,9 @@ TEST(TrainerTest, RefusesACheckpointOfAnotherRun) {
   o.backbone_fingerprint = "backbone-a";
   ASSERT_OK(MakeTrainer(o)->Run(data, text));
   TrainerOptions other_lr = o;
-  other_lr.config.lr = 0.2;
+  other_lr.config.learning_rate = 0.2;
   EXPECT_THAT(MakeTrainer(other_lr)->Run(data, text),
-              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("'lr'")));
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("'learning_rate'")));
   TrainerOptions other_backbone = o;
   other_backbone.backbone_fingerprint = "backbone-b";
   EXPECT_THAT(MakeTrainer(other_backbone)->Run(data, text),
@@ -192,7 +192,7 @@ TEST(TrainerTest, BestValidationSelectsTheBestEpoch) {
   ASSERT_OK(val);
   TrainerOptions o;
   o.config = SmallConfig(4);
-  o.config.lr = 0.5;
+  o.config.learning_rate = 0.5;
   o.config.selection = ModelSelection::kBestValidation;
   auto trainer = MakeTrainer(o);
   EXPECT_THAT(trainer->Run(data, text),
