@@ -31,6 +31,10 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(metrics::Me
       m->grpc_handling_seconds,
       r->AddHistogram("grpc_server_handling_seconds", "Time from RPC start to completion.", rpc,
                       {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}));
+  ASSIGN_OR_RETURN(m->http_requests,
+                   r->AddCounter("provp_http_requests_total",
+                                 "Requests to the HTTP/JSON door, by route and HTTP status.",
+                                 {"route", "code"}));
   metrics::FamilyOptions capped;
   capped.max_label_sets = 50;
   capped.fold_labels = {"prompt_set"};
