@@ -156,7 +156,9 @@ Reply Unary(const Incoming& in, grpc::ClientContext* ctx, bool has_body,
     if (!parsed.ok()) {
       return DoorError(400, grpc::StatusCode::INVALID_ARGUMENT, "INVALID_JSON",
                        absl::StrCat("the request body is not a ", Req::descriptor()->full_name(),
-                                    " in protobuf's JSON mapping: ", parsed.message()));
+                                    " in protobuf's JSON mapping: ",
+                                    absl::string_view(parsed.message().data(),
+                                                      parsed.message().size())));
     }
   }
   Resp response;
@@ -177,7 +179,9 @@ Reply Unary(const Incoming& in, grpc::ClientContext* ctx, bool has_body,
   const auto printed = pbutil::MessageToJsonString(response, &json, print);
   if (!printed.ok()) {
     return DoorError(500, grpc::StatusCode::INTERNAL, "INTERNAL_ERROR",
-                     absl::StrCat("cannot print the response as JSON: ", printed.message()));
+                     absl::StrCat("cannot print the response as JSON: ",
+                                  absl::string_view(printed.message().data(),
+                                                    printed.message().size())));
   }
   return Reply{ok_status ? ok_status(response) : 200, json + "\n", "", true};
 }
@@ -297,6 +301,15 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Create(
                           "no",
                           "decode_url",
                           "yes",
+                          // civetweb answers CORS preflights itself, allowing
+                          // every origin, unless these are empty; the door
+                          // decides (options.allow_origin).
+                          "access_control_allow_origin",
+                          "",
+                          "access_control_allow_methods",
+                          "",
+                          "access_control_allow_headers",
+                          "",
                           nullptr};
   mg_callbacks callbacks{};
   callbacks.log_message = SilentLog;
