@@ -35,10 +35,6 @@ namespace {
 
 namespace pbutil = google::protobuf::util;
 
-// Route labels of provp_http_requests_total; a bounded set.
-constexpr const char* kRouteLabels[] = {"classify",    "embed-images", "embed-texts",
-                                        "server-info", "health",       "other"};
-
 // Longest header value forwarded as metadata (a traceparent is 55 bytes, a
 // bearer key a few dozen; gRPC's own limit on all metadata is 8 KiB).
 constexpr size_t kMaxHeaderValue = 4096;
@@ -102,8 +98,9 @@ Reply CallError(const grpc::Status& s) {
     google::rpc::RetryInfo retry;
     if (!any.UnpackTo(&retry)) continue;
     const double seconds = retry.retry_delay().seconds() + retry.retry_delay().nanos() * 1e-9;
-    absl::StrAppend(&reply.headers, "Retry-After: ",
-                    std::max<int64_t>(1, static_cast<int64_t>(std::ceil(seconds))), "\r\n");
+    absl::StrAppend(&reply.headers,
+                    "Retry-After: ", std::max<int64_t>(1, static_cast<int64_t>(std::ceil(seconds))),
+                    "\r\n");
     break;
   }
   return reply;
@@ -154,11 +151,11 @@ Reply Unary(const Incoming& in, grpc::ClientContext* ctx, bool has_body,
     parse.ignore_unknown_fields = false;  // a misspelt field is an error, not a silent default
     const auto parsed = pbutil::JsonStringToMessage(in.body, &request, parse);
     if (!parsed.ok()) {
-      return DoorError(400, grpc::StatusCode::INVALID_ARGUMENT, "INVALID_JSON",
-                       absl::StrCat("the request body is not a ", Req::descriptor()->full_name(),
-                                    " in protobuf's JSON mapping: ",
-                                    absl::string_view(parsed.message().data(),
-                                                      parsed.message().size())));
+      return DoorError(
+          400, grpc::StatusCode::INVALID_ARGUMENT, "INVALID_JSON",
+          absl::StrCat("the request body is not a ", Req::descriptor()->full_name(),
+                       " in protobuf's JSON mapping: ",
+                       absl::string_view(parsed.message().data(), parsed.message().size())));
     }
   }
   Resp response;
@@ -178,10 +175,10 @@ Reply Unary(const Incoming& in, grpc::ClientContext* ctx, bool has_body,
   print.preserve_proto_field_names = true;
   const auto printed = pbutil::MessageToJsonString(response, &json, print);
   if (!printed.ok()) {
-    return DoorError(500, grpc::StatusCode::INTERNAL, "INTERNAL_ERROR",
-                     absl::StrCat("cannot print the response as JSON: ",
-                                  absl::string_view(printed.message().data(),
-                                                    printed.message().size())));
+    return DoorError(
+        500, grpc::StatusCode::INTERNAL, "INTERNAL_ERROR",
+        absl::StrCat("cannot print the response as JSON: ",
+                     absl::string_view(printed.message().data(), printed.message().size())));
   }
   return Reply{ok_status ? ok_status(response) : 200, json + "\n", "", true};
 }
@@ -280,7 +277,6 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Create(
   std::unique_ptr<HttpGateway> gateway(
       new HttpGateway(std::move(channel), metrics, std::move(options)));
   const HttpGatewayOptions& o = gateway->options_;
-  for (const char* route : kRouteLabels) metrics->http_requests->WithLabels({route, "200"});
 
   // civetweb wants IPv6 literals in brackets: "[::1]:8080".
   const bool ipv6 = o.bind_address.find(':') != std::string::npos;
@@ -291,26 +287,14 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Create(
   // call itself is bounded by options.timeout.
   const std::string io_timeout =
       absl::StrCat(std::max<int64_t>(10000, absl::ToInt64Milliseconds(o.timeout)));
-  const char* config[] = {"listening_ports",
-                          listen.c_str(),
-                          "num_threads",
-                          threads.c_str(),
-                          "request_timeout_ms",
-                          io_timeout.c_str(),
-                          "enable_keep_alive",
-                          "no",
-                          "decode_url",
-                          "yes",
+  const char* config[] = {"listening_ports", listen.c_str(), "num_threads", threads.c_str(),
+                          "request_timeout_ms", io_timeout.c_str(), "enable_keep_alive", "no",
+                          "decode_url", "yes",
                           // civetweb answers CORS preflights itself, allowing
                           // every origin, unless these are empty; the door
                           // decides (options.allow_origin).
-                          "access_control_allow_origin",
-                          "",
-                          "access_control_allow_methods",
-                          "",
-                          "access_control_allow_headers",
-                          "",
-                          nullptr};
+                          "access_control_allow_origin", "", "access_control_allow_methods", "",
+                          "access_control_allow_headers", "", nullptr};
   mg_callbacks callbacks{};
   callbacks.log_message = SilentLog;
   mg_init_data init{};
@@ -385,30 +369,26 @@ int HttpGateway::Serve(mg_connection* conn, std::string* route_label) {
       {"POST", "/v1/classify", "classify", true,
        [&](const Incoming& r, grpc::ClientContext* c) {
          return Unary<v1::ClassifyRequest, v1::ClassifyResponse>(
-             r, c, true, [&](auto* ctx, const auto& q, auto* p) {
-               return classify->Classify(ctx, q, p);
-             });
+             r, c, true,
+             [&](auto* ctx, const auto& q, auto* p) { return classify->Classify(ctx, q, p); });
        }},
       {"POST", "/v1/embed-images", "embed-images", true,
        [&](const Incoming& r, grpc::ClientContext* c) {
          return Unary<v1::EmbedImagesRequest, v1::EmbedImagesResponse>(
-             r, c, true, [&](auto* ctx, const auto& q, auto* p) {
-               return classify->EmbedImages(ctx, q, p);
-             });
+             r, c, true,
+             [&](auto* ctx, const auto& q, auto* p) { return classify->EmbedImages(ctx, q, p); });
        }},
       {"POST", "/v1/embed-texts", "embed-texts", true,
        [&](const Incoming& r, grpc::ClientContext* c) {
          return Unary<v1::EmbedTextsRequest, v1::EmbedTextsResponse>(
-             r, c, true, [&](auto* ctx, const auto& q, auto* p) {
-               return classify->EmbedTexts(ctx, q, p);
-             });
+             r, c, true,
+             [&](auto* ctx, const auto& q, auto* p) { return classify->EmbedTexts(ctx, q, p); });
        }},
       {"GET", "/v1/server-info", "server-info", false,
        [&](const Incoming& r, grpc::ClientContext* c) {
          return Unary<v1::GetServerInfoRequest, v1::ServerInfo>(
-             r, c, false, [&](auto* ctx, const auto& q, auto* p) {
-               return classify->GetServerInfo(ctx, q, p);
-             });
+             r, c, false,
+             [&](auto* ctx, const auto& q, auto* p) { return classify->GetServerInfo(ctx, q, p); });
        }},
       {"GET", "/v1/health", "health", false,
        [&](const Incoming& r, grpc::ClientContext* c) {
@@ -419,8 +399,8 @@ int HttpGateway::Serve(mg_connection* conn, std::string* route_label) {
              [&](auto* ctx, const HealthCheckRequest&, HealthCheckResponse* p) {
                HealthCheckRequest q;
                char service[512] = {0};
-               if (mg_get_var(r.query.data(), r.query.size(), "service", service,
-                              sizeof(service)) > 0) {
+               if (mg_get_var(r.query.data(), r.query.size(), "service", service, sizeof(service)) >
+                   0) {
                  q.set_service(service);
                }
                return health->Check(ctx, q, p);
@@ -438,9 +418,9 @@ int HttpGateway::Serve(mg_connection* conn, std::string* route_label) {
   if (route == nullptr) {
     std::vector<std::string> known;
     for (const Route& r : routes) known.push_back(absl::StrCat(r.method, " ", r.path));
-    return send(DoorError(404, grpc::StatusCode::NOT_FOUND, "NOT_FOUND",
-                          absl::StrCat("no route ", path, "; this door serves ",
-                                       absl::StrJoin(known, ", "))));
+    return send(DoorError(
+        404, grpc::StatusCode::NOT_FOUND, "NOT_FOUND",
+        absl::StrCat("no route ", path, "; this door serves ", absl::StrJoin(known, ", "))));
   }
   *route_label = route->label;
   if (cors && in.method == "OPTIONS") {
@@ -476,16 +456,18 @@ int HttpGateway::Serve(mg_connection* conn, std::string* route_label) {
     forward.push_back({"X-Api-Key", "authorization",
                        absl::StrCat("Bearer ", absl::StripAsciiWhitespace(api_key))});
   }
-  for (const auto& [header, key] : {std::pair<const char*, const char*>{"Traceparent", "traceparent"},
-                                    {"X-Request-Id", "x-request-id"}}) {
+  for (const auto& [header, key] :
+       {std::pair<const char*, const char*>{"Traceparent", "traceparent"},
+        {"X-Request-Id", "x-request-id"}}) {
     const char* v = mg_get_header(conn, header);
     if (v != nullptr) forward.push_back({header, key, v});
   }
   for (const Forward& f : forward) {
     if (!ForwardableHeader(f.value)) {
-      return send(DoorError(400, grpc::StatusCode::INVALID_ARGUMENT, "INVALID_HEADER",
-                            absl::StrCat("header ", f.header, " must be printable ASCII of at most ",
-                                         kMaxHeaderValue, " bytes")));
+      return send(
+          DoorError(400, grpc::StatusCode::INVALID_ARGUMENT, "INVALID_HEADER",
+                    absl::StrCat("header ", f.header, " must be printable ASCII of at most ",
+                                 kMaxHeaderValue, " bytes")));
     }
     ctx.AddMetadata(f.key, f.value);
   }
@@ -497,11 +479,11 @@ int HttpGateway::Serve(mg_connection* conn, std::string* route_label) {
       auto* violation = quota.add_violations();
       violation->set_subject("max_message_bytes");
       violation->set_description(absl::StrCat(options_.max_body_bytes, " bytes"));
-      return send(DoorError(413, grpc::StatusCode::RESOURCE_EXHAUSTED, "REQUEST_TOO_LARGE",
-                            absl::StrCat("the request body is larger than the server's ",
-                                         options_.max_body_bytes,
-                                         " byte limit (--max-message-bytes)"),
-                            &quota));
+      return send(
+          DoorError(413, grpc::StatusCode::RESOURCE_EXHAUSTED, "REQUEST_TOO_LARGE",
+                    absl::StrCat("the request body is larger than the server's ",
+                                 options_.max_body_bytes, " byte limit (--max-message-bytes)"),
+                    &quota));
     };
     if (declared > options_.max_body_bytes) return too_large();
     if (declared > 0) in.body.reserve(static_cast<size_t>(declared));

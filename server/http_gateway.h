@@ -74,8 +74,9 @@ class HttpGateway {
   // in-process channel); `metrics` must outlive the gateway.
   // INVALID_ARGUMENT for bad options, UNAVAILABLE when the port cannot be
   // bound.
-  static absl::StatusOr<std::unique_ptr<HttpGateway>> Create(
-      std::shared_ptr<grpc::Channel> channel, ServerMetrics* metrics, HttpGatewayOptions options);
+  static absl::StatusOr<std::unique_ptr<HttpGateway>> Create(std::shared_ptr<grpc::Channel> channel,
+                                                             ServerMetrics* metrics,
+                                                             HttpGatewayOptions options);
   ~HttpGateway();
   HttpGateway(const HttpGateway&) = delete;
   HttpGateway& operator=(const HttpGateway&) = delete;

@@ -172,10 +172,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
     const std::string http_listen =
         bind.find(':') != std::string::npos ? absl::StrCat("[", bind, "]:0") : bind + ":0";
     if (!IsLoopbackAddress(http_listen)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "refusing to serve HTTP on ", bind, " (--http-bind) without --api-keys: every caller "
-          "would be an admin. Pass --api-keys FILE, --http-bind 127.0.0.1, or "
-          "--allow-unauthenticated if an open server is meant"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("refusing to serve HTTP on ", bind,
+                       " (--http-bind) without --api-keys: every caller "
+                       "would be an admin. Pass --api-keys FILE, --http-bind 127.0.0.1, or "
+                       "--allow-unauthenticated if an open server is meant"));
     }
   }
   if (options.http_port > 65535 || options.http_port < -1) {
@@ -468,8 +469,8 @@ absl::Status Server::Start() {
     ho.max_body_bytes = o.limits.max_message_bytes;
     ho.timeout = absl::Seconds(o.http_timeout_seconds);
     ho.allow_origin = o.http_allow_origin;
-    ASSIGN_OR_RETURN(m.http, HttpGateway::Create(m.grpc_server->InProcessChannel(args),
-                                                 m.metrics.get(), ho));
+    ASSIGN_OR_RETURN(
+        m.http, HttpGateway::Create(m.grpc_server->InProcessChannel(args), m.metrics.get(), ho));
     if (!o.http_port_file.empty()) {
       RETURN_IF_ERROR(util::WriteFileAtomic(o.http_port_file, absl::StrCat(m.http->port(), "\n")));
     }
@@ -480,10 +481,9 @@ absl::Status Server::Start() {
           {{"http_port", absl::StrCat(m.http->port())}});
     }
   }
-  m.logger->Info("listening",
-                 {{"port", absl::StrCat(m.port)},
-                  {"metrics_port", absl::StrCat(metrics_port())},
-                  {"http_port", absl::StrCat(http_port())}});
+  m.logger->Info("listening", {{"port", absl::StrCat(m.port)},
+                               {"metrics_port", absl::StrCat(metrics_port())},
+                               {"http_port", absl::StrCat(http_port())}});
   absl::Time warm_start = absl::Now();
   absl::Status warm = m.engine->Warmup();
   if (!warm.ok()) {

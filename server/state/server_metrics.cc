@@ -123,6 +123,11 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(metrics::Me
   // Known series at zero. The label values are every value the server
   // passes; prompt-set ids appear as they are used.
   m->classify_images->WithLabels({"zero_shot"});
+  // Whether or not the HTTP/JSON door is on, so the family is always listed.
+  for (const char* route :
+       {"classify", "embed-images", "embed-texts", "server-info", "health", "other"}) {
+    m->http_requests->WithLabels({route, "200"});
+  }
   m->request_duration->WithLabels({"Classify", "zero_shot"});
   m->queue_duration->WithLabels({"zero_shot"});
   for (const char* stage : {"decode", "text_encode", "score"})

@@ -281,7 +281,8 @@ TEST_F(HttpGatewayTest, EmbeddingsServerInfoAndHealthMatchGrpc) {
   auto c1 = Ctx(kClient);
   ASSERT_TRUE(classify_->EmbedTexts(c1.get(), texts, &grpc_texts).ok());
   HttpResponse r = Http(http_, "POST", "/v1/embed-texts", R"({"texts": ["a red thing",
-      "a blue thing"]})", {Bearer(kClient)});
+      "a blue thing"]})",
+                        {Bearer(kClient)});
   ASSERT_EQ(r.status, 200) << r.body;
   const auto http_texts = FromJson<v1::EmbedTextsResponse>(r.body);
   ASSERT_EQ(http_texts.embeddings_size(), 2);
@@ -297,7 +298,8 @@ TEST_F(HttpGatewayTest, EmbeddingsServerInfoAndHealthMatchGrpc) {
   v1::EmbedImagesResponse grpc_images;
   auto c2 = Ctx(kClient);
   ASSERT_TRUE(classify_->EmbedImages(c2.get(), images, &grpc_images).ok());
-  r = Http(http_, "POST", "/v1/embed-images", ToJson(images), {"X-Api-Key: " + std::string(kClient)});
+  r = Http(http_, "POST", "/v1/embed-images", ToJson(images),
+           {"X-Api-Key: " + std::string(kClient)});
   ASSERT_EQ(r.status, 200) << r.body;
   const auto http_images = FromJson<v1::EmbedImagesResponse>(r.body);
   ASSERT_EQ(http_images.embeddings_size(), 1);
@@ -379,10 +381,9 @@ TEST_F(HttpGatewayTest, AuthIsTheGrpcPaths) {
 
 TEST_F(HttpGatewayTest, BodiesOverTheMessageLimitAreRefused) {
   // Declared too large: refused before the body is read.
-  HttpResponse r =
-      HttpRaw(http_, absl::StrCat("POST /v1/classify HTTP/1.1\r\nHost: x\r\n", Bearer(kClient),
-                                  "\r\nContent-Length: ", kMaxMessage + 1,
-                                  "\r\n\r\n{\"images\": ["));
+  HttpResponse r = HttpRaw(
+      http_, absl::StrCat("POST /v1/classify HTTP/1.1\r\nHost: x\r\n", Bearer(kClient),
+                          "\r\nContent-Length: ", kMaxMessage + 1, "\r\n\r\n{\"images\": ["));
   EXPECT_EQ(r.status, 413) << r.body;
   EXPECT_EQ(ReasonOfBody(r.body), "REQUEST_TOO_LARGE");
   EXPECT_EQ(FromJson<google::rpc::Status>(r.body).code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
@@ -391,7 +392,8 @@ TEST_F(HttpGatewayTest, BodiesOverTheMessageLimitAreRefused) {
   std::string chunked = absl::StrCat("POST /v1/classify HTTP/1.1\r\nHost: x\r\n", Bearer(kClient),
                                      "\r\nTransfer-Encoding: chunked\r\n\r\n");
   const std::string piece(64 << 10, ' ');
-  for (int i = 0; i < 20; ++i) absl::StrAppend(&chunked, absl::Hex(piece.size()), "\r\n", piece, "\r\n");
+  for (int i = 0; i < 20; ++i)
+    absl::StrAppend(&chunked, absl::Hex(piece.size()), "\r\n", piece, "\r\n");
   absl::StrAppend(&chunked, "0\r\n\r\n");
   r = HttpRaw(http_, chunked);
   EXPECT_EQ(r.status, 413) << r.body;
@@ -412,8 +414,7 @@ TEST_F(HttpGatewayTest, RpcMetricsCountHttpOriginatedCalls) {
                                                     "grpc_code=\"Unauthenticated\""};
   const double ok0 = Sample(before, "grpc_server_handled_total", classify_ok);
   const double unauth0 = Sample(before, "grpc_server_handled_total", classify_unauth);
-  EXPECT_EQ(Sample(before, "provp_http_requests_total", {"route=\"classify\"", "code=\"200\""}),
-            0);
+  EXPECT_EQ(Sample(before, "provp_http_requests_total", {"route=\"classify\"", "code=\"200\""}), 0);
   const std::string body = ToJson(ColourRequest());
   for (int i = 0; i < 3; ++i) {
     ASSERT_EQ(Http(http_, "POST", "/v1/classify", body, {Bearer(kClient)}).status, 200);

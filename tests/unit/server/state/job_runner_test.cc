@@ -218,7 +218,8 @@ TEST_F(JobRunnerTest, AnExceptionFromTheEngineFailsOnlyThatJob) {
 TEST_F(JobRunnerTest, TraceparentOfTheCreateCallReachesTheJobAndEveryEvent) {
   const std::string tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
   auto traced = JobRequest("traced");
-  traced.mutable_tuning_job()->set_traceparent("00-ffffffffffffffffffffffffffffffff-ffffffffffffffff-01");
+  traced.mutable_tuning_job()->set_traceparent(
+      "00-ffffffffffffffffffffffffffffffff-ffffffffffffffff-01");
   auto created = runner_->Create(traced, tp);
   ASSERT_OK(created);
   EXPECT_EQ(created->traceparent(), tp);
@@ -238,8 +239,8 @@ TEST_F(JobRunnerTest, TraceparentOfTheCreateCallReachesTheJobAndEveryEvent) {
   std::set<v1::TuningJobEvent::Type> types;
   for (const auto& ev : events) {
     types.insert(ev.type());
-    EXPECT_EQ(ev.traceparent(), tp) << v1::TuningJobEvent::Type_Name(ev.type()) << " "
-                                    << ev.message();
+    EXPECT_EQ(ev.traceparent(), tp)
+        << v1::TuningJobEvent::Type_Name(ev.type()) << " " << ev.message();
     if (ev.has_tuning_job()) EXPECT_EQ(ev.tuning_job().traceparent(), tp);
   }
   EXPECT_THAT(types, ::testing::IsSupersetOf({v1::TuningJobEvent::STATE_CHANGED,
