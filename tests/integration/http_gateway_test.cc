@@ -500,6 +500,19 @@ TEST(HttpGatewayOptionsTest, AnOpenDoorOffLoopbackNeedsKeysOrConsent) {
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+TEST_F(HttpGatewayTest, APortInUseFailsStartWithTheReason) {
+  ServerOptions o = Options();
+  o.data_dir = dir_.path() + "/second";
+  o.http_port = http_;  // the first server's
+  auto second = Server::Create(o, std::make_unique<engine::FakeEngine>());
+  ASSERT_OK(second);
+  const absl::Status started = (*second)->Start();
+  EXPECT_THAT(started, StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(started.message(), HasSubstr(absl::StrCat("127.0.0.1:", http_)));
+  (*second)->Shutdown();
+  EXPECT_EQ(Http(http_, "GET", "/v1/health").status, 200) << "the first one still serves";
+}
+
 TEST(HttpGatewayOptionsTest, GoogleApiStatusMapping) {
   EXPECT_EQ(HttpStatusOf(grpc::StatusCode::OK), 200);
   EXPECT_EQ(HttpStatusOf(grpc::StatusCode::INVALID_ARGUMENT), 400);
