@@ -14,7 +14,7 @@
 #
 # Run (models/ holds ViT-B-16.pt and bpe_simple_vocab_16e6.txt.gz, as OpenAI
 # ships them; api-keys.txt as in deploy/secrets/api-keys.example.txt):
-#   docker run --gpus all -p 50051:50051 -p 9090:9090 -v provp-data:/data \
+#   docker run --gpus all -p 50051:50051 -p 9090:9090 -p 8080:8080 -v provp-data:/data \
 #     -v $PWD/models:/models:ro -v $PWD/api-keys.txt:/run/secrets/api_keys:ro provp:gpu
 # deploy/README.md has compose and Kubernetes instructions.
 
@@ -57,12 +57,13 @@ COPY --from=cpu-build /out/bin/ /usr/local/bin/
 USER provp
 WORKDIR /data
 VOLUME ["/data"]
-EXPOSE 50051 9090
+EXPOSE 50051 9090 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
   CMD ["provp", "--address", "127.0.0.1:50051", "health"]
 ENTRYPOINT ["provp-server"]
 CMD ["--model", "/models/ViT-B-16.pt", "--device", "cpu", "--data-dir", "/data", \
-     "--listen", "0.0.0.0:50051", "--metrics-port", "9090", "--api-keys", "/run/secrets/api_keys"]
+     "--listen", "0.0.0.0:50051", "--metrics-port", "9090", "--http-port", "8080", \
+     "--api-keys", "/run/secrets/api_keys"]
 
 # ---------------------------------------------------------------------------
 # GPU build: CUDA devel image, Ubuntu packages, LibTorch from the zip.
@@ -104,9 +105,10 @@ ENV LD_LIBRARY_PATH=/opt/libtorch/lib:${LD_LIBRARY_PATH} \
 USER provp
 WORKDIR /data
 VOLUME ["/data"]
-EXPOSE 50051 9090
+EXPOSE 50051 9090 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=180s --retries=3 \
   CMD ["provp", "--address", "127.0.0.1:50051", "health"]
 ENTRYPOINT ["provp-server"]
 CMD ["--model", "/models/ViT-B-16.pt", "--device", "cuda", "--data-dir", "/data", \
-     "--listen", "0.0.0.0:50051", "--metrics-port", "9090", "--api-keys", "/run/secrets/api_keys"]
+     "--listen", "0.0.0.0:50051", "--metrics-port", "9090", "--http-port", "8080", \
+     "--api-keys", "/run/secrets/api_keys"]

@@ -2,6 +2,7 @@
 #include "client/connection.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -140,6 +141,14 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const ConnectionOpt
 std::unique_ptr<grpc::ClientContext> Connection::NewContext(bool with_deadline) const {
   auto ctx = std::make_unique<grpc::ClientContext>();
   if (!key_.empty()) ctx->AddMetadata("authorization", "Bearer " + key_);
+  // OpenTelemetry's environment carrier: a script running inside a trace
+  // passes it on (the server stores it on tuning jobs and their events).
+  // Only printable ASCII can be metadata; the server drops malformed ones.
+  if (const char* tp = std::getenv("TRACEPARENT"); tp && *tp && std::strlen(tp) <= 128) {
+    bool printable = true;
+    for (const char* c = tp; *c; ++c) printable &= *c >= 0x21 && *c <= 0x7e;
+    if (printable) ctx->AddMetadata("traceparent", tp);
+  }
   if (with_deadline && options_.timeout_seconds > 0) {
     ctx->set_deadline(
         std::chrono::system_clock::now() +

@@ -46,6 +46,27 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-bind", o.metrics_bind_address, "HTTP bind address")
       ->envname("PROVP_METRICS_BIND")
       ->capture_default_str();
+  app.add_option("--http-port", o.http_port,
+                 "HTTP/JSON door for the data plane: POST /v1/classify, /v1/embed-images, "
+                 "/v1/embed-texts, GET /v1/server-info, /v1/health (-1 off, 0 any)")
+      ->envname("PROVP_HTTP_PORT")
+      ->capture_default_str();
+  app.add_option("--http-bind", o.http_bind_address, "HTTP/JSON door bind address")
+      ->envname("PROVP_HTTP_BIND")
+      ->capture_default_str();
+  app.add_option("--http-port-file", o.http_port_file,
+                 "write the bound HTTP/JSON port here once it is bound (with --http-port >= 0)")
+      ->envname("PROVP_HTTP_PORT_FILE");
+  app.add_option("--http-threads", o.http_threads, "HTTP/JSON requests handled at once")
+      ->envname("PROVP_HTTP_THREADS")
+      ->capture_default_str();
+  app.add_option("--http-timeout-seconds", o.http_timeout_seconds,
+                 "deadline of each call made through the HTTP/JSON door")
+      ->envname("PROVP_HTTP_TIMEOUT_SECONDS")
+      ->capture_default_str();
+  app.add_option("--http-allow-origin", o.http_allow_origin,
+                 "CORS: let pages of this origin ('*' or https://host) call the HTTP/JSON door")
+      ->envname("PROVP_HTTP_ALLOW_ORIGIN");
   app.add_option("--data-dir", o.data_dir, "state directory (SQLite, datasets, prompt sets)")
       ->envname("PROVP_DATA_DIR")
       ->capture_default_str();

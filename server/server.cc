@@ -30,6 +30,7 @@
 #include "server/class_set_service.h"
 #include "server/classification_service.h"
 #include "server/dataset_service.h"
+#include "server/http_gateway.h"
 #include "server/prompt_set_service.h"
 #include "server/rpc.h"
 #include "server/state/batcher.h"
@@ -106,6 +107,9 @@ struct Server::Impl {
   std::unique_ptr<PromptSetServiceImpl> prompt_set_service;
   std::unique_ptr<TuningServiceImpl> tuning_service;
   std::unique_ptr<grpc::Server> grpc_server;
+  // Holds an in-process channel of grpc_server, so it is declared after it
+  // (destroyed first).
+  std::unique_ptr<HttpGateway> http;
   std::shared_ptr<grpc::ServerCredentials> credentials;
   int port = 0;
   std::atomic<bool> ready{false};
@@ -160,6 +164,27 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
         "refusing to listen on ", options.listen_address,
         " without --api-keys: every caller would be an admin. Pass --api-keys FILE, listen on "
         "127.0.0.1, or --allow-unauthenticated if an open server is meant"));
+  }
+  if (options.http_port >= 0 && options.api_keys_file.empty() && !options.allow_unauthenticated) {
+    // The HTTP door authenticates exactly as gRPC does, so it must not open
+    // the door the check above keeps shut.
+    const std::string& bind = options.http_bind_address;
+    const std::string http_listen =
+        bind.find(':') != std::string::npos ? absl::StrCat("[", bind, "]:0") : bind + ":0";
+    if (!IsLoopbackAddress(http_listen)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("refusing to serve HTTP on ", bind,
+                       " (--http-bind) without --api-keys: every caller "
+                       "would be an admin. Pass --api-keys FILE, --http-bind 127.0.0.1, or "
+                       "--allow-unauthenticated if an open server is meant"));
+    }
+  }
+  if (options.http_port > 65535 || options.http_port < -1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--http-port must be -1 (off) or in [0, 65535], got ", options.http_port));
+  }
+  if (!(options.http_timeout_seconds > 0)) {
+    return absl::InvalidArgumentError("--http-timeout-seconds must be positive");
   }
   for (double v : {options.keepalive_time_seconds, options.keepalive_timeout_seconds}) {
     if (!(v > 0)) return absl::InvalidArgumentError("keepalive times must be positive");
@@ -431,8 +456,34 @@ absl::Status Server::Start() {
           util::WriteFileAtomic(o.metrics_port_file, absl::StrCat(m.exposer->port(), "\n")));
     }
   }
-  m.logger->Info("listening",
-                 {{"port", absl::StrCat(m.port)}, {"metrics_port", absl::StrCat(metrics_port())}});
+  if (o.http_port >= 0) {
+    // Calls from the HTTP door enter the gRPC server in process, so they
+    // take the same path (auth, limits, metrics, logs) as remote ones.
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(static_cast<int>(o.limits.max_message_bytes));
+    args.SetMaxSendMessageSize(static_cast<int>(o.limits.max_message_bytes));
+    HttpGatewayOptions ho;
+    ho.bind_address = o.http_bind_address;
+    ho.port = o.http_port;
+    ho.num_threads = o.http_threads;
+    ho.max_body_bytes = o.limits.max_message_bytes;
+    ho.timeout = absl::Seconds(o.http_timeout_seconds);
+    ho.allow_origin = o.http_allow_origin;
+    ASSIGN_OR_RETURN(
+        m.http, HttpGateway::Create(m.grpc_server->InProcessChannel(args), m.metrics.get(), ho));
+    if (!o.http_port_file.empty()) {
+      RETURN_IF_ERROR(util::WriteFileAtomic(o.http_port_file, absl::StrCat(m.http->port(), "\n")));
+    }
+    if (!o.tls_cert_file.empty()) {
+      m.logger->Warning(
+          "the HTTP/JSON door is plain HTTP: --tls-cert secures gRPC only; put a TLS-terminating "
+          "proxy in front of --http-port when it leaves the host",
+          {{"http_port", absl::StrCat(m.http->port())}});
+    }
+  }
+  m.logger->Info("listening", {{"port", absl::StrCat(m.port)},
+                               {"metrics_port", absl::StrCat(metrics_port())},
+                               {"http_port", absl::StrCat(http_port())}});
   absl::Time warm_start = absl::Now();
   absl::Status warm = m.engine->Warmup();
   if (!warm.ok()) {
@@ -474,6 +525,9 @@ void Server::Shutdown() {
         std::chrono::milliseconds(static_cast<int64_t>(m.options.shutdown_grace_seconds * 1000));
     m.grpc_server->Shutdown(deadline);
   }
+  // After gRPC: HTTP requests in flight were gRPC calls and have ended with
+  // them; new ones got DRAINING (503) meanwhile.
+  m.http.reset();
   m.batcher.reset();
   m.exposer.reset();
   if (m.logger) m.logger->Info("stopped");
@@ -483,6 +537,8 @@ int Server::port() const { return impl_->port; }
 
 int Server::metrics_port() const { return impl_->exposer ? impl_->exposer->port() : -1; }
 
+int Server::http_port() const { return impl_->http ? impl_->http->port() : -1; }
+
 std::string Server::ConfigSummary() const {
   const ServerOptions& o = impl_->options;
   const Limits& l = o.limits;
@@ -490,6 +546,12 @@ std::string Server::ConfigSummary() const {
   std::vector<std::string> lines = {
       absl::StrCat("listen_address=", o.listen_address),
       absl::StrCat("metrics_port=", o.metrics_port),
+      o.http_port < 0
+          ? std::string("http_port=-1 (HTTP/JSON door off)")
+          : absl::StrCat("http_port=", o.http_port, " http_bind=", o.http_bind_address,
+                         " http_threads=", o.http_threads,
+                         " http_timeout_seconds=", o.http_timeout_seconds, " http_allow_origin=",
+                         o.http_allow_origin.empty() ? "(no CORS)" : o.http_allow_origin),
       absl::StrCat("data_dir=", o.data_dir, " role=", o.role),
       absl::StrCat("store=",
                    o.store.empty() ? "sqlite (data_dir/state.db)" : store::RedactStoreSpec(o.store),

@@ -1,7 +1,8 @@
 // The provp gRPC server: wires the store, engine, batcher, caches, job
 // runner and services together, adds grpc.health.v1 (SERVING only once the
 // engine is warmed; NOT_SERVING while draining) and server reflection, and
-// owns the optional /metrics endpoint. Lifecycle: Create -> Start -> Wait
+// owns the optional /metrics endpoint and the optional HTTP/JSON door
+// (server/http_gateway.h). Lifecycle: Create -> Start -> Wait
 // (or Shutdown from another thread, e.g. the signal handler).
 // Thread-safe: Shutdown may be called from any thread, once or more.
 #pragma once
@@ -29,7 +30,8 @@ class Server {
 
   // Binds the port, warms the engine, reloads prompt sets, recovers jobs and
   // reports SERVING. Writes options.metrics_port_file once the metrics port
-  // is bound (metrics on only) and options.port_file last, once SERVING.
+  // is bound (metrics on only), options.http_port_file once the HTTP door is
+  // (likewise), and options.port_file last, once SERVING.
   absl::Status Start();
   // Blocks until Shutdown has completed.
   void Wait();
@@ -40,6 +42,8 @@ class Server {
 
   int port() const;
   int metrics_port() const;
+  // The HTTP/JSON door's bound port; -1 when it is off.
+  int http_port() const;
   // One line per option, secrets omitted, for the start-up log.
   std::string ConfigSummary() const;
 

@@ -21,6 +21,18 @@ struct ServerOptions {
   // When set (and metrics are on), the bound metrics port is written here
   // (atomically) as soon as it is bound, like port_file.
   std::string metrics_port_file;
+  // The HTTP/JSON door for the data plane (server/http_gateway.h): its own
+  // port (-1 = off, 0 = pick one), bind address and port file (written
+  // atomically once bound), civetweb worker threads (requests at once), the
+  // deadline of each forwarded call, and a CORS origin ("" = no CORS
+  // headers). Off by default: a new listener is something an operator opts
+  // into; the shipped deployment files turn it on (8080).
+  int http_port = -1;
+  std::string http_bind_address = "0.0.0.0";
+  std::string http_port_file;
+  int http_threads = 16;
+  double http_timeout_seconds = 60;
+  std::string http_allow_origin;
   // State: SQLite database, datasets, prompt sets, checkpoints.
   std::string data_dir = "./provp-data";
   // Where records live (store::OpenStore): "" = SQLite in data_dir,

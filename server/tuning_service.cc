@@ -32,7 +32,7 @@ grpc::Status TuningServiceImpl::CreateTuningJob(grpc::ServerContext* ctx,
                                                 v1::TuningJob* resp) {
   Rpc rpc(env_, ctx, kService, "CreateTuningJob", "unary", Scope::kAdmin);
   return Handle(rpc, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(*resp, jobs_->Create(*req));
+    ASSIGN_OR_RETURN(*resp, jobs_->Create(*req, rpc.traceparent()));
     return absl::OkStatus();
   });
 }
@@ -90,6 +90,7 @@ grpc::Status TuningServiceImpl::WatchTuningJob(grpc::ServerContext* ctx,
     snapshot.set_job(job.name());
     snapshot.set_state(job.state());
     snapshot.set_level(v1::TuningJobEvent::INFO);
+    snapshot.set_traceparent(job.traceparent());
     SetTimestamp(absl::Now(), snapshot.mutable_create_time());
     *snapshot.mutable_tuning_job() = job;
     if (!writer->Write(snapshot)) return absl::OkStatus();
@@ -125,6 +126,7 @@ grpc::Status TuningServiceImpl::WatchTuningJob(grpc::ServerContext* ctx,
         hb.set_type(v1::TuningJobEvent::HEARTBEAT);
         hb.set_job(job.name());
         hb.set_state(job.state());
+        hb.set_traceparent(job.traceparent());
         SetTimestamp(absl::Now(), hb.mutable_create_time());
         if (!writer->Write(hb)) return absl::OkStatus();
         last_sent = absl::Now();

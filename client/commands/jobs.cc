@@ -333,8 +333,11 @@ void AddJobsCommand(CLI::App& app, Cli& cli) {
         if (cli.json) {
           PrintJson(e);
         } else {
-          std::printf("%6lld  %-16s %s\n", static_cast<long long>(e.id()),
-                      TuningJobEvent::Type_Name(e.type()).c_str(), e.message().c_str());
+          // The trace context of the call that created the job, when it
+          // sent one, so a line can be found in the tracing backend.
+          std::printf("%6lld  %-16s %s%s%s\n", static_cast<long long>(e.id()),
+                      TuningJobEvent::Type_Name(e.type()).c_str(), e.message().c_str(),
+                      e.traceparent().empty() ? "" : "  traceparent=", e.traceparent().c_str());
         }
       }
       req.set_page_token(resp.next_page_token());

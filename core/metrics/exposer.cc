@@ -1,16 +1,11 @@
 // prometheus::Exposer plus the two probe endpoints (see exposer.h). The
 // probes are answered in civetweb's begin_request hook because
 // prometheus-cpp's Exposer only registers collectables on URIs; the hook
-// finds its Exposer by the port the request came in on.
+// finds its Exposer by the port the request came in on. The worker-stack
+// fix Debian's civetweb needs is in civetweb_support.cc.
 #include "core/metrics/exposer.h"
 
-#include <arpa/inet.h>
 #include <civetweb.h>
-#include <dlfcn.h>
-#include <netinet/in.h>
-#include <pthread.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -24,24 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-
-// Debian's libcivetweb.so.1 creates its worker threads with a hard-coded
-// 100 KiB stack. In a process that also loads LibTorch and OpenBLAS, their
-// thread-local storage (~100 KiB per thread) is carved out of that stack, so
-// glibc refuses to create the thread ("Cannot create first worker thread"),
-// and prometheus-cpp's Exposer, which runs on that civetweb, would throw.
-// This definition interposes the libc function for the whole process and
-// raises requests below 1 MiB to 1 MiB; larger requests pass unchanged. It
-// lives here, beside the only caller that needs it, so every binary that
-// serves metrics gets it.
-extern "C" int pthread_attr_setstacksize(pthread_attr_t* attr, size_t stack_size) {
-  using SetStackSize = int (*)(pthread_attr_t*, size_t);
-  static const SetStackSize real =
-      reinterpret_cast<SetStackSize>(dlsym(RTLD_NEXT, "pthread_attr_setstacksize"));
-  constexpr size_t kMinimumStack = size_t{1} << 20;
-  if (real == nullptr) return 0;  // Keep the default stack (8 MiB) if lookup fails.
-  return real(attr, stack_size < kMinimumStack ? kMinimumStack : stack_size);
-}
+#include "core/metrics/civetweb_support.h"
 
 namespace provp::metrics {
 namespace {
@@ -67,34 +45,6 @@ void Reply(mg_connection* conn, int code, absl::string_view reason, absl::string
       "Content-Length: ", body.size(), "\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n");
   mg_write(conn, header.data(), header.size());
   if (!head && !body.empty()) mg_write(conn, body.data(), body.size());
-}
-
-// Opens and closes one TCP connection to the exposer's own port. civetweb's
-// accept loop only notices mg_stop() when poll() returns, which otherwise
-// takes up to its 1 s quantum per listener; a connection wakes it at once.
-void PokeListener(const std::string& bind_address, int port) {
-  std::string target = bind_address;
-  if (target == "0.0.0.0") target = "127.0.0.1";
-  if (target == "::") target = "::1";
-  sockaddr_storage addr{};
-  socklen_t len = 0;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
-  if (inet_pton(AF_INET, target.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(static_cast<uint16_t>(port));
-    len = sizeof(*v4);
-  } else if (inet_pton(AF_INET6, target.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(static_cast<uint16_t>(port));
-    len = sizeof(*v6);
-  } else {
-    return;  // not a literal: shutdown just takes the slow path
-  }
-  const int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return;
-  connect(fd, reinterpret_cast<sockaddr*>(&addr), len);
-  close(fd);
 }
 
 bool Ask(const std::function<bool()>& probe) {
@@ -147,6 +97,7 @@ absl::StatusOr<std::unique_ptr<Exposer>> Exposer::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("metrics exposer: bad bind address '", options.bind_address, "'"));
   }
+  RequireCivetwebWorkerStacks();  // prometheus-cpp's Exposer runs on Debian's civetweb
   std::unique_ptr<Exposer> exposer(new Exposer(std::move(options)));
   const ExposerOptions& opts = exposer->options_;
   // civetweb wants IPv6 literals in brackets: "[::1]:9090".

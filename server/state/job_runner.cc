@@ -212,13 +212,15 @@ absl::StatusOr<v1::TuningJob::State> JobRunner::ReclaimLocked(const std::string&
                        : absl::StrCat(who,
                                       "; no checkpoint was written yet, so it restarts from "
                                       "epoch 0"));
-    Emit(id, ev);
+    Emit(job, ev);
   }
   return job.state();
 }
 
-void JobRunner::Emit(const std::string& job_id, v1::TuningJobEvent event) {
+void JobRunner::Emit(const v1::TuningJob& job, v1::TuningJobEvent event) {
+  const std::string job_id = IdOf(job);
   event.set_job(table_.NameOf(job_id));
+  event.set_traceparent(job.traceparent());
   SetTimestamp(clock_->Now(), event.mutable_create_time());
   if (event.level() == v1::TuningJobEvent::LEVEL_UNSPECIFIED) {
     event.set_level(v1::TuningJobEvent::INFO);
@@ -242,7 +244,9 @@ void JobRunner::Emit(const std::string& job_id, v1::TuningJobEvent event) {
                                             {"error", appended.status().ToString()}});
     return;
   }
-  logger_->Info("job event", {{"job_id", job_id}, {"type", type}, {"message", event.message()}});
+  LogFields fields = {{"job_id", job_id}, {"type", type}, {"message", event.message()}};
+  if (!event.traceparent().empty()) fields.emplace_back("traceparent", event.traceparent());
+  logger_->Info("job event", fields);
 }
 
 void JobRunner::EmitState(const v1::TuningJob& job, const std::string& message) {
@@ -253,7 +257,7 @@ void JobRunner::EmitState(const v1::TuningJob& job, const std::string& message) 
   if (job.state() == v1::TuningJob::FAILED) ev.set_level(v1::TuningJobEvent::ERROR);
   *ev.mutable_tuning_job() = job;
   RefreshGauges();
-  Emit(IdOf(job), ev);
+  Emit(job, ev);
 }
 
 void JobRunner::RefreshGauges() {
@@ -313,7 +317,8 @@ absl::StatusOr<std::vector<v1::TuningJobEvent>> JobRunner::ListEvents(const std:
   return events;
 }
 
-absl::StatusOr<v1::TuningJob> JobRunner::Create(const v1::CreateTuningJobRequest& req) {
+absl::StatusOr<v1::TuningJob> JobRunner::Create(const v1::CreateTuningJobRequest& req,
+                                                const std::string& traceparent) {
   const Limits& limits = options_.limits;
   if (!req.request_id().empty()) {
     ASSIGN_OR_RETURN(std::optional<v1::TuningJob> prior, table_.FindByRequestId(req.request_id()));
@@ -383,6 +388,7 @@ absl::StatusOr<v1::TuningJob> JobRunner::Create(const v1::CreateTuningJobRequest
   job.clear_error();
   job.set_output_prompt_set_id(out_id);
   job.set_restart_count(0);
+  job.set_traceparent(traceparent);  // output only: what the caller sent is ignored
   const absl::Time now = clock_->Now();
   SetTimestamp(now, job.mutable_create_time());
   job.clear_start_time();
@@ -699,7 +705,7 @@ absl::StatusOr<engine::TuningOutcome> JobRunner::Train(const std::string& id, v1
     v1::TuningJobEvent ev;
     ev.set_type(v1::TuningJobEvent::MESSAGE);
     ev.set_message(msg);
-    Emit(id, ev);
+    Emit(job, ev);
   };
   cb.on_progress = [&](const engine::TuningProgress& p) {
     const absl::Time now = clock_->Now();
@@ -762,7 +768,7 @@ absl::StatusOr<engine::TuningOutcome> JobRunner::Train(const std::string& id, v1
                                : std::string())
             : absl::StrCat("epoch ", p.epoch, " step ", p.step, "/", p.total_steps));
     *ev.mutable_metrics() = m;
-    Emit(id, ev);
+    Emit(job, ev);
     metrics_->tuning_progress->Set(p.total_steps > 0 ? static_cast<double>(p.step) / p.total_steps
                                                      : 0);
     metrics_->tuning_loss->Set(p.loss);
@@ -884,7 +890,7 @@ void JobRunner::FinishLocked(const std::string& id, v1::TuningJob& job,
     ev.set_message(
         "server shutting down; the job resumes from its last epoch checkpoint on the "
         "next start");
-    Emit(id, ev);
+    Emit(job, ev);
     return;
   }
   SetTimestamp(clock_->Now(), job.mutable_end_time());

@@ -96,7 +96,10 @@ class JobRunner {
   // false when none ran: the queue is empty, or the store failed (logged).
   bool RunNextQueued();
 
-  absl::StatusOr<v1::TuningJob> Create(const v1::CreateTuningJobRequest& request);
+  // `traceparent`: the W3C trace context of the creating call ("" for
+  // none), stored on the job and copied onto every event it emits.
+  absl::StatusOr<v1::TuningJob> Create(const v1::CreateTuningJobRequest& request,
+                                       const std::string& traceparent = "");
   absl::StatusOr<v1::TuningJob> Get(const std::string& id) const;
   // Newest first; `filter` as ParseJobStateFilter reads it.
   absl::StatusOr<RecordPage<v1::TuningJob>> List(int32_t page_size, absl::string_view page_token,
@@ -130,9 +133,9 @@ class JobRunner {
   // lease, stops the run when it is lost or a cancel arrives elsewhere.
   void KeepLease(const std::string& id);
   void ReleaseLease(const std::string& id);
-  // Appends an event; a failure is logged (the record stays the truth, so
-  // callers go on).
-  void Emit(const std::string& job_id, v1::TuningJobEvent event);
+  // Appends an event of `job` (its name and traceparent are set on it); a
+  // failure is logged (the record stays the truth, so callers go on).
+  void Emit(const v1::TuningJob& job, v1::TuningJobEvent event);
   void EmitState(const v1::TuningJob& job, const std::string& message);
   // Sets provp_tuning_jobs{state} from the store.
   void RefreshGauges();

@@ -31,6 +31,10 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(metrics::Me
       m->grpc_handling_seconds,
       r->AddHistogram("grpc_server_handling_seconds", "Time from RPC start to completion.", rpc,
                       {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}));
+  ASSIGN_OR_RETURN(m->http_requests,
+                   r->AddCounter("provp_http_requests_total",
+                                 "Requests to the HTTP/JSON door, by route and HTTP status.",
+                                 {"route", "code"}));
   metrics::FamilyOptions capped;
   capped.max_label_sets = 50;
   capped.fold_labels = {"prompt_set"};
@@ -119,6 +123,11 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(metrics::Me
   // Known series at zero. The label values are every value the server
   // passes; prompt-set ids appear as they are used.
   m->classify_images->WithLabels({"zero_shot"});
+  // Whether or not the HTTP/JSON door is on, so the family is always listed.
+  for (const char* route :
+       {"classify", "embed-images", "embed-texts", "server-info", "health", "other"}) {
+    m->http_requests->WithLabels({route, "200"});
+  }
   m->request_duration->WithLabels({"Classify", "zero_shot"});
   m->queue_duration->WithLabels({"zero_shot"});
   for (const char* stage : {"decode", "text_encode", "score"})

@@ -20,6 +20,9 @@ struct ServerMetrics {
   metrics::Family<metrics::Counter>* grpc_started = nullptr;
   metrics::Family<metrics::Counter>* grpc_handled = nullptr;
   metrics::Family<metrics::Histogram>* grpc_handling_seconds = nullptr;
+  // The HTTP/JSON door (server/http_gateway.h), by route and HTTP status;
+  // its calls are counted in the grpc_server_* families as well.
+  metrics::Family<metrics::Counter>* http_requests = nullptr;
   // Inference.
   metrics::Family<metrics::Counter>* classify_images = nullptr;
   metrics::Family<metrics::Histogram>* request_duration = nullptr;

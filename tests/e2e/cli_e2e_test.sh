@@ -73,11 +73,15 @@ export PROVP_API_KEY=admin-key-0123456789
 "$PROVP" datasets upload "$T/ds" --id e2e-ds --novel auto --min-shots 2 > "$T/out" 2> "$T/err" || fail "upload: $(cat "$T/err")"
 grep -q "datasets/e2e-ds  ACTIVE  classes=4 (novel 2)" "$T/out" || fail "upload result: $(cat "$T/out")"
 expect_fail INVALID_ARGUMENT "$PROVP" datasets upload "$T/ds" --id "Bad Id!" 
-"$PROVP" tune --dataset e2e-ds --shots 2 --epochs 2 --num-prompts 4 --id job1 > "$T/out" 2> "$T/err" || fail "tune: $(cat "$T/err")"
+# Run inside a trace (OpenTelemetry's TRACEPARENT environment carrier): the
+# job and its events keep the trace context of the call that created it.
+TP=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
+TRACEPARENT=$TP "$PROVP" tune --dataset e2e-ds --shots 2 --epochs 2 --num-prompts 4 --id job1 > "$T/out" 2> "$T/err" || fail "tune: $(cat "$T/err")"
 grep -q "tuningJobs/job1  SUCCEEDED" "$T/out" || fail "job did not succeed: $(cat "$T/out")"
 grep -q "base accuracy" "$T/out" && grep -q "novel accuracy" "$T/out" && grep -q "harmonic mean" "$T/out" || fail "no evaluation"
 "$PROVP" jobs list --state SUCCEEDED | grep -q "tuningJobs/job1" || fail "jobs list"
 "$PROVP" jobs events job1 | grep -q "METRICS" || fail "no METRICS events"
+"$PROVP" jobs events job1 | grep "STATE_CHANGED" | grep -q "traceparent=$TP" || fail "events lack the traceparent: $("$PROVP" jobs events job1 | head -3)"
 "$PROVP" jobs watch job1 | grep -q SUCCEEDED || fail "watch of a finished job"
 "$PROVP" prompt-sets list | grep -q "promptSets/job1" || fail "prompt set missing"
 

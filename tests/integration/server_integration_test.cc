@@ -771,6 +771,54 @@ TEST_F(ServerTest, TuneWatchAndServeThePromptSet) {
 
 // An unknown preset or variant is refused by CreateTuningJob itself (with
 // the field named), not accepted and then failed when the job runs.
+// Issue 13: the W3C traceparent of a CreateTuningJob call is stored on the
+// job and reaches every event ListTuningJobEvents and WatchTuningJob show.
+TEST_F(ServerTest, TraceparentOfCreateTuningJobReachesTheJobsEvents) {
+  v1::Dataset ds;
+  ASSERT_TRUE(Upload("traced-ds", &ds).ok());
+  const std::string tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  v1::CreateTuningJobRequest req;
+  req.set_tuning_job_id("traced");
+  req.mutable_tuning_job()->set_dataset("datasets/traced-ds");
+  req.mutable_tuning_job()->mutable_hyperparameters()->set_shots(2);
+  req.mutable_tuning_job()->mutable_hyperparameters()->set_epochs(2);
+  auto ctx = Ctx(kAdmin);
+  ctx->AddMetadata("traceparent", tp);
+  v1::TuningJob created;
+  ASSERT_TRUE(jobs_->CreateTuningJob(ctx.get(), req, &created).ok());
+  EXPECT_EQ(created.traceparent(), tp);
+  const v1::TuningJob done = WaitFor("traced", v1::TuningJob::SUCCEEDED);
+  ASSERT_EQ(done.state(), v1::TuningJob::SUCCEEDED);
+  EXPECT_EQ(done.traceparent(), tp);
+  const std::vector<v1::TuningJobEvent> events = AllEvents("traced");
+  ASSERT_GE(events.size(), 4u);
+  for (const auto& ev : events) {
+    EXPECT_EQ(ev.traceparent(), tp) << v1::TuningJobEvent::Type_Name(ev.type());
+  }
+  v1::WatchTuningJobRequest watch;
+  watch.set_name("tuningJobs/traced");
+  auto wctx = Ctx(kAdmin);
+  auto reader = jobs_->WatchTuningJob(wctx.get(), watch);
+  v1::TuningJobEvent snapshot;
+  ASSERT_TRUE(reader->Read(&snapshot));
+  EXPECT_EQ(snapshot.type(), v1::TuningJobEvent::SNAPSHOT);
+  EXPECT_EQ(snapshot.traceparent(), tp);
+  wctx->TryCancel();
+
+  // Without one (or with a malformed one) there is none.
+  ASSERT_TRUE(CreateJob("untraced", "datasets/traced-ds", 1, &created).ok());
+  EXPECT_EQ(created.traceparent(), "");
+  req.set_tuning_job_id("badly-traced");
+  auto bad = Ctx(kAdmin);
+  bad->AddMetadata("traceparent", "00-not-a-trace");
+  ASSERT_TRUE(jobs_->CreateTuningJob(bad.get(), req, &created).ok());
+  EXPECT_EQ(created.traceparent(), "");
+  for (const char* id : {"untraced", "badly-traced"}) {
+    WaitFor(id, v1::TuningJob::SUCCEEDED);
+    for (const auto& ev : AllEvents(id)) EXPECT_EQ(ev.traceparent(), "") << id;
+  }
+}
+
 TEST_F(ServerTest, UnknownPresetOrVariantIsRejectedAtCreation) {
   v1::Dataset ds;
   ASSERT_TRUE(Upload("colours", &ds).ok());

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <stdexcept>
 
 #include "gmock/gmock.h"
@@ -207,6 +208,53 @@ TEST_F(JobRunnerTest, AnExceptionFromTheEngineFailsOnlyThatJob) {
   EXPECT_EQ(job.error().code(), static_cast<int>(absl::StatusCode::kInternal));
   ASSERT_TRUE(runner_->RunNextQueued());
   EXPECT_EQ(MustGet("j2").state(), v1::TuningJob::SUCCEEDED);
+}
+
+// The W3C trace context of the creating call is stored on the job and
+// copied onto every event, through the run and a restart, so
+// ListTuningJobEvents (and `provp jobs events`) shows which trace asked for
+// the work. A job created without one has none; what a client writes into
+// the output-only field is ignored.
+TEST_F(JobRunnerTest, TraceparentOfTheCreateCallReachesTheJobAndEveryEvent) {
+  const std::string tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  auto traced = JobRequest("traced");
+  traced.mutable_tuning_job()->set_traceparent(
+      "00-ffffffffffffffffffffffffffffffff-ffffffffffffffff-01");
+  auto created = runner_->Create(traced, tp);
+  ASSERT_OK(created);
+  EXPECT_EQ(created->traceparent(), tp);
+  ASSERT_TRUE(runner_->RunNextQueued());
+  // A crash while it runs: recovery's events carry it too.
+  auto jobs = JobTable(&store_);
+  v1::TuningJob job = MustGet("traced");
+  ASSERT_EQ(job.state(), v1::TuningJob::SUCCEEDED);
+  EXPECT_EQ(job.traceparent(), tp);
+  job.set_state(v1::TuningJob::RUNNING);
+  ASSERT_OK(jobs.Update("traced", job, "RUNNING"));
+  Restart();
+  runner_->Recover();
+  ASSERT_TRUE(runner_->RunNextQueued());
+
+  const std::vector<v1::TuningJobEvent> events = Events("traced");
+  std::set<v1::TuningJobEvent::Type> types;
+  for (const auto& ev : events) {
+    types.insert(ev.type());
+    EXPECT_EQ(ev.traceparent(), tp)
+        << v1::TuningJobEvent::Type_Name(ev.type()) << " " << ev.message();
+    if (ev.has_tuning_job()) EXPECT_EQ(ev.tuning_job().traceparent(), tp);
+  }
+  EXPECT_THAT(types, ::testing::IsSupersetOf({v1::TuningJobEvent::STATE_CHANGED,
+                                              v1::TuningJobEvent::CHECKPOINT,
+                                              v1::TuningJobEvent::SERVER_RESTARTED}));
+  EXPECT_THAT(Logs(), HasSubstr("traceparent=" + tp)) << "job event log lines name it";
+
+  auto plain = JobRequest("plain");
+  plain.mutable_tuning_job()->set_traceparent(tp);
+  ASSERT_OK(runner_->Create(plain));
+  EXPECT_EQ(MustGet("plain").traceparent(), "") << "output only";
+  ASSERT_TRUE(runner_->RunNextQueued());
+  EXPECT_EQ(MustGet("plain").state(), v1::TuningJob::SUCCEEDED);
+  for (const auto& ev : Events("plain")) EXPECT_EQ(ev.traceparent(), "");
 }
 
 TEST_F(JobRunnerTest, RecoveryRequeuesRunningAndFinishesCancellingJobs) {
