@@ -11,47 +11,39 @@ constexpr char kService[] = "provp.v1.ClassSetService";
 
 }  // namespace
 
-grpc::Status ClassSetServiceImpl::CreateClassSet(grpc::ServerContext* ctx,
-                                                 const v1::CreateClassSetRequest* req,
+ClassSetServiceImpl::ClassSetServiceImpl(RpcEnv env, ClassSetRegistry* class_sets)
+    : RpcService(env, kService), class_sets_(class_sets) {
+  AddUnary("CreateClassSet", Scope::kAdmin, &ClassSetServiceImpl::CreateClassSet);
+  AddUnary("GetClassSet", Scope::kClassify, &ClassSetServiceImpl::GetClassSet);
+  AddUnary("ListClassSets", Scope::kClassify, &ClassSetServiceImpl::ListClassSets);
+  AddUnary("DeleteClassSet", Scope::kAdmin, &ClassSetServiceImpl::DeleteClassSet);
+}
+
+absl::Status ClassSetServiceImpl::CreateClassSet(Rpc& rpc, const v1::CreateClassSetRequest* req,
                                                  v1::ClassSet* resp) {
-  Rpc rpc(env_, ctx, kService, "CreateClassSet", "unary", Scope::kAdmin);
-  return Handle(rpc, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(*resp, class_sets_->Create(*req));
-    return absl::OkStatus();
-  });
+  ASSIGN_OR_RETURN(*resp, class_sets_->Create(*req));
+  return absl::OkStatus();
 }
 
-grpc::Status ClassSetServiceImpl::GetClassSet(grpc::ServerContext* ctx,
-                                              const v1::GetClassSetRequest* req,
+absl::Status ClassSetServiceImpl::GetClassSet(Rpc& rpc, const v1::GetClassSetRequest* req,
                                               v1::ClassSet* resp) {
-  Rpc rpc(env_, ctx, kService, "GetClassSet", "unary", Scope::kClassify);
-  return Handle(rpc, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(std::string id, ParseName(req->name(), kClassSets, "name"));
-    ASSIGN_OR_RETURN(*resp, class_sets_->Get(id));
-    return absl::OkStatus();
-  });
+  ASSIGN_OR_RETURN(std::string id, ParseName(req->name(), kClassSets, "name"));
+  ASSIGN_OR_RETURN(*resp, class_sets_->Get(id));
+  return absl::OkStatus();
 }
 
-grpc::Status ClassSetServiceImpl::ListClassSets(grpc::ServerContext* ctx,
-                                                const v1::ListClassSetsRequest* req,
+absl::Status ClassSetServiceImpl::ListClassSets(Rpc& rpc, const v1::ListClassSetsRequest* req,
                                                 v1::ListClassSetsResponse* resp) {
-  Rpc rpc(env_, ctx, kService, "ListClassSets", "unary", Scope::kClassify);
-  return Handle(rpc, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(auto page, class_sets_->List(req->page_size(), req->page_token()));
-    for (v1::ClassSet& cs : page.items) *resp->add_class_sets() = std::move(cs);
-    resp->set_next_page_token(page.next_page_token);
-    return absl::OkStatus();
-  });
+  ASSIGN_OR_RETURN(auto page, class_sets_->List(req->page_size(), req->page_token()));
+  for (v1::ClassSet& cs : page.items) *resp->add_class_sets() = std::move(cs);
+  resp->set_next_page_token(page.next_page_token);
+  return absl::OkStatus();
 }
 
-grpc::Status ClassSetServiceImpl::DeleteClassSet(grpc::ServerContext* ctx,
-                                                 const v1::DeleteClassSetRequest* req,
+absl::Status ClassSetServiceImpl::DeleteClassSet(Rpc& rpc, const v1::DeleteClassSetRequest* req,
                                                  v1::DeleteClassSetResponse*) {
-  Rpc rpc(env_, ctx, kService, "DeleteClassSet", "unary", Scope::kAdmin);
-  return Handle(rpc, [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(std::string id, ParseName(req->name(), kClassSets, "name"));
-    return class_sets_->Delete(id);
-  });
+  ASSIGN_OR_RETURN(std::string id, ParseName(req->name(), kClassSets, "name"));
+  return class_sets_->Delete(id);
 }
 
 }  // namespace provp::server

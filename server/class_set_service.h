@@ -3,28 +3,24 @@
 // admin, Get/List any key. Thread-safe (state lives in the store).
 #pragma once
 
-#include "provp/v1/class_set.grpc.pb.h"
-#include "server/rpc.h"
+#include "provp/v1/class_set.pb.h"
+#include "server/rpc_service.h"
 #include "server/state/class_set_registry.h"
 
 namespace provp::server {
 
-class ClassSetServiceImpl final : public v1::ClassSetService::Service {
+class ClassSetServiceImpl final : public RpcService {
  public:
-  ClassSetServiceImpl(RpcEnv env, ClassSetRegistry* class_sets)
-      : env_(env), class_sets_(class_sets) {}
-
-  grpc::Status CreateClassSet(grpc::ServerContext* ctx, const v1::CreateClassSetRequest* req,
-                              v1::ClassSet* resp) override;
-  grpc::Status GetClassSet(grpc::ServerContext* ctx, const v1::GetClassSetRequest* req,
-                           v1::ClassSet* resp) override;
-  grpc::Status ListClassSets(grpc::ServerContext* ctx, const v1::ListClassSetsRequest* req,
-                             v1::ListClassSetsResponse* resp) override;
-  grpc::Status DeleteClassSet(grpc::ServerContext* ctx, const v1::DeleteClassSetRequest* req,
-                              v1::DeleteClassSetResponse* resp) override;
+  ClassSetServiceImpl(RpcEnv env, ClassSetRegistry* class_sets);
 
  private:
-  const RpcEnv env_;
+  absl::Status CreateClassSet(Rpc& rpc, const v1::CreateClassSetRequest* req, v1::ClassSet* resp);
+  absl::Status GetClassSet(Rpc& rpc, const v1::GetClassSetRequest* req, v1::ClassSet* resp);
+  absl::Status ListClassSets(Rpc& rpc, const v1::ListClassSetsRequest* req,
+                             v1::ListClassSetsResponse* resp);
+  absl::Status DeleteClassSet(Rpc& rpc, const v1::DeleteClassSetRequest* req,
+                              v1::DeleteClassSetResponse*);
+
   ClassSetRegistry* const class_sets_;
 };
 

@@ -4,31 +4,27 @@
 // Thread-safe; one instance serves all calls.
 #pragma once
 
-#include "provp/v1/classification.grpc.pb.h"
-#include "server/rpc.h"
+#include "provp/v1/classification.pb.h"
+#include "server/rpc_service.h"
 #include "server/state/classifier.h"
 
 namespace provp::server {
 
-class ClassificationServiceImpl final : public v1::ClassificationService::Service {
+class ClassificationServiceImpl final : public RpcService {
  public:
-  ClassificationServiceImpl(RpcEnv env, Classifier* classifier)
-      : env_(env), classifier_(classifier) {}
-
-  grpc::Status Classify(grpc::ServerContext* ctx, const v1::ClassifyRequest* request,
-                        v1::ClassifyResponse* response) override;
-  grpc::Status StreamClassify(
-      grpc::ServerContext* ctx,
-      grpc::ServerReaderWriter<v1::ClassifyResponse, v1::ClassifyRequest>* stream) override;
-  grpc::Status EmbedImages(grpc::ServerContext* ctx, const v1::EmbedImagesRequest* request,
-                           v1::EmbedImagesResponse* response) override;
-  grpc::Status EmbedTexts(grpc::ServerContext* ctx, const v1::EmbedTextsRequest* request,
-                          v1::EmbedTextsResponse* response) override;
-  grpc::Status GetServerInfo(grpc::ServerContext* ctx, const v1::GetServerInfoRequest* request,
-                             v1::ServerInfo* response) override;
+  ClassificationServiceImpl(RpcEnv env, Classifier* classifier);
 
  private:
-  const RpcEnv env_;
+  absl::Status Classify(Rpc& rpc, const v1::ClassifyRequest* request,
+                        v1::ClassifyResponse* response);
+  absl::Status StreamClassify(
+      Rpc& rpc, RequestReader<v1::ClassifyRequest>& reader,
+      grpc::ServerReaderWriter<v1::ClassifyResponse, grpc::ByteBuffer>* stream);
+  absl::Status EmbedImages(Rpc& rpc, const v1::EmbedImagesRequest* req,
+                           v1::EmbedImagesResponse* resp);
+  absl::Status EmbedTexts(Rpc& rpc, const v1::EmbedTextsRequest* req, v1::EmbedTextsResponse* resp);
+  absl::Status GetServerInfo(Rpc& rpc, const v1::GetServerInfoRequest*, v1::ServerInfo* resp);
+
   Classifier* const classifier_;
 };
 

@@ -5,30 +5,26 @@
 
 #include <string>
 
-#include "provp/v1/dataset.grpc.pb.h"
-#include "server/rpc.h"
+#include "provp/v1/dataset.pb.h"
+#include "server/rpc_service.h"
 #include "server/state/dataset_registry.h"
 
 namespace provp::server {
 
-class DatasetServiceImpl final : public v1::DatasetService::Service {
+class DatasetServiceImpl final : public RpcService {
  public:
-  DatasetServiceImpl(RpcEnv env, DatasetRegistry* datasets) : env_(env), datasets_(datasets) {}
-
-  grpc::Status UploadDataset(grpc::ServerContext* ctx,
-                             grpc::ServerReader<v1::UploadDatasetRequest>* reader,
-                             v1::Dataset* resp) override;
-  grpc::Status RegisterDataset(grpc::ServerContext* ctx, const v1::RegisterDatasetRequest* req,
-                               v1::Dataset* resp) override;
-  grpc::Status GetDataset(grpc::ServerContext* ctx, const v1::GetDatasetRequest* req,
-                          v1::Dataset* resp) override;
-  grpc::Status ListDatasets(grpc::ServerContext* ctx, const v1::ListDatasetsRequest* req,
-                            v1::ListDatasetsResponse* resp) override;
-  grpc::Status DeleteDataset(grpc::ServerContext* ctx, const v1::DeleteDatasetRequest* req,
-                             v1::DeleteDatasetResponse* resp) override;
+  DatasetServiceImpl(RpcEnv env, DatasetRegistry* datasets);
 
  private:
-  const RpcEnv env_;
+  absl::Status UploadDataset(Rpc& rpc, RequestReader<v1::UploadDatasetRequest>& reader,
+                             v1::Dataset* resp);
+  absl::Status RegisterDataset(Rpc& rpc, const v1::RegisterDatasetRequest* req, v1::Dataset* resp);
+  absl::Status GetDataset(Rpc& rpc, const v1::GetDatasetRequest* req, v1::Dataset* resp);
+  absl::Status ListDatasets(Rpc& rpc, const v1::ListDatasetsRequest* req,
+                            v1::ListDatasetsResponse* resp);
+  absl::Status DeleteDataset(Rpc& rpc, const v1::DeleteDatasetRequest* req,
+                             v1::DeleteDatasetResponse*);
+
   DatasetRegistry* const datasets_;
 };
 

@@ -4,34 +4,30 @@
 // paginated event history. Scope: admin. Thread-safe.
 #pragma once
 
-#include "provp/v1/tuning.grpc.pb.h"
-#include "server/rpc.h"
+#include "provp/v1/tuning.pb.h"
+#include "server/rpc_service.h"
 #include "server/state/job_runner.h"
 
 namespace provp::server {
 
-class TuningServiceImpl final : public v1::TuningService::Service {
+class TuningServiceImpl final : public RpcService {
  public:
   // `heartbeat`: the gap between HEARTBEAT events on an idle Watch.
-  TuningServiceImpl(RpcEnv env, JobRunner* jobs, absl::Duration heartbeat)
-      : env_(env), jobs_(jobs), heartbeat_(heartbeat) {}
-
-  grpc::Status CreateTuningJob(grpc::ServerContext* ctx, const v1::CreateTuningJobRequest* req,
-                               v1::TuningJob* resp) override;
-  grpc::Status GetTuningJob(grpc::ServerContext* ctx, const v1::GetTuningJobRequest* req,
-                            v1::TuningJob* resp) override;
-  grpc::Status ListTuningJobs(grpc::ServerContext* ctx, const v1::ListTuningJobsRequest* req,
-                              v1::ListTuningJobsResponse* resp) override;
-  grpc::Status CancelTuningJob(grpc::ServerContext* ctx, const v1::CancelTuningJobRequest* req,
-                               v1::TuningJob* resp) override;
-  grpc::Status WatchTuningJob(grpc::ServerContext* ctx, const v1::WatchTuningJobRequest* req,
-                              grpc::ServerWriter<v1::TuningJobEvent>* writer) override;
-  grpc::Status ListTuningJobEvents(grpc::ServerContext* ctx,
-                                   const v1::ListTuningJobEventsRequest* req,
-                                   v1::ListTuningJobEventsResponse* resp) override;
+  TuningServiceImpl(RpcEnv env, JobRunner* jobs, absl::Duration heartbeat);
 
  private:
-  const RpcEnv env_;
+  absl::Status CreateTuningJob(Rpc& rpc, const v1::CreateTuningJobRequest* req,
+                               v1::TuningJob* resp);
+  absl::Status GetTuningJob(Rpc& rpc, const v1::GetTuningJobRequest* req, v1::TuningJob* resp);
+  absl::Status ListTuningJobs(Rpc& rpc, const v1::ListTuningJobsRequest* req,
+                              v1::ListTuningJobsResponse* resp);
+  absl::Status CancelTuningJob(Rpc& rpc, const v1::CancelTuningJobRequest* req,
+                               v1::TuningJob* resp);
+  absl::Status WatchTuningJob(Rpc& rpc, const v1::WatchTuningJobRequest* req,
+                              grpc::ServerWriter<v1::TuningJobEvent>* writer);
+  absl::Status ListTuningJobEvents(Rpc& rpc, const v1::ListTuningJobEventsRequest* req,
+                                   v1::ListTuningJobEventsResponse* resp);
+
   JobRunner* const jobs_;
   const absl::Duration heartbeat_;
 };

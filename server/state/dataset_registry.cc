@@ -144,7 +144,8 @@ absl::Status DatasetRegistry::Save(const v1::Dataset& ds, const std::string& id,
 absl::StatusOr<v1::Dataset> DatasetRegistry::Upload(const ReadUploadMessage& read) {
   const Limits& limits = options_.limits;
   v1::UploadDatasetRequest msg;
-  if (!read(&msg) || !msg.has_metadata()) {
+  ASSIGN_OR_RETURN(bool first, read(&msg));
+  if (!first || !msg.has_metadata()) {
     return InvalidArgument("METADATA_FIRST", "the first message must carry metadata", "metadata");
   }
   const v1::DatasetMetadata meta = msg.metadata();
@@ -162,7 +163,9 @@ absl::StatusOr<v1::Dataset> DatasetRegistry::Upload(const ReadUploadMessage& rea
     ASSIGN_OR_RETURN(std::optional<v1::Dataset> prior, table_.FindByRequestId(meta.request_id()));
     if (prior.has_value()) {
       // A retried upload: the client still sends the images; drain them.
-      while (read(&msg)) {
+      while (true) {
+        ASSIGN_OR_RETURN(bool more, read(&msg));
+        if (!more) break;
       }
       return *prior;
     }
@@ -182,7 +185,9 @@ absl::StatusOr<v1::Dataset> DatasetRegistry::Upload(const ReadUploadMessage& rea
     int64_t index = 0;
     image::DecodeOptions decode;
     decode.max_pixels = limits.max_pixels_per_image;
-    while (read(&msg)) {
+    while (true) {
+      ASSIGN_OR_RETURN(bool more, read(&msg));
+      if (!more) break;
       if (!msg.has_images()) {
         return InvalidArgument("METADATA_TWICE", "only the first message may carry metadata",
                                "metadata");

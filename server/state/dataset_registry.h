@@ -32,8 +32,9 @@ struct DatasetRegistryOptions {
 
 class DatasetRegistry {
  public:
-  // Reads the next message of an upload stream; false at its end.
-  using ReadUploadMessage = std::function<bool(v1::UploadDatasetRequest*)>;
+  // Reads the next message of an upload stream; false at its end, an
+  // error (a message that does not parse) ends the upload with it.
+  using ReadUploadMessage = std::function<absl::StatusOr<bool>(v1::UploadDatasetRequest*)>;
 
   DatasetRegistry(store::Store* store, const util::Clock* clock, Logger* logger,
                   DatasetRegistryOptions options);

@@ -295,7 +295,8 @@ absl::StatusOr<v1::PromptSet> PromptSetRegistry::Register(v1::PromptSet ps, cons
 absl::StatusOr<v1::PromptSet> PromptSetRegistry::Import(const ReadImportMessage& read) {
   const Limits& limits = options_.limits;
   v1::ImportPromptSetRequest msg;
-  if (!read(&msg) || !msg.has_metadata()) {
+  ASSIGN_OR_RETURN(bool first, read(&msg));
+  if (!first || !msg.has_metadata()) {
     return InvalidArgument("METADATA_FIRST", "the first message must carry metadata", "metadata");
   }
   const v1::ImportPromptSetMetadata meta = msg.metadata();
@@ -318,7 +319,9 @@ absl::StatusOr<v1::PromptSet> PromptSetRegistry::Import(const ReadImportMessage&
         absl::StrCat("the server holds its limit of ", limits.max_prompt_sets, " prompt sets"));
   }
   std::string data;
-  while (read(&msg)) {
+  while (true) {
+    ASSIGN_OR_RETURN(bool more, read(&msg));
+    if (!more) break;
     if (!msg.has_chunk() && msg.has_metadata()) {
       return InvalidArgument("METADATA_TWICE", "only the first message may carry metadata",
                              "metadata");

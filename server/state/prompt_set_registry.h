@@ -42,8 +42,9 @@ struct PromptSetRegistryOptions {
 
 class PromptSetRegistry {
  public:
-  // Reads the next message of an import stream; false at its end.
-  using ReadImportMessage = std::function<bool(v1::ImportPromptSetRequest*)>;
+  // Reads the next message of an import stream; false at its end, an
+  // error (a message that does not parse) ends the import with it.
+  using ReadImportMessage = std::function<absl::StatusOr<bool>(v1::ImportPromptSetRequest*)>;
 
   PromptSetRegistry(store::Store* store, engine::Engine* engine, const util::Clock* clock,
                     ServerMetrics* metrics, Logger* logger, PromptSetRegistryOptions options);
