@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "core/util/status_macros.h"
 #include "server/state/errors.h"
 
 namespace provp::server {
@@ -49,6 +50,55 @@ Batcher::~Batcher() {
   }
 }
 
+Batcher::Reservation::Reservation(Reservation&& other) noexcept
+    : batcher_(other.batcher_), images_(other.images_) {
+  other.batcher_ = nullptr;
+  other.images_ = 0;
+}
+
+Batcher::Reservation& Batcher::Reservation::operator=(Reservation&& other) noexcept {
+  if (this != &other) {
+    Release();
+    batcher_ = other.batcher_;
+    images_ = other.images_;
+    other.batcher_ = nullptr;
+    other.images_ = 0;
+  }
+  return *this;
+}
+
+Batcher::Reservation::~Reservation() { Release(); }
+
+void Batcher::Reservation::Release() {
+  if (batcher_ == nullptr) return;
+  {
+    std::lock_guard<std::mutex> lock(batcher_->mu_);
+    batcher_->reserved_images_ -= images_;
+  }
+  batcher_ = nullptr;
+  images_ = 0;
+}
+
+absl::StatusOr<Batcher::Reservation> Batcher::Reserve(int images) {
+  if (images < 0) return absl::InvalidArgumentError("cannot reserve a negative number of images");
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) {
+    return MakeError(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "server is shutting down");
+  }
+  const int held = queued_images_ + reserved_images_;
+  if (held > 0 && held + images > options_.max_queue_images) {
+    if (hooks_.on_reject) hooks_.on_reject("queue_full");
+    return ResourceExhausted(
+        "QUEUE_FULL", "inference_queue",
+        absl::StrCat("inference queue is full (", queued_images_, " images queued and ",
+                     reserved_images_, " being decoded, limit ", options_.max_queue_images,
+                     "); retry later"),
+        /*retry_after_ms=*/100);
+  }
+  reserved_images_ += images;
+  return Reservation(this, images);
+}
+
 int Batcher::queued_images() const {
   std::lock_guard<std::mutex> lock(mu_);
   return queued_images_;
@@ -57,6 +107,19 @@ int Batcher::queued_images() const {
 absl::StatusOr<BatchResult> Batcher::Encode(const std::string& prompt_set,
                                             std::vector<const engine::Image*> images,
                                             absl::Time deadline, std::function<bool()> cancelled) {
+  ASSIGN_OR_RETURN(Reservation reservation, Reserve(static_cast<int>(images.size())));
+  return Encode(std::move(reservation), prompt_set, std::move(images), deadline,
+                std::move(cancelled));
+}
+
+absl::StatusOr<BatchResult> Batcher::Encode(Reservation reservation, const std::string& prompt_set,
+                                            std::vector<const engine::Image*> images,
+                                            absl::Time deadline, std::function<bool()> cancelled) {
+  if (reservation.batcher_ != this || images.size() > static_cast<size_t>(reservation.images_)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "batcher: ", images.size(), " images do not fit the reservation of ", reservation.images_,
+        reservation.batcher_ != this ? " (another batcher)" : ""));
+  }
   auto item = std::make_shared<Item>();
   item->prompt_set = prompt_set;
   item->images = std::move(images);
@@ -67,16 +130,15 @@ absl::StatusOr<BatchResult> Batcher::Encode(const std::string& prompt_set,
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) {
+      // The reservation gives its room back when it goes out of scope,
+      // after this lock is released.
       return MakeError(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "server is shutting down");
     }
-    if (queued_images_ > 0 && queued_images_ + n > options_.max_queue_images) {
-      if (hooks_.on_reject) hooks_.on_reject("queue_full");
-      return ResourceExhausted(
-          "QUEUE_FULL", "inference_queue",
-          absl::StrCat("inference queue is full (", queued_images_, " images queued, limit ",
-                       options_.max_queue_images, "); retry later"),
-          /*retry_after_ms=*/100);
-    }
+    // The reserved room becomes queued images (fewer when some of the
+    // request's images did not decode).
+    reserved_images_ -= reservation.images_;
+    reservation.batcher_ = nullptr;
+    reservation.images_ = 0;
     queue_.push_back(item);
     queued_images_ += n;
     if (hooks_.on_queue_depth) hooks_.on_queue_depth(queued_images_);

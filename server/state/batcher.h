@@ -7,7 +7,11 @@
 // a forward, zero-shot images get their own); without it, only requests of
 // the oldest request's prompt set. Requests whose deadline passed or
 // whose client went away are dropped before the model runs. The queue is
-// bounded in images: beyond it Submit fails with RESOURCE_EXHAUSTED.
+// bounded in images: beyond it Reserve (and Encode) fail with
+// RESOURCE_EXHAUSTED. A request takes its place in the queue with Reserve
+// before its images are decoded, so one that cannot be queued is refused
+// before it costs a decode (under a flood the refusals stay cheap and the
+// admitted requests keep the cores).
 // Thread-safe.
 #pragma once
 
@@ -45,12 +49,49 @@ struct BatcherHooks {
 
 class Batcher {
  public:
+  // Queue capacity for up to images() images, held from before a request's
+  // images are decoded until Encode queues them. Destroying an unused
+  // reservation gives the capacity back. Move-only; must not outlive its
+  // Batcher.
+  class Reservation {
+   public:
+    Reservation() = default;
+    Reservation(Reservation&& other) noexcept;
+    Reservation& operator=(Reservation&& other) noexcept;
+    Reservation(const Reservation&) = delete;
+    Reservation& operator=(const Reservation&) = delete;
+    ~Reservation();
+    int images() const { return images_; }
+
+   private:
+    friend class Batcher;
+    Reservation(Batcher* batcher, int images) : batcher_(batcher), images_(images) {}
+    void Release();
+
+    Batcher* batcher_ = nullptr;
+    int images_ = 0;
+  };
+
   Batcher(engine::Engine* engine, BatchingOptions options, BatcherHooks hooks = {});
   ~Batcher();  // Stops the workers; queued requests fail with UNAVAILABLE.
 
-  // Encodes `images` (with the prompt set, "" = none) as part of a batch.
-  // Blocks until done, the deadline passes (DEADLINE_EXCEEDED) or
-  // `cancelled` returns true (CANCELLED).
+  // Holds room for `images` images in the queue, or fails at once:
+  // RESOURCE_EXHAUSTED (QUEUE_FULL, with a retry delay) when the queued and
+  // reserved images leave no room, UNAVAILABLE while shutting down. As with
+  // the queue itself, one request is always admitted into an empty queue,
+  // however large.
+  absl::StatusOr<Reservation> Reserve(int images);
+
+  // Encodes `images` in the place `reservation` holds (at most
+  // reservation.images() of them; INVALID_ARGUMENT otherwise, or when it
+  // belongs to another Batcher). See Encode below for the rest.
+  absl::StatusOr<BatchResult> Encode(Reservation reservation, const std::string& prompt_set,
+                                     std::vector<const engine::Image*> images, absl::Time deadline,
+                                     std::function<bool()> cancelled);
+
+  // Encodes `images` (with the prompt set, "" = none) as part of a batch:
+  // Reserve, then the Encode above. Blocks until done, the deadline passes
+  // (DEADLINE_EXCEEDED) or `cancelled` returns true (CANCELLED).
   absl::StatusOr<BatchResult> Encode(const std::string& prompt_set,
                                      std::vector<const engine::Image*> images, absl::Time deadline,
                                      std::function<bool()> cancelled);
@@ -73,7 +114,8 @@ class Batcher {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Item>> queue_;
-  int queued_images_ = 0;
+  int queued_images_ = 0;    // guarded by mu_
+  int reserved_images_ = 0;  // guarded by mu_; held by live Reservations
   bool stopping_ = false;
   std::vector<std::thread> workers_;
 };

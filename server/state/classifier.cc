@@ -101,6 +101,10 @@ absl::StatusOr<v1::ClassifyResponse> Classifier::Classify(const v1::ClassifyRequ
   RETURN_IF_ERROR(ValidateTemplates(templates, limits_));
   if (templates.empty() && ps) templates.assign(ps->templates().begin(), ps->templates().end());
   if (templates.empty()) templates = {kDefaultClassifyTemplate};
+  // A place in the inference queue before any text encoding or image
+  // decoding: a request that cannot be queued is refused while that refusal
+  // is still cheap.
+  ASSIGN_OR_RETURN(Batcher::Reservation seat, batcher_->Reserve(req.images_size()));
   // Text features (cached).
   const engine::ModelInfo& info = engine_->info();
   bool computed = false;
@@ -125,7 +129,8 @@ absl::StatusOr<v1::ClassifyResponse> Classifier::Classify(const v1::ClassifyRequ
   BatchResult batch;
   if (!images.valid.empty()) {
     metrics_->inflight->Increment();
-    absl::StatusOr<BatchResult> r = batcher_->Encode(ps_id, images.valid, deadline, cancelled);
+    absl::StatusOr<BatchResult> r =
+        batcher_->Encode(std::move(seat), ps_id, images.valid, deadline, cancelled);
     metrics_->inflight->Decrement();
     if (!r.ok()) {
       if (r.status().code() == absl::StatusCode::kInternal) {
@@ -195,6 +200,8 @@ absl::StatusOr<v1::EmbedImagesResponse> Classifier::EmbedImages(const v1::EmbedI
     // Only whether it is loaded matters here; the engine applies it.
     RETURN_IF_ERROR(prompt_sets_->GetLoaded(ps_id).status());
   }
+  // Queue place first, decode second (see Classify).
+  ASSIGN_OR_RETURN(Batcher::Reservation seat, batcher_->Reserve(req.images_size()));
   DecodedImages images;
   DecodeAll(req.images(), limits_, &images);
   for (int i = 0; i < req.images_size(); ++i) {
@@ -202,7 +209,8 @@ absl::StatusOr<v1::EmbedImagesResponse> Classifier::EmbedImages(const v1::EmbedI
     if (!images.decoded[i].ok()) *e->mutable_error() = ToRpcStatus(images.decoded[i].status());
   }
   if (!images.valid.empty()) {
-    ASSIGN_OR_RETURN(BatchResult r, batcher_->Encode(ps_id, images.valid, deadline, cancelled));
+    ASSIGN_OR_RETURN(BatchResult r,
+                     batcher_->Encode(std::move(seat), ps_id, images.valid, deadline, cancelled));
     for (size_t v = 0; v < images.valid.size(); ++v) {
       auto* e = resp.mutable_embeddings(images.valid_index[v]);
       const float* f = r.features.row(static_cast<int64_t>(v));

@@ -160,6 +160,42 @@ TEST(BatcherTest, FullQueueIsResourceExhausted) {
   EXPECT_GT(exhausted.load(), 0);
 }
 
+// A reservation holds queue room from before decoding until Encode queues
+// the images; dropping it unused gives the room back, and Encode takes no
+// more images than were reserved.
+TEST(BatcherTest, ReservationsHoldQueueRoomUntilUsedOrDropped) {
+  engine::FakeEngine eng;
+  BatchingOptions bo;
+  bo.max_queue_images = 4;
+  Batcher batcher(&eng, bo);
+  auto three = batcher.Reserve(3);
+  ASSERT_OK(three);
+  EXPECT_EQ(three->images(), 3);
+  auto two = batcher.Reserve(2);
+  EXPECT_THAT(two, StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_EQ(ReasonOf(two.status()), "QUEUE_FULL");
+  auto one = batcher.Reserve(1);
+  ASSERT_OK(one);
+  *one = Batcher::Reservation();  // dropped unused: its room comes back
+  ASSERT_OK(batcher.Reserve(1));  // a temporary: reserved and dropped at once
+  engine::Image img = Solid(1, 2, 3);
+  // Two of the three reserved images decoded: the request is queued with two.
+  auto r = batcher.Encode(std::move(*three), "", {&img, &img}, absl::InfiniteFuture(), nullptr);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->features.rows, 2);
+  EXPECT_EQ(batcher.queued_images(), 0);
+  // Everything was given back: the whole queue can be reserved again.
+  auto all = batcher.Reserve(4);
+  ASSERT_OK(all);
+  *all = Batcher::Reservation();
+  auto small = batcher.Reserve(1);
+  ASSERT_OK(small);
+  EXPECT_THAT(batcher.Encode(std::move(*small), "", {&img, &img}, absl::InfiniteFuture(), nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  // An empty queue admits one request however large, as before.
+  EXPECT_OK(batcher.Reserve(100));
+}
+
 TEST(BatcherTest, EngineErrorsReachEveryRequestOfTheBatch) {
   engine::FakeEngineOptions fo;
   fo.fail_encode = true;

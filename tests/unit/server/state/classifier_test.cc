@@ -62,6 +62,35 @@ TEST_F(ClassifierTest, InlineClassesWithAPerImageError) {
   EXPECT_EQ(cache_->misses(), 1);
 }
 
+// Issue 14: a request that cannot be queued is refused before its images
+// are decoded or its class names encoded. The images here do not decode, so
+// before the queue place was taken first this request was answered OK with
+// one decode error per image, having paid for the decodes.
+TEST_F(ClassifierTest, AFullQueueRefusesBeforeDecoding) {
+  const BatchingOptions defaults;
+  auto held = batcher_->Reserve(defaults.max_queue_images);
+  ASSERT_OK(held);
+  v1::ClassifyRequest req;
+  for (const char* n : {"red", "green"}) req.mutable_inline_classes()->add_names(n);
+  req.add_images()->set_encoded("not an image");
+  req.add_images()->set_encoded("nor this");
+  auto refused = Classify(req);
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_EQ(ReasonOf(refused.status()), "QUEUE_FULL");
+  v1::EmbedImagesRequest embed;
+  embed.add_images()->set_encoded("not an image");
+  EXPECT_THAT(classifier_->EmbedImages(embed, absl::InfiniteFuture(), [] { return false; }),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  // Once the room is given back the same request is admitted and answered
+  // with its per-image errors.
+  *held = Batcher::Reservation();
+  auto resp = Classify(req);
+  ASSERT_OK(resp);
+  ASSERT_EQ(resp->results_size(), 2);
+  EXPECT_EQ(resp->results(0).error().code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(batcher_->queued_images(), 0);
+}
+
 TEST_F(ClassifierTest, ClassSetsAndRefusals) {
   v1::CreateClassSetRequest cs;
   cs.set_class_set_id("rg");
