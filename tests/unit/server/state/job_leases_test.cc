@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include <atomic>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -15,10 +16,12 @@
 
 #include "core/image/image_io.h"
 #include "core/metrics/families.h"
+#include "core/store/file_store.h"
 #include "core/store/store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/state/dataset_registry.h"
+#include "server/state/file_refs.h"
 #include "server/state/job_runner.h"
 #include "server/state/logging.h"
 #include "server/state/prompt_set_registry.h"
@@ -43,6 +46,11 @@ std::string SolidPng(uint8_t r, uint8_t g, uint8_t b) {
 
 // One replica's server core over the shared store.
 struct Replica {
+  // Its own data folder (scratch); only the store and the file store are
+  // shared.
+  std::string data_dir;
+  std::unique_ptr<store::FileStore> files;
+  std::unique_ptr<FileRefs> file_refs;
   std::unique_ptr<engine::FakeEngine> engine;
   metrics::MetricFamilies registry;
   std::unique_ptr<ServerMetrics> metrics;
@@ -73,25 +81,34 @@ class JobLeasesTest : public ::testing::Test {
 
   Replica& Start(const std::string& owner, engine::FakeEngineOptions eo) {
     auto r = std::make_unique<Replica>();
+    r->data_dir = dir_ + "/" + owner;
+    std::filesystem::create_directories(r->data_dir);
+    auto files = store::OpenSharedDirFileStore(SharedFiles());
+    EXPECT_OK(files);
+    r->files = std::move(*files);
+    FileRefsOptions fro;
+    fro.grace = absl::Hours(1);
+    r->file_refs = std::make_unique<FileRefs>(store_.get(), r->files.get(), logger_.get(), fro);
     r->engine = std::make_unique<engine::FakeEngine>(eo);
     auto m = ServerMetrics::Create(&r->registry);
     EXPECT_OK(m);
     r->metrics = std::move(*m);
-    r->datasets = std::make_unique<DatasetRegistry>(store_.get(), &clock_, logger_.get(),
-                                                    DatasetRegistryOptions{dir_, {}, limits_});
+    r->datasets =
+        std::make_unique<DatasetRegistry>(store_.get(), r->file_refs.get(), &clock_, logger_.get(),
+                                          DatasetRegistryOptions{r->data_dir, {}, limits_});
     r->prompt_sets = std::make_unique<PromptSetRegistry>(
-        store_.get(), r->engine.get(), &clock_, r->metrics.get(), logger_.get(),
-        PromptSetRegistryOptions{dir_, limits_, absl::Seconds(2)});
+        store_.get(), r->file_refs.get(), r->engine.get(), &clock_, r->metrics.get(), logger_.get(),
+        PromptSetRegistryOptions{r->data_dir, limits_, absl::Seconds(2)});
     JobRunnerOptions o;
-    o.data_dir = dir_;
+    o.data_dir = r->data_dir;
     o.limits = limits_;
     o.shared_store = true;
     o.owner = owner;
     o.lease = absl::Seconds(15);
     o.cancel_poll = absl::Milliseconds(20);
-    r->runner = std::make_unique<JobRunner>(store_.get(), r->engine.get(), r->datasets.get(),
-                                            r->prompt_sets.get(), &clock_, r->metrics.get(),
-                                            logger_.get(), o);
+    r->runner = std::make_unique<JobRunner>(store_.get(), r->file_refs.get(), r->engine.get(),
+                                            r->datasets.get(), r->prompt_sets.get(), &clock_,
+                                            r->metrics.get(), logger_.get(), o);
     replicas_.push_back(std::move(r));
     return *replicas_.back();
   }
@@ -143,6 +160,9 @@ class JobLeasesTest : public ::testing::Test {
     r.data = job.SerializeAsString();
     ASSERT_OK(store_->Update(store::Kind::kJob, r, r.version));
   }
+
+  // The folder every replica's file store opens (a ReadWriteMany volume).
+  std::string SharedFiles() const { return dir_ + "/shared-files"; }
 
   std::string dir_;
   std::FILE* log_ = nullptr;
