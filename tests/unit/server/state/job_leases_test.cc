@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -34,6 +35,7 @@ namespace provp::server {
 namespace {
 
 using ::testing::HasSubstr;
+using ::provp::testing::StatusIs;
 
 std::string SolidPng(uint8_t r, uint8_t g, uint8_t b) {
   image::RgbImage img;
@@ -243,6 +245,71 @@ TEST_F(JobLeasesTest, ACancelOnOneReplicaStopsTheJobRunningOnAnother) {
   ASSERT_OK(job);
   EXPECT_EQ(job->state(), v1::TuningJob::CANCELLED);
   EXPECT_LT(job->progress().epoch(), 1000);
+}
+
+// Replicas share only the store and the file store: a checkpoint written by
+// one is resumed from by another through the key in the job record, the
+// prompt set it publishes is loaded elsewhere by its content key, and a
+// damaged file is DATA_LOSS on the replica that reads it, not a crash.
+TEST_F(JobLeasesTest, CheckpointsAndPromptSetsAreReadByContentKeyOnOtherReplicas) {
+  engine::FakeEngineOptions eo = QuickEngine();
+  eo.default_epochs = 4;
+  Replica* writer = nullptr;
+  eo.before_step = [&writer](int64_t step) {
+    if (step == 5 && writer != nullptr) writer->runner->Stop();  // after epoch 2
+  };
+  Replica& a = Start("replica-a", eo);
+  writer = &a;
+  MakeDataset(a);
+  ASSERT_OK(a.runner->Create(JobRequest("j1")));
+  ASSERT_TRUE(a.runner->RunNextQueued());
+  auto job = a.runner->Get("j1");
+  ASSERT_OK(job);
+  ASSERT_EQ(job->state(), v1::TuningJob::QUEUED);
+  const std::string checkpoint = job->checkpoint_key();
+  ASSERT_TRUE(store::IsContentKey(checkpoint)) << checkpoint;
+  writer = nullptr;
+
+  // Another replica, with its own (empty) data folder, takes it over.
+  engine::FakeEngineOptions four = QuickEngine();
+  four.default_epochs = 4;
+  Replica& c = Start("replica-c", four);
+  ASSERT_FALSE(std::filesystem::exists(c.data_dir + "/jobs/j1/checkpoint.safetensors"));
+  ASSERT_TRUE(c.runner->RunNextQueued());
+  job = c.runner->Get("j1");
+  ASSERT_OK(job);
+  ASSERT_EQ(job->state(), v1::TuningJob::SUCCEEDED);
+  EXPECT_EQ(job->checkpoint_key(), "");
+  auto events = c.runner->ListEvents("j1", 0, 0);
+  ASSERT_OK(events);
+  int checkpoints = 0;
+  bool resumed = false;
+  for (const auto& ev : *events) {
+    resumed |= ev.message().find("resumed from checkpoint after epoch 2") != std::string::npos;
+    checkpoints += ev.type() == v1::TuningJobEvent::CHECKPOINT;
+  }
+  EXPECT_TRUE(resumed);
+  EXPECT_EQ(checkpoints, 4) << "epochs 1-2 on a, 3-4 on c";
+
+  // The set c published is loaded on a from the shared file store.
+  auto ps = a.prompt_sets->Get("j1");
+  ASSERT_OK(ps);
+  ASSERT_TRUE(store::IsContentKey(ps->content_key()));
+  EXPECT_OK(a.prompt_sets->GetLoaded("j1"));
+  auto exported = a.prompt_sets->ReadFile("j1");
+  ASSERT_OK(exported);
+  EXPECT_EQ(store::ContentKey(*exported), ps->content_key());
+
+  // Damage the shared file: a replica that has not loaded it yet answers
+  // DATA_LOSS for a load and an export.
+  auto path = a.files->LocalPath(ps->content_key());
+  ASSERT_OK(path);
+  std::ofstream(*path, std::ios::trunc) << R"({"fake_prompt_set":1,"tampered":true})";
+  Replica& d = Start("replica-d", four);
+  EXPECT_THAT(d.prompt_sets->GetLoaded("j1"), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(d.prompt_sets->ReadFile("j1"), StatusIs(absl::StatusCode::kDataLoss));
+  // The replica that had it loaded keeps serving what it loaded.
+  EXPECT_OK(a.prompt_sets->GetLoaded("j1"));
 }
 
 }  // namespace
