@@ -683,6 +683,10 @@ absl::StatusOr<engine::TuningOutcome> JobRunner::Train(const std::string& id, v1
                      absl::StrCat(job.dataset(), " no longer exists"));
   }
   auto manifest = datasets_->ReadManifest(*ds);
+  if (!manifest.ok() && manifest.status().code() == absl::StatusCode::kDataLoss) {
+    return MakeError(absl::StatusCode::kDataLoss, "DATASET_DAMAGED",
+                     absl::StrCat("dataset files: ", manifest.status().message()));
+  }
   if (!manifest.ok()) {
     return MakeError(absl::StatusCode::kFailedPrecondition, "DATASET_MISSING",
                      absl::StrCat("dataset files: ", manifest.status().message()));

@@ -182,6 +182,7 @@ TEST_F(FileRefsTest, ADamagedManifestStopsTheSweep) {
   ASSERT_TRUE(runner_->RunNextQueued());
   v1::TuningJob job = MustGet("j1");
   EXPECT_EQ(job.state(), v1::TuningJob::FAILED);
+  EXPECT_EQ(job.error().code(), static_cast<int>(absl::StatusCode::kDataLoss));
   EXPECT_THAT(job.error().message(), HasSubstr("does not match its key"));
 }
 

@@ -34,8 +34,8 @@
 namespace provp::server {
 namespace {
 
-using ::testing::HasSubstr;
 using ::provp::testing::StatusIs;
+using ::testing::HasSubstr;
 
 std::string SolidPng(uint8_t r, uint8_t g, uint8_t b) {
   image::RgbImage img;
