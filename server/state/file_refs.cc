@@ -89,10 +89,11 @@ absl::StatusOr<std::set<std::string>> FileRefs::ReferencedKeys(bool checkpoints_
   return keys;
 }
 
-absl::StatusOr<bool> FileRefs::RemoveLocked(const std::string& key) {
+absl::StatusOr<bool> FileRefs::RemoveLocked(const std::string& key, bool with_grace) {
   if (pins_.count(key) > 0) return false;
-  const absl::Time cutoff =
-      options_.grace > absl::ZeroDuration() ? absl::Now() - options_.grace : absl::InfiniteFuture();
+  const absl::Time cutoff = with_grace && options_.grace > absl::ZeroDuration()
+                                ? absl::Now() - options_.grace
+                                : absl::InfiniteFuture();
   return files_->Remove(key, cutoff);
 }
 
@@ -112,7 +113,7 @@ void FileRefs::Release(const std::vector<std::string>& keys) {
   std::set<std::string> done;
   for (const std::string& key : keys) {
     if (referenced->count(key) > 0 || !done.insert(key).second) continue;
-    absl::StatusOr<bool> removed = RemoveLocked(key);
+    absl::StatusOr<bool> removed = RemoveLocked(key, /*with_grace=*/true);
     if (!removed.ok()) {
       logger_->Warning("cannot remove an unused file",
                        {{"key", key}, {"error", removed.status().ToString()}});
@@ -130,7 +131,10 @@ void FileRefs::ReleaseCheckpoint(const std::string& key) {
     return;
   }
   if (referenced->count(key) > 0) return;
-  absl::StatusOr<bool> removed = RemoveLocked(key);
+  // No grace: a checkpoint's writer records its key within the same
+  // progress write (milliseconds), and each epoch would otherwise leave
+  // one behind until the sweep.
+  absl::StatusOr<bool> removed = RemoveLocked(key, /*with_grace=*/false);
   if (!removed.ok()) {
     logger_->Warning("cannot remove an old checkpoint",
                      {{"key", key}, {"error", removed.status().ToString()}});
@@ -147,7 +151,7 @@ absl::StatusOr<FileSweepResult> FileRefs::Sweep() {
   FileSweepResult result;
   for (const store::StoredFile& f : stored) {
     if (referenced.count(f.key) > 0) continue;
-    absl::StatusOr<bool> removed = RemoveLocked(f.key);
+    absl::StatusOr<bool> removed = RemoveLocked(f.key, /*with_grace=*/true);
     if (!removed.ok()) {
       logger_->Warning("cannot remove an unused file",
                        {{"key", f.key}, {"error", removed.status().ToString()}});

@@ -85,7 +85,11 @@ class FileRefs {
   // Release for a job's replaced or finished checkpoint: only unfinished
   // jobs refer to checkpoints (no other record holds checkpoint bytes: a
   // prompt-set import and an upload both validate their contents), so only
-  // those are read.
+  // those are read, and there is no grace (pins still hold). The one case
+  // this does not cover: two identical jobs on two replicas writing
+  // byte-identical checkpoints within the same milliseconds; then one may
+  // lose its recorded checkpoint, and a resume from it reports that and
+  // starts over (JobRunner), losing time, not results.
   void ReleaseCheckpoint(const std::string& key);
 
   // Removes every stored file that no record refers to and that is older
@@ -98,8 +102,9 @@ class FileRefs {
   void PinKey(Pin& pin, const std::string& key);
   // Keys named by records (all, or unfinished jobs' checkpoints only).
   absl::StatusOr<std::set<std::string>> ReferencedKeys(bool checkpoints_only) const;
-  // Removes `key` unless pinned or stored within the grace. Requires mu_.
-  absl::StatusOr<bool> RemoveLocked(const std::string& key);
+  // Removes `key` unless pinned or (with_grace) stored within the grace.
+  // Requires mu_.
+  absl::StatusOr<bool> RemoveLocked(const std::string& key, bool with_grace);
 
   store::Store* const store_;
   store::FileStore* const files_;
