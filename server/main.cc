@@ -74,6 +74,15 @@ int main(int argc, char** argv) {
                  "state store: postgresql://user[:password]@host:port/db shared by replicas, "
                  "or sqlite:PATH; default SQLite in --data-dir")
       ->envname("PROVP_STORE");
+  app.add_option("--file-store", o.file_store,
+                 "folder holding dataset images, prompt-set files and checkpoints by content hash; "
+                 "replicas share it (a ReadWriteMany volume); default --data-dir/blobs")
+      ->envname("PROVP_FILE_STORE");
+  app.add_option("--file-store-grace-seconds", o.file_store_grace_seconds,
+                 "with a shared store, an unused file is removed only once it is this old (longer "
+                 "than any upload takes)")
+      ->envname("PROVP_FILE_STORE_GRACE_SECONDS")
+      ->capture_default_str();
   app.add_option("--role", o.role,
                  "all, inference (never runs tuning jobs) or tuning (runs jobs; prompt sets load "
                  "on demand); inference/tuning need a shared --store")

@@ -6,10 +6,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
 #include <filesystem>
 #include <mutex>
 #include <optional>
 #include <system_error>
+#include <thread>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
@@ -38,6 +40,8 @@
 #include "server/state/classifier.h"
 #include "server/state/crash_sweep.h"
 #include "server/state/dataset_registry.h"
+#include "server/state/file_migration.h"
+#include "server/state/file_refs.h"
 #include "server/state/job_runner.h"
 #include "server/state/logging.h"
 #include "server/state/prompt_set_registry.h"
@@ -88,6 +92,8 @@ struct Server::Impl {
   std::atomic<bool> draining{false};
   std::unique_ptr<engine::Engine> engine;
   std::unique_ptr<store::Store> store;
+  std::unique_ptr<store::FileStore> files;
+  std::unique_ptr<FileRefs> file_refs;
   std::unique_ptr<Logger> logger;
   std::unique_ptr<ApiKeys> keys;
   metrics::MetricFamilies families;
@@ -129,6 +135,25 @@ struct Server::Impl {
   }
   std::mutex shutdown_mu;
   bool shut_down = false;
+
+  // With a shared store: the hourly sweep of unused files (FileRefs).
+  std::thread file_sweeper;
+  std::mutex sweeper_mu;
+  std::condition_variable sweeper_cv;
+  bool sweeper_stop = false;
+
+  void SweepFiles() {
+    absl::StatusOr<FileSweepResult> swept = file_refs->Sweep();
+    if (!swept.ok()) {
+      logger->Warning("the sweep of unused files did not run",
+                      {{"error", swept.status().ToString()}});
+    } else if (swept->removed > 0) {
+      logger->Info("removed files no record refers to",
+                   {{"count", absl::StrCat(swept->removed)},
+                    {"bytes", absl::StrCat(swept->removed_bytes)},
+                    {"kept_recent", absl::StrCat(swept->kept_recent)}});
+    }
+  }
 
   void SetHealth(bool serving) {
     ready = serving;
@@ -231,6 +256,33 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
     for (const std::string& failure : swept.failed) {
       m.logger->Warning("cannot remove a crash leftover", {{"error", failure}});
     }
+  }
+  {
+    // Files by content key. Beside other replicas, a temporary file in it
+    // may be another replica's write in progress: only day-old ones go.
+    store::SharedDirOptions fo;
+    fo.root = options.file_store.empty() ? options.data_dir + "/blobs" : options.file_store;
+    fo.leftover_min_age = shared ? absl::Hours(24) : absl::ZeroDuration();
+    ASSIGN_OR_RETURN(m.files, store::OpenSharedDirFileStore(fo));
+    if (!(options.file_store_grace_seconds >= 0)) {
+      return absl::InvalidArgumentError("--file-store-grace-seconds must be >= 0");
+    }
+    FileRefsOptions ro;
+    ro.grace = shared ? absl::Seconds(options.file_store_grace_seconds) : absl::ZeroDuration();
+    m.file_refs = std::make_unique<FileRefs>(m.store.get(), m.files.get(), m.logger.get(), ro);
+    // An older data folder's files by name move into the file store.
+    FileMigrationResult moved =
+        MigrateNameAddressedFiles(m.store.get(), m.file_refs.get(), options.data_dir);
+    if (moved.prompt_sets > 0 || moved.datasets > 0) {
+      m.logger->Info("moved name-addressed files into the file store",
+                     {{"prompt_sets", absl::StrCat(moved.prompt_sets)},
+                      {"datasets", absl::StrCat(moved.datasets)},
+                      {"file_store", fo.root}});
+    }
+    for (const std::string& failure : moved.failed) {
+      m.logger->Warning("left in the old layout (read from there)", {{"error", failure}});
+    }
+    m.SweepFiles();
   }
   if (options.api_keys_file.empty()) {
     m.keys = ApiKeys::Disabled();
@@ -373,10 +425,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
   Logger* logger = m.logger.get();
   store::Store* store = m.store.get();
   m.datasets = std::make_unique<DatasetRegistry>(
-      store, m.clock, logger,
+      store, m.file_refs.get(), m.clock, logger,
       DatasetRegistryOptions{options.data_dir, options.dataset_roots, options.limits});
   m.prompt_sets = std::make_unique<PromptSetRegistry>(
-      store, m.engine.get(), m.clock, sm, logger,
+      store, m.file_refs.get(), m.engine.get(), m.clock, sm, logger,
       PromptSetRegistryOptions{
           options.data_dir, options.limits,
           shared ? absl::Seconds(options.prompt_set_refresh_seconds) : absl::ZeroDuration()});
@@ -391,8 +443,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
   job_options.shared_store = shared;
   job_options.lease = absl::Seconds(options.job_lease_seconds);
   job_options.owner = ReplicaId();
-  m.jobs = std::make_unique<JobRunner>(store, m.engine.get(), m.datasets.get(), m.prompt_sets.get(),
-                                       m.clock, sm, logger, job_options);
+  m.jobs = std::make_unique<JobRunner>(store, m.file_refs.get(), m.engine.get(), m.datasets.get(),
+                                       m.prompt_sets.get(), m.clock, sm, logger, job_options);
   const RpcEnv rpc_env{*m.logger, *m.keys, *m.metrics, m.draining};
   m.classification = std::make_unique<ClassificationServiceImpl>(rpc_env, m.classifier.get());
   m.class_set_service = std::make_unique<ClassSetServiceImpl>(rpc_env, m.class_sets.get());
@@ -496,6 +548,21 @@ absl::Status Server::Start() {
   // inference replica never runs jobs (they wait for a tuning replica).
   if (o.role != "tuning") m.prompt_sets->Recover();
   if (o.role != "inference") m.jobs->Start();
+  if (store::IsSharedStore(o.store)) {
+    // Alone, removals are immediate and the start-up sweep catches what a
+    // crash left; beside other replicas the grace defers removals, so they
+    // happen here.
+    Impl* impl = &m;
+    m.file_sweeper = std::thread([impl] {
+      std::unique_lock<std::mutex> lock(impl->sweeper_mu);
+      while (!impl->sweeper_cv.wait_for(lock, std::chrono::hours(1),
+                                        [impl] { return impl->sweeper_stop; })) {
+        lock.unlock();
+        impl->SweepFiles();
+        lock.lock();
+      }
+    });
+  }
   // The port file is written last, so a test that sees it can rely on
   // SERVING.
   m.SetHealth(true);
@@ -519,6 +586,12 @@ void Server::Shutdown() {
   m.draining = true;
   m.SetHealth(false);
   if (m.jobs) m.jobs->Stop();
+  {
+    std::lock_guard<std::mutex> l(m.sweeper_mu);
+    m.sweeper_stop = true;
+  }
+  m.sweeper_cv.notify_all();
+  if (m.file_sweeper.joinable()) m.file_sweeper.join();
   if (m.grpc_server) {
     auto deadline =
         std::chrono::system_clock::now() +
@@ -553,6 +626,9 @@ std::string Server::ConfigSummary() const {
                          " http_timeout_seconds=", o.http_timeout_seconds, " http_allow_origin=",
                          o.http_allow_origin.empty() ? "(no CORS)" : o.http_allow_origin),
       absl::StrCat("data_dir=", o.data_dir, " role=", o.role),
+      absl::StrCat("file_store=", o.file_store.empty() ? o.data_dir + "/blobs" : o.file_store,
+                   " file_store_grace_seconds=",
+                   store::IsSharedStore(o.store) ? o.file_store_grace_seconds : 0.0),
       absl::StrCat("store=",
                    o.store.empty() ? "sqlite (data_dir/state.db)" : store::RedactStoreSpec(o.store),
                    " job_lease_seconds=", o.job_lease_seconds),

@@ -36,9 +36,19 @@ struct ServerOptions {
   // State: SQLite database, datasets, prompt sets, checkpoints.
   std::string data_dir = "./provp-data";
   // Where records live (store::OpenStore): "" = SQLite in data_dir,
-  // "postgresql://..." = a PostgreSQL shared by replicas (data_dir must then
-  // be a folder they all mount: datasets, prompt sets, checkpoints).
+  // "postgresql://..." = a PostgreSQL shared by replicas (file_store must
+  // then be a folder they all mount).
   std::string store;
+  // The file store (store::OpenSharedDirFileStore): dataset images,
+  // prompt-set files and checkpoints by content key. "" = data_dir/blobs.
+  // data_dir itself then holds only per-replica scratch (job working files,
+  // import staging) and, without a shared store, the SQLite database.
+  std::string file_store;
+  // With a shared store: a file no record refers to is removed only once it
+  // was last stored this long ago (another replica may be about to record
+  // it), so it must exceed the longest upload. Alone (SQLite) removal is
+  // immediate. Unused files are swept at start and, shared, every hour.
+  double file_store_grace_seconds = 86400;
   // What this replica does: "all" (one process does everything), "inference"
   // (serves every RPC but never runs tuning jobs: they wait in the shared
   // queue for a tuning replica) or "tuning" (runs jobs; prompt sets load

@@ -3,11 +3,13 @@
 // same root, so on NFS/CephFS/EFS-style ReadWriteMany volumes the final
 // name appears only once its bytes are written and fsynced. Two replicas
 // storing the same content race harmlessly: both renames install identical
-// bytes.
+// bytes. Every mutating step goes through the util::Env (the fault seam)
+// except the stored-time refresh (utimensat), which changes no content.
 #include "core/store/file_store.h"
 
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -20,6 +22,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 
@@ -28,6 +31,8 @@ namespace {
 
 namespace fs = std::filesystem;
 constexpr absl::string_view kPrefix = "sha256:";
+constexpr size_t kHexSize = 64;
+constexpr size_t kChunk = size_t{1} << 20;
 
 class Sha256 {
  public:
@@ -53,84 +58,120 @@ class Sha256 {
   EVP_MD_CTX* ctx_;
 };
 
-absl::Status ErrnoError(const std::string& what, const std::string& path) {
-  return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
+bool IsHex(absl::string_view hex) {
+  if (hex.size() != kHexSize) return false;
+  for (char c : hex) {
+    if (!absl::ascii_isxdigit(static_cast<unsigned char>(c)) ||
+        absl::ascii_isupper(static_cast<unsigned char>(c))) {
+      return false;
+    }
+  }
+  return true;
 }
 
 // The hex digest of a well-formed key.
 absl::StatusOr<std::string> ParseKey(const std::string& key) {
-  if (!absl::StartsWith(key, kPrefix) || key.size() != kPrefix.size() + 64) {
+  if (!IsContentKey(key)) {
     return absl::InvalidArgumentError(absl::StrCat("'", key, "' is not a sha256:<hex> key"));
   }
-  std::string hex = key.substr(kPrefix.size());
-  for (char c : hex) {
-    if (!absl::ascii_isxdigit(c) || absl::ascii_isupper(c)) {
-      return absl::InvalidArgumentError(absl::StrCat("'", key, "' is not a sha256:<hex> key"));
-    }
+  return key.substr(kPrefix.size());
+}
+
+absl::Time MtimeOf(const struct stat& st) {
+  return absl::FromUnixSeconds(st.st_mtim.tv_sec) + absl::Nanoseconds(st.st_mtim.tv_nsec);
+}
+
+// Streams the file at `path` through SHA-256; NOT_FOUND when absent.
+absl::StatusOr<std::string> HashFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return util::ErrnoToStatus(errno == 0 ? ENOENT : errno, "cannot open", path);
+  Sha256 sha;
+  std::string buf(kChunk, '\0');
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const std::streamsize n = in.gcount();
+    if (n <= 0) break;
+    sha.Update(buf.data(), static_cast<size_t>(n));
   }
-  return hex;
+  if (in.bad()) return absl::DataLossError(absl::StrCat("cannot read ", path));
+  return sha.HexDigest();
 }
 
 class SharedDirFileStore : public FileStore {
  public:
-  explicit SharedDirFileStore(std::string root) : root_(std::move(root)) {}
+  SharedDirFileStore(std::string root, util::Env* env) : root_(std::move(root)), env_(env) {}
 
   absl::StatusOr<std::string> Put(absl::string_view bytes) override {
     const std::string key = ContentKey(bytes);
-    ASSIGN_OR_RETURN(std::string hex, ParseKey(key));
-    if (fs::exists(PathOf(hex))) return key;
-    RETURN_IF_ERROR(Install(hex, [&](int fd, const std::string& tmp) -> absl::Status {
-      return WriteAll(fd, bytes.data(), bytes.size(), tmp);
-    }));
+    const std::string hex = key.substr(kPrefix.size());
+    if (Refresh(hex, bytes.size())) return key;
+    const std::string tmp = TempPath();
+    absl::Status s = WriteTemp(tmp, [&](util::WritableFile& f) { return f.Append(bytes); });
+    if (s.ok()) s = Install(tmp, hex);
+    if (!s.ok()) return s;
     return key;
   }
 
   absl::StatusOr<std::string> PutFile(const std::string& path) override {
     // Copy to a temporary name while hashing, then rename to the digest.
-    const std::string tmp = TempPath();
-    int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (out < 0) return ErrnoError("create", tmp);
     std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      ::close(out);
-      ::unlink(tmp.c_str());
-      return absl::NotFoundError(absl::StrCat("cannot read ", path));
-    }
+    if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
     Sha256 sha;
-    std::string buf(1 << 20, '\0');
-    absl::Status s;
-    while (s.ok() && in) {
-      in.read(buf.data(), buf.size());
-      const std::streamsize n = in.gcount();
-      if (n <= 0) break;
-      sha.Update(buf.data(), n);
-      s = WriteAll(out, buf.data(), n, tmp);
-    }
-    if (s.ok() && in.bad()) s = absl::DataLossError(absl::StrCat("reading ", path));
-    if (s.ok() && ::fsync(out) != 0) s = ErrnoError("fsync", tmp);
-    ::close(out);
+    uint64_t copied = 0;
+    const std::string tmp = TempPath();
+    absl::Status s = WriteTemp(tmp, [&](util::WritableFile& f) -> absl::Status {
+      std::string buf(kChunk, '\0');
+      while (in) {
+        in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+        const std::streamsize n = in.gcount();
+        if (n <= 0) break;
+        sha.Update(buf.data(), static_cast<size_t>(n));
+        copied += static_cast<uint64_t>(n);
+        RETURN_IF_ERROR(f.Append(absl::string_view(buf.data(), static_cast<size_t>(n))));
+      }
+      if (in.bad()) return absl::DataLossError(absl::StrCat("reading ", path));
+      return absl::OkStatus();
+    });
+    if (!s.ok()) return s;
     const std::string hex = sha.HexDigest();
-    if (s.ok()) s = Rename(tmp, hex);
-    if (!s.ok()) {
-      ::unlink(tmp.c_str());
-      return s;
+    if (Refresh(hex, copied)) {
+      env_->RemoveFile(tmp).IgnoreError();
+    } else {
+      RETURN_IF_ERROR(Install(tmp, hex));
     }
     return absl::StrCat(kPrefix, hex);
   }
 
   absl::StatusOr<std::string> LocalPath(const std::string& key) override {
     ASSIGN_OR_RETURN(std::string hex, ParseKey(key));
-    std::string path = PathOf(hex);
-    std::error_code ec;
-    if (!fs::exists(path, ec)) return absl::NotFoundError(absl::StrCat(key, " is not stored"));
+    const std::string path = PathOf(hex);
+    absl::StatusOr<std::string> digest = HashFile(path);
+    if (!digest.ok()) {
+      if (digest.status().code() == absl::StatusCode::kNotFound) {
+        return absl::NotFoundError(absl::StrCat(key, " is not stored (", path, ")"));
+      }
+      return digest.status();
+    }
+    if (*digest != hex) {
+      return absl::DataLossError(
+          absl::StrCat(path, " does not match its key ", key, " (the stored file is damaged)"));
+    }
     return path;
   }
 
   absl::StatusOr<std::string> Read(const std::string& key, uint64_t max_bytes) override {
-    ASSIGN_OR_RETURN(std::string path, LocalPath(key));
-    ASSIGN_OR_RETURN(std::string data, util::ReadFile(path, max_bytes));
-    if (ContentKey(data) != key) {
-      return absl::DataLossError(absl::StrCat(path, " does not match its key ", key));
+    ASSIGN_OR_RETURN(std::string hex, ParseKey(key));
+    const std::string path = PathOf(hex);
+    absl::StatusOr<std::string> data = util::ReadFile(path, max_bytes);
+    if (!data.ok()) {
+      if (data.status().code() == absl::StatusCode::kNotFound) {
+        return absl::NotFoundError(absl::StrCat(key, " is not stored (", path, ")"));
+      }
+      return data.status();
+    }
+    if (ContentKey(*data) != key) {
+      return absl::DataLossError(
+          absl::StrCat(path, " does not match its key ", key, " (the stored file is damaged)"));
     }
     return data;
   }
@@ -141,77 +182,153 @@ class SharedDirFileStore : public FileStore {
     return fs::exists(PathOf(hex), ec);
   }
 
-  absl::Status Remove(const std::string& key) override {
-    ASSIGN_OR_RETURN(std::string hex, ParseKey(key));
+  absl::StatusOr<std::vector<StoredFile>> List() override {
+    std::vector<StoredFile> out;
     std::error_code ec;
-    fs::remove(PathOf(hex), ec);
-    if (ec) return absl::InternalError(absl::StrCat("remove ", key, ": ", ec.message()));
-    return absl::OkStatus();
-  }
-
-  absl::Status Init() {
-    std::error_code ec;
-    fs::create_directories(root_ + "/tmp", ec);
-    if (!ec) fs::create_directories(root_ + "/sha256", ec);
-    if (ec)
-      return absl::InvalidArgumentError(absl::StrCat("file store ", root_, ": ", ec.message()));
-    return absl::OkStatus();
-  }
-
- private:
-  std::string PathOf(const std::string& hex) const {
-    return absl::StrCat(root_, "/sha256/", hex.substr(0, 2), "/", hex);
-  }
-
-  std::string TempPath() {
-    static thread_local std::mt19937_64 rng(std::random_device{}());
-    return absl::StrCat(root_, "/tmp/", getpid(), "-", rng(), ".part");
-  }
-
-  static absl::Status WriteAll(int fd, const char* p, size_t n, const std::string& path) {
-    while (n > 0) {
-      ssize_t w = ::write(fd, p, n);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return ErrnoError("write", path);
+    for (auto dir = fs::directory_iterator(root_ + "/sha256", ec); !ec && dir != fs::end(dir);
+         dir.increment(ec)) {
+      std::error_code inner;
+      for (auto it = fs::directory_iterator(dir->path(), inner); !inner && it != fs::end(it);
+           it.increment(inner)) {
+        const std::string hex = it->path().filename().string();
+        if (!IsHex(hex)) continue;  // not ours (a stray file)
+        struct stat st {};
+        if (::stat(it->path().c_str(), &st) != 0) continue;  // removed meanwhile
+        out.push_back(
+            StoredFile{absl::StrCat(kPrefix, hex), MtimeOf(st), static_cast<uint64_t>(st.st_size)});
       }
-      p += w;
-      n -= static_cast<size_t>(w);
+      if (inner) ec = inner;
+    }
+    if (ec && ec != std::errc::no_such_file_or_directory) {
+      return util::ErrnoToStatus(ec.value(), "cannot list", root_ + "/sha256");
+    }
+    return out;
+  }
+
+  absl::StatusOr<bool> Remove(const std::string& key, absl::Time stored_before) override {
+    ASSIGN_OR_RETURN(std::string hex, ParseKey(key));
+    const std::string path = PathOf(hex);
+    // Move it out of view first, then look at its stored time: a writer
+    // that refreshed it before the move is seen here (it stays), one that
+    // comes after the move finds no file and writes it again.
+    const std::string trash = absl::StrCat(root_, "/trash/", hex, ".", RandomHex());
+    absl::Status moved = env_->RenameFile(path, trash);
+    if (!moved.ok()) {
+      if (moved.code() == absl::StatusCode::kNotFound) return false;
+      return moved;
+    }
+    struct stat st {};
+    if (::stat(trash.c_str(), &st) != 0) {
+      // Restored by an open's leftover pass of another process.
+      return false;
+    }
+    if (MtimeOf(st) >= stored_before) {
+      absl::Status back = env_->RenameFile(trash, path);
+      if (!back.ok() && back.code() != absl::StatusCode::kNotFound) {
+        return absl::Status(back.code(),
+                            absl::StrCat("cannot put back ", key, " (left in ", trash,
+                                         "; the next open restores it): ", back.message()));
+      }
+      return false;
+    }
+    absl::Status removed = env_->RemoveFile(trash);
+    if (!removed.ok() && removed.code() != absl::StatusCode::kNotFound) return removed;
+    return true;
+  }
+
+  absl::Status Open(absl::Duration leftover_min_age) {
+    for (const char* sub : {"/tmp", "/sha256", "/trash"}) {
+      absl::Status s = env_->CreateDirs(root_ + sub);
+      if (!s.ok()) {
+        return absl::Status(s.code(), absl::StrCat("file store ", root_, ": ", s.message()));
+      }
+    }
+    // Interrupted writes: their temporary files hold no key anyone uses.
+    // Interrupted removals: the file may still be in use, so it goes back;
+    // a later sweep removes it if nothing refers to it.
+    const fs::file_time_type::clock::time_point now = fs::file_time_type::clock::now();
+    auto old_enough = [&](const fs::directory_entry& e) {
+      std::error_code ec;
+      const auto mtime = e.last_write_time(ec);
+      return !ec && absl::FromChrono(now - mtime) >= leftover_min_age;
+    };
+    std::error_code ec;
+    for (auto it = fs::directory_iterator(root_ + "/tmp", ec); !ec && it != fs::end(it);
+         it.increment(ec)) {
+      if (old_enough(*it)) env_->RemoveFile(it->path().string()).IgnoreError();
+    }
+    for (auto it = fs::directory_iterator(root_ + "/trash", ec); !ec && it != fs::end(it);
+         it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      const std::string hex = name.substr(0, name.find('.'));
+      if (!IsHex(hex) || !old_enough(*it)) continue;
+      if (env_->CreateDirs(DirOf(hex)).ok()) {
+        env_->RenameFile(it->path().string(), PathOf(hex)).IgnoreError();
+      }
     }
     return absl::OkStatus();
   }
 
+ private:
+  std::string DirOf(const std::string& hex) const {
+    return absl::StrCat(root_, "/sha256/", hex.substr(0, 2));
+  }
+  std::string PathOf(const std::string& hex) const { return absl::StrCat(DirOf(hex), "/", hex); }
+
+  static std::string RandomHex() {
+    static thread_local std::mt19937_64 rng(std::random_device{}());
+    return absl::StrCat(absl::Hex(rng(), absl::kZeroPad16));
+  }
+
+  std::string TempPath() const {
+    return absl::StrCat(root_, "/tmp/", getpid(), "-", RandomHex(), ".part");
+  }
+
+  // Sets the stored time of an existing file to now; false when it is not
+  // there or has the wrong size (then the caller writes it again, which
+  // also repairs a truncated copy).
+  bool Refresh(const std::string& hex, uint64_t size) const {
+    const std::string path = PathOf(hex);
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || static_cast<uint64_t>(st.st_size) != size) return false;
+    return ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0) == 0;
+  }
+
+  // Creates `tmp`, lets `fill` write it, fsyncs and closes it; on failure
+  // the temporary file is removed.
   template <typename Fill>
-  absl::Status Install(const std::string& hex, Fill&& fill) {
-    const std::string tmp = TempPath();
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) return ErrnoError("create", tmp);
-    absl::Status s = fill(fd, tmp);
-    if (s.ok() && ::fsync(fd) != 0) s = ErrnoError("fsync", tmp);
-    ::close(fd);
-    if (s.ok()) s = Rename(tmp, hex);
-    if (!s.ok()) ::unlink(tmp.c_str());
+  absl::Status WriteTemp(const std::string& tmp, Fill&& fill) {
+    absl::StatusOr<std::unique_ptr<util::WritableFile>> file = env_->NewWritableFile(tmp);
+    if (!file.ok()) return file.status();
+    absl::Status s = fill(**file);
+    if (s.ok()) s = (*file)->Sync();
+    absl::Status closed = (*file)->Close();
+    if (s.ok()) s = closed;
+    if (!s.ok()) env_->RemoveFile(tmp).IgnoreError();
     return s;
   }
 
   // Moves a complete, fsynced temporary file to its content path and
   // fsyncs the folder so the name survives a crash.
-  absl::Status Rename(const std::string& tmp, const std::string& hex) {
-    const std::string dir = absl::StrCat(root_, "/sha256/", hex.substr(0, 2));
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) return absl::InternalError(absl::StrCat("mkdir ", dir, ": ", ec.message()));
-    const std::string final_path = PathOf(hex);
-    if (::rename(tmp.c_str(), final_path.c_str()) != 0) return ErrnoError("rename to", final_path);
-    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
+  absl::Status Install(const std::string& tmp, const std::string& hex) {
+    const std::string dir = DirOf(hex);
+    absl::Status s = env_->CreateDirs(dir);
+    if (s.ok()) s = env_->RenameFile(tmp, PathOf(hex));
+    if (!s.ok()) {
+      env_->RemoveFile(tmp).IgnoreError();
+      return s;
+    }
+    absl::Status synced = env_->SyncDir(dir);
+    if (!synced.ok()) {
+      return absl::Status(
+          synced.code(), absl::StrCat(PathOf(hex), " was written but may not survive a power cut: ",
+                                      synced.message()));
     }
     return absl::OkStatus();
   }
 
   const std::string root_;
+  util::Env* const env_;
 };
 
 }  // namespace
@@ -222,11 +339,22 @@ std::string ContentKey(absl::string_view bytes) {
   return absl::StrCat(kPrefix, sha.HexDigest());
 }
 
-absl::StatusOr<std::unique_ptr<FileStore>> OpenSharedDirFileStore(const std::string& root) {
-  if (root.empty()) return absl::InvalidArgumentError("file store root is empty");
-  auto store = std::make_unique<SharedDirFileStore>(root);
-  RETURN_IF_ERROR(store->Init());
+bool IsContentKey(absl::string_view key) {
+  return absl::StartsWith(key, kPrefix) && IsHex(key.substr(kPrefix.size()));
+}
+
+absl::StatusOr<std::unique_ptr<FileStore>> OpenSharedDirFileStore(const SharedDirOptions& options) {
+  if (options.root.empty()) return absl::InvalidArgumentError("file store root is empty");
+  auto store = std::make_unique<SharedDirFileStore>(
+      options.root, options.env ? options.env : util::Env::Default());
+  RETURN_IF_ERROR(store->Open(options.leftover_min_age));
   return std::unique_ptr<FileStore>(std::move(store));
+}
+
+absl::StatusOr<std::unique_ptr<FileStore>> OpenSharedDirFileStore(const std::string& root) {
+  SharedDirOptions options;
+  options.root = root;
+  return OpenSharedDirFileStore(options);
 }
 
 }  // namespace provp::store

@@ -1,13 +1,16 @@
 // The start-up sweep of what a crash (SIGKILL, power cut) can leave in the
-// data folder: upload staging folders (datasets/.upload-<id>-<hex>/),
-// prompt-set import staging files (prompt_sets/.import-<hex>) and the
+// data folder: upload staging folders of older versions
+// (datasets/.upload-<id>-<hex>/), prompt-set import staging files
+// (prompt_sets/.import-<hex>) and the
 // temporary files of atomic writes (<name>.provp-tmp-<pid>-<hex>, anywhere:
 // manifests, images, checkpoints, job results, prompt sets). None of them is
 // referenced by a record, so removing them restores the folder to what the
 // API says it holds. With a store shared by several replicas, another
 // replica may be writing such a file right now: then only entries older
-// than `min_age` go. Not thread-safe against writers of the same folder;
-// run it before serving.
+// than `min_age` go. The file store's own leftovers (tmp/, trash/) are
+// handled when it is opened (store::SharedDirOptions), and files stored but
+// never recorded by FileRefs::Sweep. Not thread-safe against writers of the
+// same folder; run it before serving.
 #pragma once
 
 #include <cstdint>

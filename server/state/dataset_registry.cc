@@ -17,6 +17,7 @@
 #include "core/util/error_reason.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
+#include "server/state/dataset_manifest.h"
 #include "server/state/errors.h"
 #include "server/state/job_states.h"
 #include "server/state/request_checks.h"
@@ -28,17 +29,6 @@ namespace provp::server {
 namespace {
 
 namespace fs = std::filesystem;
-
-const char* Extension(const std::string& bytes) {
-  if (bytes.size() >= 3 && static_cast<uint8_t>(bytes[0]) == 0xFF &&
-      static_cast<uint8_t>(bytes[1]) == 0xD8) {
-    return ".jpg";
-  }
-  if (bytes.size() >= 4 && bytes.compare(1, 3, "PNG") == 0) return ".png";
-  if (bytes.size() >= 12 && bytes.compare(0, 4, "RIFF") == 0) return ".webp";
-  if (bytes.size() >= 2 && bytes.compare(0, 2, "BM") == 0) return ".bmp";
-  return ".img";
-}
 
 // Shared checks of uploads and registrations: class names, novel subset,
 // shots; fills base/novel names and stats.
@@ -88,33 +78,32 @@ absl::Status FinishDataset(const std::vector<std::string>& names,
   return absl::OkStatus();
 }
 
-absl::Status WriteManifest(const std::string& path, const data::Dataset& d) {
-  nlohmann::json j;
-  j["name"] = d.name;
-  j["class_names"] = d.class_names;
-  nlohmann::json items = nlohmann::json::array();
-  for (auto split : {data::Split::kTrain, data::Split::kVal, data::Split::kTest}) {
-    for (const auto& it : d.items(split)) {
-      items.push_back(
-          {{"path", it.path}, {"label", it.label}, {"split", std::string(data::SplitName(split))}});
-    }
-  }
-  j["items"] = std::move(items);
-  return util::WriteFileAtomic(path, j.dump());
-}
-
 }  // namespace
 
-DatasetRegistry::DatasetRegistry(store::Store* store, const util::Clock* clock, Logger* logger,
-                                 DatasetRegistryOptions options)
+DatasetRegistry::DatasetRegistry(store::Store* store, FileRefs* files, const util::Clock* clock,
+                                 Logger* logger, DatasetRegistryOptions options)
     : table_(DatasetTable(store)),
       jobs_(JobTable(store)),
+      files_(files),
       clock_(clock),
       logger_(logger),
       options_(std::move(options)) {}
 
-std::string DatasetRegistry::ManifestPath(const std::string& id) const {
-  return absl::StrCat(options_.data_dir, "/datasets/", id, "/manifest.json");
+std::string DatasetRegistry::LegacyDir(const std::string& id) const {
+  return absl::StrCat(options_.data_dir, "/datasets/", id);
+}
+
+absl::StatusOr<data::Dataset> DatasetRegistry::ReadManifest(const v1::Dataset& ds) const {
+  if (ds.manifest_key().empty()) {
+    // Not moved into the file store (file_migration.h): the old layout.
+    data::LoadOptions lo;
+    lo.check_files = false;
+    const std::string id = ds.name().substr(std::string(kDatasets).size() + 1);
+    return data::LoadManifest(LegacyDir(id) + "/manifest.json", lo);
+  }
+  ASSIGN_OR_RETURN(std::string bytes,
+                   files_->files()->Read(ds.manifest_key(), uint64_t{512} << 20));
+  return ParseDatasetManifest(bytes, absl::StrCat("the manifest of ", ds.name()));
 }
 
 absl::Status DatasetRegistry::CheckCapacity(const std::string& id) const {
@@ -172,11 +161,9 @@ absl::StatusOr<v1::Dataset> DatasetRegistry::Upload(const ReadUploadMessage& rea
   }
   RETURN_IF_ERROR(CheckCapacity(meta.dataset_id()));
   const std::string id = meta.dataset_id();
-  const fs::path root = fs::path(options_.data_dir) / "datasets";
-  const fs::path staging = root / absl::StrCat(".upload-", id, "-", RandomHex(8));
-  std::error_code ec;
-  fs::create_directories(staging, ec);
-  if (ec) return absl::InternalError("cannot create " + staging.string() + ": " + ec.message());
+  // Each image goes into the file store as it arrives (no staging copy);
+  // the pin keeps them from removal until the record names the manifest.
+  FileRefs::Pin pin = files_->NewPin();
   auto body = [&]() -> absl::StatusOr<v1::Dataset> {
     data::Dataset d;
     d.name = id;
@@ -219,9 +206,8 @@ absl::StatusOr<v1::Dataset> DatasetRegistry::Upload(const ReadUploadMessage& rea
                                  absl::StrCat(field, ": ", decoded.status().message()),
                                  field + ".encoded");
         }
-        std::string file = absl::StrCat(index, Extension(img.encoded()));
-        RETURN_IF_ERROR(util::WriteFileAtomic((staging / file).string(), img.encoded()));
-        data::Item item{file, img.label()};
+        ASSIGN_OR_RETURN(std::string key, files_->Put(pin, img.encoded()));
+        data::Item item{key, img.label()};
         (img.split() == v1::VAL    ? d.val
          : img.split() == v1::TEST ? d.test
                                    : d.train)
@@ -240,21 +226,18 @@ absl::StatusOr<v1::Dataset> DatasetRegistry::Upload(const ReadUploadMessage& rea
         names,
         std::vector<std::string>(meta.novel_class_names().begin(), meta.novel_class_names().end()),
         meta.min_shots(), d, total_bytes, &ds));
-    RETURN_IF_ERROR(WriteManifest((staging / "manifest.json").string(), d));
-    const fs::path final_dir = root / id;
-    fs::remove_all(final_dir, ec);  // leftovers of a crash before the record was written
-    fs::rename(staging, final_dir, ec);
-    if (ec) return absl::InternalError("cannot move dataset into place: " + ec.message());
-    absl::Status saved = Save(ds, id, meta.request_id());
-    if (!saved.ok()) {
-      fs::remove_all(final_dir, ec);
-      return saved;
-    }
+    ASSIGN_OR_RETURN(std::string manifest_key, files_->Put(pin, SerializeDatasetManifest(d)));
+    ds.set_manifest_key(manifest_key);
+    RETURN_IF_ERROR(Save(ds, id, meta.request_id()));
     return ds;
   };
   absl::StatusOr<v1::Dataset> uploaded = body();
-  // Best effort: a staging folder left behind holds no record.
-  if (!uploaded.ok()) fs::remove_all(staging, ec);
+  if (!uploaded.ok()) {
+    // What this upload stored and no other record uses goes again.
+    const std::vector<std::string> stored = pin.keys();
+    { FileRefs::Pin released = std::move(pin); }
+    files_->Release(stored);
+  }
   return uploaded;
 }
 
@@ -319,11 +302,17 @@ absl::StatusOr<v1::Dataset> DatasetRegistry::Register(const v1::RegisterDatasetR
       loaded->class_names,
       std::vector<std::string>(req.novel_class_names().begin(), req.novel_class_names().end()),
       req.min_shots(), *loaded, 0, &ds));
-  const fs::path dir = fs::path(options_.data_dir) / "datasets" / req.dataset_id();
-  fs::create_directories(dir, ec);
-  if (ec) return absl::InternalError("cannot create " + dir.string() + ": " + ec.message());
-  RETURN_IF_ERROR(WriteManifest(ManifestPath(req.dataset_id()), *loaded));
-  RETURN_IF_ERROR(Save(ds, req.dataset_id(), ""));
+  // The images stay where they are; the manifest names them by absolute
+  // path (the loaders resolved them against the registered folder).
+  FileRefs::Pin pin = files_->NewPin();
+  ASSIGN_OR_RETURN(std::string manifest_key, files_->Put(pin, SerializeDatasetManifest(*loaded)));
+  ds.set_manifest_key(manifest_key);
+  absl::Status saved = Save(ds, req.dataset_id(), "");
+  if (!saved.ok()) {
+    { FileRefs::Pin released = std::move(pin); }
+    files_->Release({manifest_key});
+    return saved;
+  }
   return ds;
 }
 
@@ -347,8 +336,23 @@ absl::Status DatasetRegistry::Delete(const std::string& id) {
                                 absl::StrCat(ds.name(), " is used by ", job.name()));
     }
   }
+  // What the files are, read before the record goes (a manifest that cannot
+  // be read leaves its images to the sweep, which refuses to run while a
+  // live dataset's manifest is unreadable, so nothing in use goes).
+  std::vector<std::string> keys;
+  if (!ds.manifest_key().empty()) {
+    keys.push_back(ds.manifest_key());
+    absl::StatusOr<data::Dataset> manifest = ReadManifest(ds);
+    if (manifest.ok()) {
+      for (std::string& k : ImageKeysOf(*manifest)) keys.push_back(std::move(k));
+    } else {
+      logger_->Warning("a deleted dataset's manifest cannot be read; its images wait for the sweep",
+                       {{"dataset", ds.name()}, {"error", manifest.status().ToString()}});
+    }
+  }
   RETURN_IF_ERROR(table_.Delete(id));
-  const fs::path dir = fs::path(options_.data_dir) / "datasets" / id;
+  files_->Release(keys);
+  const fs::path dir = LegacyDir(id);
   std::error_code ec;
   fs::remove_all(dir, ec);
   if (ec) {

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <set>
 #include <system_error>
 #include <utility>
@@ -13,6 +14,8 @@
 #include "absl/strings/str_split.h"
 #include "core/data/loaders.h"
 #include "core/image/image_io.h"
+#include "core/store/file_store.h"
+#include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "server/state/errors.h"
 #include "server/state/hyperparameter_checks.h"
@@ -56,11 +59,13 @@ absl::StatusOr<std::vector<std::string>> ParseJobStateFilter(const std::string& 
   return states;
 }
 
-JobRunner::JobRunner(store::Store* store, engine::Engine* engine, DatasetRegistry* datasets,
-                     PromptSetRegistry* prompt_sets, const util::Clock* clock,
-                     ServerMetrics* metrics, Logger* logger, JobRunnerOptions options)
+JobRunner::JobRunner(store::Store* store, FileRefs* files, engine::Engine* engine,
+                     DatasetRegistry* datasets, PromptSetRegistry* prompt_sets,
+                     const util::Clock* clock, ServerMetrics* metrics, Logger* logger,
+                     JobRunnerOptions options)
     : store_(store),
       table_(JobTable(store)),
+      files_(files),
       engine_(engine),
       datasets_(datasets),
       prompt_sets_(prompt_sets),
@@ -73,6 +78,42 @@ JobRunner::~JobRunner() { Stop(); }
 
 std::string JobRunner::JobDir(const std::string& id) const {
   return absl::StrCat(options_.data_dir, "/jobs/", id);
+}
+
+void JobRunner::RemoveJobDir(const std::string& id) {
+  std::error_code ec;
+  fs::remove_all(JobDir(id), ec);
+  if (ec) {
+    // Scratch only: what matters is in the store and the file store.
+    logger_->Warning("cannot remove a finished job's working folder",
+                     {{"job_id", id}, {"error", ec.message()}});
+  }
+}
+
+absl::Status JobRunner::FetchCheckpoint(const std::string& id, const v1::TuningJob& job) {
+  const std::string local = JobDir(id) + "/checkpoint.safetensors";
+  if (job.checkpoint_key().empty()) {
+    // No checkpoint recorded: a file here is from an older version (kept,
+    // the engine checks that it matches) or was never recorded.
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::string> bytes =
+      files_->files()->Read(job.checkpoint_key(), options_.limits.max_upload_bytes);
+  if (!bytes.ok()) {
+    // The checkpoint only saves time: start over, loudly.
+    std::error_code ec;
+    fs::remove(local, ec);
+    v1::TuningJobEvent ev;
+    ev.set_type(v1::TuningJobEvent::MESSAGE);
+    ev.set_level(v1::TuningJobEvent::WARNING);
+    ev.set_message(absl::StrCat("the job's checkpoint ", job.checkpoint_key(), " cannot be read (",
+                                bytes.status().ToString(), "); training starts over from epoch 0"));
+    Emit(id, ev);
+    logger_->Error("a job's checkpoint cannot be read; it starts over",
+                   {{"job_id", id}, {"error", bytes.status().ToString()}});
+    return absl::OkStatus();
+  }
+  return util::WriteFileAtomic(local, *bytes);
 }
 
 void JobRunner::Start() {
@@ -179,13 +220,14 @@ void JobRunner::KeepLease(const std::string& id) {
 }
 
 absl::StatusOr<v1::TuningJob::State> JobRunner::ReclaimLocked(const std::string& id) {
-  std::error_code ec;
-  const bool has_checkpoint = fs::exists(JobDir(id) + "/checkpoint.safetensors", ec);
+  std::string dropped_checkpoint;
   ASSIGN_OR_RETURN(v1::TuningJob job,
                    MutateLocked(id, [&](v1::TuningJob& j) -> absl::StatusOr<bool> {
                      if (j.state() == v1::TuningJob::CANCELLING) {
                        j.set_state(v1::TuningJob::CANCELLED);
                        SetTimestamp(clock_->Now(), j.mutable_end_time());
+                       dropped_checkpoint = j.checkpoint_key();
+                       j.clear_checkpoint_key();
                        return true;
                      }
                      if (j.state() != v1::TuningJob::RUNNING) return false;
@@ -193,7 +235,14 @@ absl::StatusOr<v1::TuningJob::State> JobRunner::ReclaimLocked(const std::string&
                      j.set_restart_count(j.restart_count() + 1);
                      return true;
                    }));
+  // The checkpoint in the file store, or (a job of an older version) the
+  // one in the local job folder.
+  std::error_code ec;
+  const bool has_checkpoint =
+      !job.checkpoint_key().empty() || fs::exists(JobDir(id) + "/checkpoint.safetensors", ec);
   if (job.state() == v1::TuningJob::CANCELLED) {
+    files_->ReleaseCheckpoint(dropped_checkpoint);
+    RemoveJobDir(id);
     EmitState(job, options_.shared_store
                        ? "cancelled (the replica running it stopped while cancelling)"
                        : "cancelled (server restarted while cancelling)");
@@ -645,12 +694,30 @@ absl::StatusOr<engine::TuningOutcome> JobRunner::Train(const std::string& id, v1
     return MakeError(absl::StatusCode::kFailedPrecondition, "DATASET_MISSING",
                      absl::StrCat(job.dataset(), " no longer exists"));
   }
-  data::LoadOptions lo;
-  lo.check_files = true;
-  auto manifest = data::LoadManifest(datasets_->ManifestPath(ds_id), lo);
+  auto manifest = datasets_->ReadManifest(*ds);
+  if (!manifest.ok() && manifest.status().code() == absl::StatusCode::kDataLoss) {
+    return MakeError(absl::StatusCode::kDataLoss, "DATASET_DAMAGED",
+                     absl::StrCat("dataset files: ", manifest.status().message()));
+  }
   if (!manifest.ok()) {
     return MakeError(absl::StatusCode::kFailedPrecondition, "DATASET_MISSING",
                      absl::StrCat("dataset files: ", manifest.status().message()));
+  }
+  // Every image is there before training starts (a missing one fails here,
+  // with its name, not in the middle of an epoch).
+  for (auto split : {data::Split::kTrain, data::Split::kVal, data::Split::kTest}) {
+    for (const auto& it : manifest->items(split)) {
+      std::error_code ec;
+      absl::StatusOr<bool> there = store::IsContentKey(it.path)
+                                       ? files_->files()->Contains(it.path)
+                                       : absl::StatusOr<bool>(fs::exists(it.path, ec));
+      if (!there.ok()) return there.status();
+      if (!*there) {
+        return MakeError(
+            absl::StatusCode::kFailedPrecondition, "DATASET_MISSING",
+            absl::StrCat("dataset files: image ", it.path, " of ", job.dataset(), " is missing"));
+      }
+    }
   }
   engine::TuningSpec spec;
   spec.job_id = id;
@@ -665,10 +732,21 @@ absl::StatusOr<engine::TuningOutcome> JobRunner::Train(const std::string& id, v1
     for (const auto& it : manifest->items(split)) spec.items.push_back({it.path, it.label, es});
   }
   const int64_t max_pixels = options_.limits.max_pixels_per_image;
-  spec.load_image = [max_pixels](const engine::TuningItem& item) -> absl::StatusOr<engine::Image> {
+  // Uploaded images are read by content key (checked on every read: a
+  // damaged one fails the job with DATA_LOSS), registered ones by path.
+  store::FileStore* files = files_->files();
+  const uint64_t max_image_bytes = static_cast<uint64_t>(options_.limits.max_message_bytes);
+  spec.load_image = [max_pixels, files, max_image_bytes](
+                        const engine::TuningItem& item) -> absl::StatusOr<engine::Image> {
     image::DecodeOptions o;
     o.max_pixels = max_pixels;
-    ASSIGN_OR_RETURN(image::RgbImage rgb, image::DecodeImageFile(item.path, o));
+    image::RgbImage rgb;
+    if (store::IsContentKey(item.path)) {
+      ASSIGN_OR_RETURN(std::string bytes, files->Read(item.path, max_image_bytes));
+      ASSIGN_OR_RETURN(rgb, image::DecodeImage(bytes, o));
+    } else {
+      ASSIGN_OR_RETURN(rgb, image::DecodeImageFile(item.path, o));
+    }
     return engine::Image{rgb.height, rgb.width, std::move(rgb.pixels)};
   };
   // Jobs created before Create resolved their values are resolved here the
@@ -696,6 +774,9 @@ absl::StatusOr<engine::TuningOutcome> JobRunner::Train(const std::string& id, v1
   }
   spec.checkpoint_path = JobDir(id) + "/checkpoint.safetensors";
   spec.output_path = JobDir(id) + "/result.pset";
+  // The engine works on local files; the file store holds what another
+  // replica (or this one after a restart) resumes from.
+  RETURN_IF_ERROR(FetchCheckpoint(id, job));
 
   absl::Time last_save = absl::InfinitePast();
   absl::Time epoch_start = clock_->Now();
@@ -725,13 +806,36 @@ absl::StatusOr<engine::TuningOutcome> JobRunner::Train(const std::string& id, v1
     m.set_images_per_second(p.images_per_second);
     m.set_eta_seconds(p.eta_seconds);
     if (p.validation_accuracy >= 0) m.set_validation_accuracy(p.validation_accuracy);
+    // The engine wrote the epoch's checkpoint before reporting its end: it
+    // goes into the file store (pinned until the record names it) and the
+    // progress write below records its key.
+    std::optional<FileRefs::Pin> pin;
+    std::string checkpoint, replaced;
+    bool recorded = false;
+    if (p.epoch_end) {
+      pin.emplace(files_->NewPin());
+      absl::StatusOr<std::string> key = files_->PutFile(*pin, spec.checkpoint_path);
+      if (key.ok()) {
+        checkpoint = *key;
+      } else {
+        // The record keeps the previous one; a resume starts from there.
+        logger_->Warning("cannot store a job checkpoint in the file store",
+                         {{"job_id", id}, {"error", key.status().ToString()}});
+      }
+    }
     {
       std::lock_guard<std::mutex> lock(job_mu_);
       // Compare-and-set, so a cancel stored meanwhile by another replica
       // stays; nothing is written once the lease is lost.
       absl::StatusOr<v1::TuningJob> saved =
           MutateLocked(id, [&](v1::TuningJob& cur) -> absl::StatusOr<bool> {
+            recorded = false;
             if (lease_lost_) return false;
+            if (!checkpoint.empty() && cur.checkpoint_key() != checkpoint) {
+              replaced = cur.checkpoint_key();
+              cur.set_checkpoint_key(checkpoint);
+              recorded = true;
+            }
             v1::Progress* pr = cur.mutable_progress();
             pr->set_epoch(p.epoch_end ? p.epoch : p.epoch - 1);
             pr->set_total_epochs(p.total_epochs);
@@ -753,9 +857,16 @@ absl::StatusOr<engine::TuningOutcome> JobRunner::Train(const std::string& id, v1
         job = *std::move(saved);
       } else {
         // Progress only: the next report (or the end) writes it again.
+        recorded = false;
         logger_->Warning("job progress not stored",
                          {{"job_id", id}, {"error", saved.status().ToString()}});
       }
+    }
+    pin.reset();
+    if (recorded) {
+      files_->ReleaseCheckpoint(replaced);
+    } else if (!checkpoint.empty() && job.checkpoint_key() != checkpoint) {
+      files_->ReleaseCheckpoint(checkpoint);  // never recorded
     }
     if (lease_lost_) return;
     v1::TuningJobEvent ev;
@@ -793,10 +904,11 @@ void JobRunner::FinishLocked(const std::string& id, v1::TuningJob& job,
                              bool cancel_requested, bool shutting_down, absl::Time run_start) {
   const std::string final_label = [&]() -> std::string {
     if (outcome.ok()) {
-      // Publish the prompt set.
-      std::error_code ec;
+      // Publish the prompt set: its file into the file store (pinned until
+      // the record names it), then the record.
       const std::string out_id = job.output_prompt_set_id();
-      fs::rename(JobDir(id) + "/result.pset", prompt_sets_->PathFor(out_id), ec);
+      FileRefs::Pin pin = files_->NewPin();
+      absl::StatusOr<std::string> key = files_->PutFile(pin, JobDir(id) + "/result.pset");
       v1::PromptSet ps;
       ps.set_display_name(job.display_name());
       ps.set_dataset(job.dataset());
@@ -821,8 +933,10 @@ void JobRunner::FinishLocked(const std::string& id, v1::TuningJob& job,
         pc->set_novel(c.novel);
       }
       absl::StatusOr<v1::PromptSet> registered =
-          ec ? absl::StatusOr<v1::PromptSet>(absl::InternalError("moving result: " + ec.message()))
-             : prompt_sets_->Register(ps, out_id, options_.auto_load_prompt_sets);
+          !key.ok() ? absl::StatusOr<v1::PromptSet>(absl::Status(
+                          key.status().code(),
+                          absl::StrCat("storing the result: ", key.status().message())))
+                    : prompt_sets_->Register(ps, out_id, *key, options_.auto_load_prompt_sets);
       // A set already registered under out_id is this job's own, published
       // before a crash that kept the record RUNNING; the rerun succeeds.
       const bool published = registered.ok() ||
@@ -894,6 +1008,9 @@ void JobRunner::FinishLocked(const std::string& id, v1::TuningJob& job,
     return;
   }
   SetTimestamp(clock_->Now(), job.mutable_end_time());
+  // A finished job refers to no checkpoint; it goes once this is stored.
+  const std::string checkpoint = job.checkpoint_key();
+  job.clear_checkpoint_key();
   absl::Status saved = SaveLocked(job);
   // One retry covers a transient failure (a busy database, a dropped
   // connection to a remote store).
@@ -910,6 +1027,8 @@ void JobRunner::FinishLocked(const std::string& id, v1::TuningJob& job,
     metrics_->tuning_progress->Set(0);
     return;
   }
+  files_->ReleaseCheckpoint(checkpoint);
+  RemoveJobDir(id);
   EmitState(job, absl::StrCat("job ", final_label));
   metrics_->tuning_finished->WithLabels({final_label}).Increment();
   if (final_label == "failed") {

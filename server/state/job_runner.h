@@ -36,6 +36,7 @@
 #include "core/util/clock.h"
 #include "provp/v1/tuning.pb.h"
 #include "server/state/dataset_registry.h"
+#include "server/state/file_refs.h"
 #include "server/state/limits.h"
 #include "server/state/logging.h"
 #include "server/state/prompt_set_registry.h"
@@ -45,7 +46,11 @@
 namespace provp::server {
 
 struct JobRunnerOptions {
-  // Checkpoints and results live in <data_dir>/jobs/<id>/.
+  // The engine's working files (epoch checkpoint, result) are in
+  // <data_dir>/jobs/<id>/, removed when the job ends; each epoch's
+  // checkpoint and the result go into the file store, and the job record
+  // names the checkpoint's key (TuningJob.checkpoint_key), so any replica
+  // resumes from it.
   std::string data_dir;
   Limits limits;
   // Load every prompt set a job produces.
@@ -74,7 +79,7 @@ absl::StatusOr<std::vector<std::string>> ParseJobStateFilter(const std::string& 
 
 class JobRunner {
  public:
-  JobRunner(store::Store* store, engine::Engine* engine, DatasetRegistry* datasets,
+  JobRunner(store::Store* store, FileRefs* files, engine::Engine* engine, DatasetRegistry* datasets,
             PromptSetRegistry* prompt_sets, const util::Clock* clock, ServerMetrics* metrics,
             Logger* logger, JobRunnerOptions options);
   ~JobRunner();
@@ -152,10 +157,15 @@ class JobRunner {
                     const absl::StatusOr<engine::TuningOutcome>& outcome, bool cancel_requested,
                     bool shutting_down, absl::Time run_start);
   std::string JobDir(const std::string& id) const;
+  void RemoveJobDir(const std::string& id);
+  // Copies the checkpoint the record names into the job folder (a
+  // checkpoint that cannot be read is reported and training starts over).
+  absl::Status FetchCheckpoint(const std::string& id, const v1::TuningJob& job);
 
   // Constant after construction.
   store::Store* const store_;
   const RecordTable<v1::TuningJob> table_;
+  FileRefs* const files_;
   engine::Engine* const engine_;
   DatasetRegistry* const datasets_;
   PromptSetRegistry* const prompt_sets_;

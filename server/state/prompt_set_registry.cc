@@ -46,11 +46,12 @@ void FillFromMeta(const engine::PromptSetMeta& meta, v1::PromptSet* ps) {
   }
 }
 
-PromptSetRegistry::PromptSetRegistry(store::Store* store, engine::Engine* engine,
+PromptSetRegistry::PromptSetRegistry(store::Store* store, FileRefs* files, engine::Engine* engine,
                                      const util::Clock* clock, ServerMetrics* metrics,
                                      Logger* logger, PromptSetRegistryOptions options)
     : table_(PromptSetTable(store)),
       jobs_(JobTable(store)),
+      files_(files),
       engine_(engine),
       clock_(clock),
       metrics_(metrics),
@@ -64,8 +65,16 @@ PromptSetRegistry::PromptSetRegistry(store::Store* store, engine::Engine* engine
     logger_->Error("cannot create the prompt-set folder", {{"path", dir}, {"error", ec.message()}});
 }
 
-std::string PromptSetRegistry::PathFor(const std::string& id) const {
+std::string PromptSetRegistry::LegacyPath(const std::string& id) const {
   return absl::StrCat(options_.data_dir, "/prompt_sets/", id, ".pset");
+}
+
+absl::StatusOr<std::string> PromptSetRegistry::FilePath(const v1::PromptSet& ps) const {
+  if (ps.content_key().empty()) {
+    // Not moved into the file store (file_migration.h): the old layout.
+    return LegacyPath(ps.name().substr(std::string(kPromptSets).size() + 1));
+  }
+  return files_->files()->LocalPath(ps.content_key());
 }
 
 absl::Status PromptSetRegistry::Save(const v1::PromptSet& ps) {
@@ -171,7 +180,10 @@ absl::StatusOr<std::shared_ptr<const v1::PromptSet>> PromptSetRegistry::GetLoade
     // Load from the shared folder without writing the record: ACTIVE is
     // already the shared state, and every replica rewriting it would churn.
     const absl::Time start = clock_->Now();
-    absl::StatusOr<engine::PromptSetMeta> meta = engine_->LoadPromptSet(id, PathFor(id));
+    absl::StatusOr<std::string> path = FilePath(*stored);
+    absl::StatusOr<engine::PromptSetMeta> meta =
+        path.ok() ? engine_->LoadPromptSet(id, *path)
+                  : absl::StatusOr<engine::PromptSetMeta>(path.status());
     metrics_->prompt_set_load_seconds->Observe(absl::ToDoubleSeconds(clock_->Now() - start));
     if (!meta.ok()) {
       logger_->Error("cannot load a shared prompt set on this replica",
@@ -194,7 +206,10 @@ absl::StatusOr<std::shared_ptr<const v1::PromptSet>> PromptSetRegistry::GetLoade
 absl::StatusOr<v1::PromptSet> PromptSetRegistry::LoadLocked(const std::string& id,
                                                             v1::PromptSet ps) {
   const absl::Time start = clock_->Now();
-  absl::StatusOr<engine::PromptSetMeta> meta = engine_->LoadPromptSet(id, PathFor(id));
+  absl::StatusOr<std::string> path = FilePath(ps);
+  absl::StatusOr<engine::PromptSetMeta> meta =
+      path.ok() ? engine_->LoadPromptSet(id, *path)
+                : absl::StatusOr<engine::PromptSetMeta>(path.status());
   metrics_->prompt_set_load_seconds->Observe(absl::ToDoubleSeconds(clock_->Now() - start));
   if (!meta.ok()) {
     ps.set_state(v1::PromptSet::FAILED);
@@ -268,25 +283,31 @@ absl::Status PromptSetRegistry::Delete(const std::string& id) {
   }
   PublishLoadedCountLocked();
   RETURN_IF_ERROR(table_.Delete(id));
-  if (unlink(PathFor(id).c_str()) != 0 && errno != ENOENT) {
+  // The file goes once no other record refers to it (the same bytes may
+  // have been imported under another id).
+  if (!ps.content_key().empty()) files_->Release({ps.content_key()});
+  if (unlink(LegacyPath(id).c_str()) != 0 && errno != ENOENT) {
     // The record is gone, so the file is only wasted space.
     logger_->Warning("could not remove a deleted prompt set's file",
-                     {{"path", PathFor(id)}, {"error", std::strerror(errno)}});
+                     {{"path", LegacyPath(id)}, {"error", std::strerror(errno)}});
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<v1::PromptSet> PromptSetRegistry::Register(v1::PromptSet ps, const std::string& id,
+                                                          const std::string& content_key,
                                                           bool load) {
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(engine::PromptSetMeta meta, engine_->InspectPromptSet(PathFor(id)));
+  ASSIGN_OR_RETURN(std::string path, files_->files()->LocalPath(content_key));
+  ASSIGN_OR_RETURN(engine::PromptSetMeta meta, engine_->InspectPromptSet(path));
   FillFromMeta(meta, &ps);
   const absl::Time now = clock_->Now();
   ps.set_name(table_.NameOf(id));
   ps.set_state(v1::PromptSet::UNLOADED);
+  ps.set_content_key(content_key);
   SetTimestamp(now, ps.mutable_create_time());
   struct stat st;
-  if (stat(PathFor(id).c_str(), &st) == 0) ps.set_size_bytes(st.st_size);
+  if (stat(path.c_str(), &st) == 0) ps.set_size_bytes(st.st_size);
   RETURN_IF_ERROR(table_.Insert(id, ps, {StateName(ps.state()), "", absl::ToUnixMicros(now)}));
   if (!load) return ps;
   return LoadLocked(id, ps);
@@ -318,7 +339,19 @@ absl::StatusOr<v1::PromptSet> PromptSetRegistry::Import(const ReadImportMessage&
         "TOO_MANY_PROMPT_SETS", "max_prompt_sets",
         absl::StrCat("the server holds its limit of ", limits.max_prompt_sets, " prompt sets"));
   }
-  std::string data;
+  // Stream the chunks to a staging file: the engine validates a file, and
+  // a large import never sits in memory whole.
+  const std::string staged = absl::StrCat(options_.data_dir, "/prompt_sets/.import-", RandomHex(8));
+  struct StagedFile {
+    std::string path;
+    ~StagedFile() {
+      std::error_code ec;
+      fs::remove(path, ec);  // best effort: a staging leftover is only space
+    }
+  } cleanup{staged};
+  ASSIGN_OR_RETURN(std::unique_ptr<util::WritableFile> out,
+                   util::Env::Default()->NewWritableFile(staged));
+  int64_t size = 0;
   while (true) {
     ASSIGN_OR_RETURN(bool more, read(&msg));
     if (!more) break;
@@ -326,20 +359,17 @@ absl::StatusOr<v1::PromptSet> PromptSetRegistry::Import(const ReadImportMessage&
       return InvalidArgument("METADATA_TWICE", "only the first message may carry metadata",
                              "metadata");
     }
-    if (static_cast<int64_t>(data.size() + msg.chunk().size()) > limits.max_upload_bytes) {
+    size += static_cast<int64_t>(msg.chunk().size());
+    if (size > limits.max_upload_bytes) {
       return ResourceExhausted("UPLOAD_TOO_LARGE", "max_upload_bytes",
                                absl::StrCat("import exceeds ", limits.max_upload_bytes, " bytes"));
     }
-    data += msg.chunk();
+    RETURN_IF_ERROR(out->Append(msg.chunk()));
   }
-  if (data.empty()) return InvalidArgument("EMPTY_FILE", "no file bytes were sent", "chunk");
-  // Validate a staged copy before it takes the final name.
-  const std::string staged = absl::StrCat(options_.data_dir, "/prompt_sets/.import-", RandomHex(8));
-  RETURN_IF_ERROR(util::WriteFileAtomic(staged, data));
+  RETURN_IF_ERROR(out->Close());
+  if (size == 0) return InvalidArgument("EMPTY_FILE", "no file bytes were sent", "chunk");
   auto inspected = engine_->InspectPromptSet(staged);
   if (!inspected.ok()) {
-    std::error_code ec;
-    fs::remove(staged, ec);  // best effort: a staging leftover is only space
     // The engine names the mismatches it knows (BACKBONE_MISMATCH,
     // PROMPT_SHAPE_MISMATCH); a file it cannot read is the client's bad
     // file; anything else (I/O, internal) is not about the file and passes.
@@ -355,17 +385,28 @@ absl::StatusOr<v1::PromptSet> PromptSetRegistry::Import(const ReadImportMessage&
     }
     return inspected.status();
   }
-  std::error_code ec;
-  fs::rename(staged, PathFor(meta.prompt_set_id()), ec);
-  if (ec) return absl::InternalError("moving imported prompt set: " + ec.message());
+  // Pinned from the store until the record names it.
+  FileRefs::Pin pin = files_->NewPin();
+  ASSIGN_OR_RETURN(std::string key, files_->PutFile(pin, staged));
   v1::PromptSet ps;
   ps.set_display_name(meta.display_name());
   for (const auto& [k, v] : meta.labels()) (*ps.mutable_labels())[k] = v;
-  return Register(ps, meta.prompt_set_id(), meta.load());
+  absl::StatusOr<v1::PromptSet> registered = Register(ps, meta.prompt_set_id(), key, meta.load());
+  if (!registered.ok()) {
+    // Kept if a record took it after all (a load that failed after the
+    // insert leaves a FAILED set that refers to it).
+    { FileRefs::Pin released = std::move(pin); }
+    files_->Release({key});
+  }
+  return registered;
 }
 
 absl::StatusOr<std::string> PromptSetRegistry::ReadFile(const std::string& id) const {
-  return util::ReadFile(PathFor(id), options_.limits.max_upload_bytes);
+  ASSIGN_OR_RETURN(v1::PromptSet ps, Get(id));
+  if (ps.content_key().empty()) {
+    return util::ReadFile(LegacyPath(id), options_.limits.max_upload_bytes);
+  }
+  return files_->files()->Read(ps.content_key(), options_.limits.max_upload_bytes);
 }
 
 int PromptSetRegistry::loaded_count() const {

@@ -1,10 +1,13 @@
 // Prompt-set lifecycle on the server: metadata in the store (the persisted
 // state says whether a set should be loaded after a restart), prompt files
-// under <data_dir>/prompt_sets/<id>.pset, and the loaded sets in the
-// engine. Classify reads loaded sets from an in-memory map, never from the
-// store. Collaborators come in through the constructor and must outlive it.
-// Thread-safe: transitions are serialised by mu_; lookups of loaded sets
-// take a shared snapshot.
+// in the file store under their content key (PromptSet.content_key, checked
+// on every load and export: DATA_LOSS when the file no longer matches), and
+// the loaded sets in the engine. Sets of an older data folder
+// (<data_dir>/prompt_sets/<id>.pset) are moved into the file store at start
+// (file_migration.h); one that could not be moved is still read there. Classify reads loaded sets
+// from an in-memory map, never from the store. Collaborators come in through the constructor and
+// must outlive it. Thread-safe: transitions are serialised by mu_; lookups of loaded sets take a
+// shared snapshot.
 #pragma once
 
 #include <functional>
@@ -20,6 +23,7 @@
 #include "core/util/clock.h"
 #include "provp/v1/prompt_set.pb.h"
 #include "provp/v1/tuning.pb.h"
+#include "server/state/file_refs.h"
 #include "server/state/limits.h"
 #include "server/state/logging.h"
 #include "server/state/records.h"
@@ -28,7 +32,7 @@
 namespace provp::server {
 
 struct PromptSetRegistryOptions {
-  // Files live in <data_dir>/prompt_sets/.
+  // Import staging and older versions' files: <data_dir>/prompt_sets/.
   std::string data_dir;
   Limits limits;
   // Zero: this process owns the store (embedded). Positive: replicas share
@@ -46,14 +50,19 @@ class PromptSetRegistry {
   // error (a message that does not parse) ends the import with it.
   using ReadImportMessage = std::function<absl::StatusOr<bool>(v1::ImportPromptSetRequest*)>;
 
-  PromptSetRegistry(store::Store* store, engine::Engine* engine, const util::Clock* clock,
-                    ServerMetrics* metrics, Logger* logger, PromptSetRegistryOptions options);
+  PromptSetRegistry(store::Store* store, FileRefs* files, engine::Engine* engine,
+                    const util::Clock* clock, ServerMetrics* metrics, Logger* logger,
+                    PromptSetRegistryOptions options);
 
   // Startup: loads every set stored as ACTIVE or LOADING (a failure marks
   // the set FAILED and is logged; it does not stop the server).
   void Recover();
 
-  std::string PathFor(const std::string& id) const;
+  // Where a set of an older version kept its file.
+  std::string LegacyPath(const std::string& id) const;
+  // A local path holding the set's file, checked against its content key
+  // (DATA_LOSS when the stored file is damaged).
+  absl::StatusOr<std::string> FilePath(const v1::PromptSet& prompt_set) const;
 
   // Stored metadata with the live state.
   absl::StatusOr<v1::PromptSet> Get(const std::string& id) const;
@@ -70,16 +79,18 @@ class PromptSetRegistry {
   // to the set.
   absl::Status Delete(const std::string& id);
 
-  // Records a new set whose file is already at PathFor(id): fills backbone
-  // and prompt shape from the file, stores it UNLOADED, then loads it when
-  // `load`. ALREADY_EXISTS when the id is taken.
+  // Records a new set whose file is already in the file store under
+  // `content_key` (the caller keeps it pinned until this returns): fills
+  // backbone and prompt shape from the file, stores it UNLOADED, then loads
+  // it when `load`. ALREADY_EXISTS when the id is taken.
   absl::StatusOr<v1::PromptSet> Register(v1::PromptSet prompt_set, const std::string& id,
-                                         bool load);
+                                         const std::string& content_key, bool load);
 
-  // An import stream: metadata first, then file chunks; the file is
-  // validated by the engine in a staging file before it takes its name.
+  // An import stream: metadata first, then file chunks, streamed to a
+  // staging file (at most max_upload_bytes) that the engine validates before
+  // it goes into the file store.
   absl::StatusOr<v1::PromptSet> Import(const ReadImportMessage& read);
-  // The set's file, for export.
+  // The set's file, for export, checked against its content key.
   absl::StatusOr<std::string> ReadFile(const std::string& id) const;
 
   int loaded_count() const;
@@ -96,6 +107,7 @@ class PromptSetRegistry {
   // Constant after construction.
   const RecordTable<v1::PromptSet> table_;
   const RecordTable<v1::TuningJob> jobs_;
+  FileRefs* const files_;
   engine::Engine* const engine_;
   const util::Clock* const clock_;
   ServerMetrics* const metrics_;

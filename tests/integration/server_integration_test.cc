@@ -998,13 +998,16 @@ TEST_F(ServerTest, Issue14CrashLeftoversAreSweptAtStart) {
   EXPECT_FALSE(fs::exists(data / "datasets" / "colours" / "manifest.json.provp-tmp-77-00ff00ff"));
   EXPECT_FALSE(fs::exists(data / "jobs" / "some-job" / "epoch.ckpt.provp-tmp-9-1234abcd"));
   EXPECT_TRUE(fs::exists(data / "datasets" / "colours" / "notes.provp-tmp.txt"));
-  EXPECT_TRUE(fs::exists(data / "datasets" / "colours" / "manifest.json"));
-  // The dataset the API knows is intact and a new upload works.
+  // The dataset the API knows is intact (its manifest in the file store,
+  // under data/blobs by default) and a new upload works.
   v1::GetDatasetRequest get;
   get.set_name("datasets/colours");
   auto g = Ctx(kAdmin);
   ASSERT_TRUE(datasets_->GetDataset(g.get(), get, &ds).ok());
   EXPECT_EQ(ds.stats().num_images(), 24);
+  ASSERT_EQ(ds.manifest_key().rfind("sha256:", 0), 0u) << ds.manifest_key();
+  EXPECT_TRUE(fs::exists(data / "blobs" / "sha256" / ds.manifest_key().substr(7, 2) /
+                         ds.manifest_key().substr(7)));
   ASSERT_TRUE(Upload("colours2", &ds).ok());
 }
 

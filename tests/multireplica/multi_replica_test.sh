@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Replicas of the real provp-server (tiny CLIP) sharing one real PostgreSQL
-# 15 and one data folder on 127.0.0.1, driven by the provp CLI:
+# 15 and one file store (--file-store, the ReadWriteMany volume) on
+# 127.0.0.1, each with a data folder of its own, driven by the provp CLI:
 #   1. upload on A (inference); a job created on A is claimed by B (the only
 #      runner); a cancel sent to A stops it on B;
 #   2. a second job on B is SIGKILLed mid-job; C resumes it after the lease
@@ -11,7 +12,9 @@
 #   4. six jobs with two runners (B2, C): each job runs exactly once;
 #   5. ten kill trials: the runner of a job is SIGKILLed at a random point
 #      and replaced; every acknowledged job ends SUCCEEDED, event ids stay
-#      contiguous, nothing is lost.
+#      contiguous, nothing is lost;
+#   6. a prompt-set file damaged in the file store is DATA_LOSS on the
+#      replica that loads it, which keeps serving.
 # PostgreSQL comes from the provp_postgres ctest fixture (PROVP_TEST_PG_DIR)
 # or is started here by scripts/pg-test-server.sh.
 #   multi_replica_test.sh PROVP_SERVER PROVP_CLI SHARED_DIR REPO_ROOT
@@ -45,13 +48,15 @@ psql -q "$ADMIN" -c "CREATE DATABASE $DB" || fail "create database"
 URI=${ADMIN%/*}/$DB
 sql() { psql -qtA "$URI" -c "$1"; }
 
-# start NAME ROLE: a replica on a free port, sharing $T/shared and $URI.
+# start NAME ROLE: a replica on a free port, sharing $URI and the file store
+# $T/shared/files; its data folder ($T/local-NAME) is its own, so whatever
+# another replica reads it reads by content key from the file store.
 start() {
   local name=$1 role=$2
   rm -f "$T/$name.port"
   "$SERVER" --model "$SHARED/fixtures/tiny/openai.safetensors" \
-    --vocab "$SHARED/clip/bpe_simple_vocab_16e6.txt.gz" --data-dir "$T/shared" \
-    --store "$URI" --role "$role" --job-lease-seconds $LEASE --prompt-set-refresh-seconds 1 \
+    --vocab "$SHARED/clip/bpe_simple_vocab_16e6.txt.gz" --data-dir "$T/local-$name" \
+    --file-store "$T/shared/files" --store "$URI" --role "$role" --job-lease-seconds $LEASE --prompt-set-refresh-seconds 1 \
     --listen 127.0.0.1:0 --port-file "$T/$name.port" --metrics-port -1 --torch-threads 1 \
     >> "$T/$name.log" 2>&1 &
   PIDS[$name]=$!
@@ -209,4 +214,24 @@ for trial in $(seq 1 10); do
   at A prompt-sets get trial-$trial > /dev/null || fail "prompt set of trial-$trial missing"
 done
 echo "kill trials: $killed of 10 runners SIGKILLed mid-job, 10/10 jobs SUCCEEDED"
+
+# --- 6. a damaged file in the file store: DATA_LOSS, not a crash --------
+# A (inference) has not loaded trial-10: it reads the file on first use.
+at A --json prompt-sets get trial-10 > "$T/out"
+key=$(grep -o '"content_key": *"sha256:[0-9a-f]*"' "$T/out" | grep -o 'sha256:[0-9a-f]*' || true)
+[ -n "$key" ] || fail "no content_key: $(cat "$T/out")"
+hex=${key#sha256:}
+blob=$T/shared/files/sha256/${hex:0:2}/$hex
+[ -f "$blob" ] || fail "$key is not at $blob"
+printf 'damaged' | dd of="$blob" bs=1 seek=10 conv=notrunc status=none
+set +e; at A classify --prompt-set trial-10 --classes "a,b" "$IMG" > "$T/out" 2>&1; rc=$?; set -e
+[ "$rc" != 0 ] && grep -q DATA_LOSS "$T/out" || fail "a damaged prompt set is not DATA_LOSS: $(cat "$T/out")"
+kill -0 "${PIDS[A]}" || fail "A died reading a damaged file"
+at A classify --prompt-set trial-9 --classes "sunflower,golden retriever" --top-k 1 "$IMG" > "$T/out" 2>&1 || fail "A stopped serving: $(cat "$T/out")"
+# No replica keeps datasets or prompt sets in its own folder.
+for d in "$T"/local-*; do
+  left=$(find "$d/datasets" "$d/prompt_sets" -mindepth 1 2>/dev/null | head -3)
+  [ -z "$left" ] || fail "files outside the file store in $d: $left"
+done
+echo "damaged file: DATA_LOSS on A, which keeps serving"
 echo "multireplica: all checks passed"

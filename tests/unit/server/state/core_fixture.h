@@ -15,8 +15,10 @@
 
 #include "core/image/image_io.h"
 #include "core/metrics/families.h"
+#include "core/store/file_store.h"
 #include "gtest/gtest.h"
 #include "server/state/dataset_registry.h"
+#include "server/state/file_refs.h"
 #include "server/state/job_runner.h"
 #include "server/state/logging.h"
 #include "server/state/prompt_set_registry.h"
@@ -55,6 +57,8 @@ class CoreFixture : public ::testing::Test {
     prompt_sets_.reset();
     datasets_.reset();
     engine_.reset();
+    file_refs_.reset();
+    files_.reset();
     std::fclose(log_);
     std::string cmd = "rm -rf '" + dir_ + "'";
     if (std::system(cmd.c_str()) != 0) ADD_FAILURE() << "could not remove " << dir_;
@@ -66,18 +70,30 @@ class CoreFixture : public ::testing::Test {
     runner_.reset();
     prompt_sets_.reset();
     datasets_.reset();
+    file_refs_.reset();
+    files_.reset();
+    auto files = store::OpenSharedDirFileStore(dir_ + "/blobs");
+    ASSERT_TRUE(files.ok()) << files.status();
+    files_ = std::move(*files);
+    file_refs_ =
+        std::make_unique<FileRefs>(&store_, files_.get(), logger_.get(), FileRefsOptions{});
     engine_ = std::make_unique<engine::FakeEngine>(engine_options_);
-    datasets_ = std::make_unique<DatasetRegistry>(&store_, &clock_, logger_.get(),
+    datasets_ = std::make_unique<DatasetRegistry>(&store_, file_refs_.get(), &clock_, logger_.get(),
                                                   DatasetRegistryOptions{dir_, {}, limits_});
-    prompt_sets_ =
-        std::make_unique<PromptSetRegistry>(&store_, engine_.get(), &clock_, metrics_.get(),
-                                            logger_.get(), PromptSetRegistryOptions{dir_, limits_});
+    prompt_sets_ = std::make_unique<PromptSetRegistry>(&store_, file_refs_.get(), engine_.get(),
+                                                       &clock_, metrics_.get(), logger_.get(),
+                                                       PromptSetRegistryOptions{dir_, limits_});
     JobRunnerOptions o;
     o.data_dir = dir_;
     o.limits = limits_;
     runner_ =
-        std::make_unique<JobRunner>(&store_, engine_.get(), datasets_.get(), prompt_sets_.get(),
-                                    &clock_, metrics_.get(), logger_.get(), o);
+        std::make_unique<JobRunner>(&store_, file_refs_.get(), engine_.get(), datasets_.get(),
+                                    prompt_sets_.get(), &clock_, metrics_.get(), logger_.get(), o);
+  }
+
+  // The stored file a content key names.
+  std::string BlobPath(const std::string& key) const {
+    return dir_ + "/blobs/sha256/" + key.substr(7, 2) + "/" + key.substr(7);
   }
 
   // Everything logged so far.
@@ -157,6 +173,8 @@ class CoreFixture : public ::testing::Test {
   // Runs before each training step of the fake engine (set by a test).
   std::function<void(int64_t)> before_step_;
   std::unique_ptr<engine::FakeEngine> engine_;
+  std::unique_ptr<store::FileStore> files_;
+  std::unique_ptr<FileRefs> file_refs_;
   std::unique_ptr<DatasetRegistry> datasets_;
   std::unique_ptr<PromptSetRegistry> prompt_sets_;
   std::unique_ptr<JobRunner> runner_;

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -15,10 +17,12 @@
 
 #include "core/image/image_io.h"
 #include "core/metrics/families.h"
+#include "core/store/file_store.h"
 #include "core/store/store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/state/dataset_registry.h"
+#include "server/state/file_refs.h"
 #include "server/state/job_runner.h"
 #include "server/state/logging.h"
 #include "server/state/prompt_set_registry.h"
@@ -30,6 +34,7 @@
 namespace provp::server {
 namespace {
 
+using ::provp::testing::StatusIs;
 using ::testing::HasSubstr;
 
 std::string SolidPng(uint8_t r, uint8_t g, uint8_t b) {
@@ -43,6 +48,11 @@ std::string SolidPng(uint8_t r, uint8_t g, uint8_t b) {
 
 // One replica's server core over the shared store.
 struct Replica {
+  // Its own data folder (scratch); only the store and the file store are
+  // shared.
+  std::string data_dir;
+  std::unique_ptr<store::FileStore> files;
+  std::unique_ptr<FileRefs> file_refs;
   std::unique_ptr<engine::FakeEngine> engine;
   metrics::MetricFamilies registry;
   std::unique_ptr<ServerMetrics> metrics;
@@ -73,25 +83,34 @@ class JobLeasesTest : public ::testing::Test {
 
   Replica& Start(const std::string& owner, engine::FakeEngineOptions eo) {
     auto r = std::make_unique<Replica>();
+    r->data_dir = dir_ + "/" + owner;
+    std::filesystem::create_directories(r->data_dir);
+    auto files = store::OpenSharedDirFileStore(SharedFiles());
+    EXPECT_OK(files);
+    r->files = std::move(*files);
+    FileRefsOptions fro;
+    fro.grace = absl::Hours(1);
+    r->file_refs = std::make_unique<FileRefs>(store_.get(), r->files.get(), logger_.get(), fro);
     r->engine = std::make_unique<engine::FakeEngine>(eo);
     auto m = ServerMetrics::Create(&r->registry);
     EXPECT_OK(m);
     r->metrics = std::move(*m);
-    r->datasets = std::make_unique<DatasetRegistry>(store_.get(), &clock_, logger_.get(),
-                                                    DatasetRegistryOptions{dir_, {}, limits_});
+    r->datasets =
+        std::make_unique<DatasetRegistry>(store_.get(), r->file_refs.get(), &clock_, logger_.get(),
+                                          DatasetRegistryOptions{r->data_dir, {}, limits_});
     r->prompt_sets = std::make_unique<PromptSetRegistry>(
-        store_.get(), r->engine.get(), &clock_, r->metrics.get(), logger_.get(),
-        PromptSetRegistryOptions{dir_, limits_, absl::Seconds(2)});
+        store_.get(), r->file_refs.get(), r->engine.get(), &clock_, r->metrics.get(), logger_.get(),
+        PromptSetRegistryOptions{r->data_dir, limits_, absl::Seconds(2)});
     JobRunnerOptions o;
-    o.data_dir = dir_;
+    o.data_dir = r->data_dir;
     o.limits = limits_;
     o.shared_store = true;
     o.owner = owner;
     o.lease = absl::Seconds(15);
     o.cancel_poll = absl::Milliseconds(20);
-    r->runner = std::make_unique<JobRunner>(store_.get(), r->engine.get(), r->datasets.get(),
-                                            r->prompt_sets.get(), &clock_, r->metrics.get(),
-                                            logger_.get(), o);
+    r->runner = std::make_unique<JobRunner>(store_.get(), r->file_refs.get(), r->engine.get(),
+                                            r->datasets.get(), r->prompt_sets.get(), &clock_,
+                                            r->metrics.get(), logger_.get(), o);
     replicas_.push_back(std::move(r));
     return *replicas_.back();
   }
@@ -143,6 +162,9 @@ class JobLeasesTest : public ::testing::Test {
     r.data = job.SerializeAsString();
     ASSERT_OK(store_->Update(store::Kind::kJob, r, r.version));
   }
+
+  // The folder every replica's file store opens (a ReadWriteMany volume).
+  std::string SharedFiles() const { return dir_ + "/shared-files"; }
 
   std::string dir_;
   std::FILE* log_ = nullptr;
@@ -223,6 +245,71 @@ TEST_F(JobLeasesTest, ACancelOnOneReplicaStopsTheJobRunningOnAnother) {
   ASSERT_OK(job);
   EXPECT_EQ(job->state(), v1::TuningJob::CANCELLED);
   EXPECT_LT(job->progress().epoch(), 1000);
+}
+
+// Replicas share only the store and the file store: a checkpoint written by
+// one is resumed from by another through the key in the job record, the
+// prompt set it publishes is loaded elsewhere by its content key, and a
+// damaged file is DATA_LOSS on the replica that reads it, not a crash.
+TEST_F(JobLeasesTest, CheckpointsAndPromptSetsAreReadByContentKeyOnOtherReplicas) {
+  engine::FakeEngineOptions eo = QuickEngine();
+  eo.default_epochs = 4;
+  Replica* writer = nullptr;
+  eo.before_step = [&writer](int64_t step) {
+    if (step == 5 && writer != nullptr) writer->runner->Stop();  // after epoch 2
+  };
+  Replica& a = Start("replica-a", eo);
+  writer = &a;
+  MakeDataset(a);
+  ASSERT_OK(a.runner->Create(JobRequest("j1")));
+  ASSERT_TRUE(a.runner->RunNextQueued());
+  auto job = a.runner->Get("j1");
+  ASSERT_OK(job);
+  ASSERT_EQ(job->state(), v1::TuningJob::QUEUED);
+  const std::string checkpoint = job->checkpoint_key();
+  ASSERT_TRUE(store::IsContentKey(checkpoint)) << checkpoint;
+  writer = nullptr;
+
+  // Another replica, with its own (empty) data folder, takes it over.
+  engine::FakeEngineOptions four = QuickEngine();
+  four.default_epochs = 4;
+  Replica& c = Start("replica-c", four);
+  ASSERT_FALSE(std::filesystem::exists(c.data_dir + "/jobs/j1/checkpoint.safetensors"));
+  ASSERT_TRUE(c.runner->RunNextQueued());
+  job = c.runner->Get("j1");
+  ASSERT_OK(job);
+  ASSERT_EQ(job->state(), v1::TuningJob::SUCCEEDED);
+  EXPECT_EQ(job->checkpoint_key(), "");
+  auto events = c.runner->ListEvents("j1", 0, 0);
+  ASSERT_OK(events);
+  int checkpoints = 0;
+  bool resumed = false;
+  for (const auto& ev : *events) {
+    resumed |= ev.message().find("resumed from checkpoint after epoch 2") != std::string::npos;
+    checkpoints += ev.type() == v1::TuningJobEvent::CHECKPOINT;
+  }
+  EXPECT_TRUE(resumed);
+  EXPECT_EQ(checkpoints, 4) << "epochs 1-2 on a, 3-4 on c";
+
+  // The set c published is loaded on a from the shared file store.
+  auto ps = a.prompt_sets->Get("j1");
+  ASSERT_OK(ps);
+  ASSERT_TRUE(store::IsContentKey(ps->content_key()));
+  EXPECT_OK(a.prompt_sets->GetLoaded("j1"));
+  auto exported = a.prompt_sets->ReadFile("j1");
+  ASSERT_OK(exported);
+  EXPECT_EQ(store::ContentKey(*exported), ps->content_key());
+
+  // Damage the shared file: a replica that has not loaded it yet answers
+  // DATA_LOSS for a load and an export.
+  auto path = a.files->LocalPath(ps->content_key());
+  ASSERT_OK(path);
+  std::ofstream(*path, std::ios::trunc) << R"({"fake_prompt_set":1,"tampered":true})";
+  Replica& d = Start("replica-d", four);
+  EXPECT_THAT(d.prompt_sets->GetLoaded("j1"), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(d.prompt_sets->ReadFile("j1"), StatusIs(absl::StatusCode::kDataLoss));
+  // The replica that had it loaded keeps serving what it loaded.
+  EXPECT_OK(a.prompt_sets->GetLoaded("j1"));
 }
 
 }  // namespace

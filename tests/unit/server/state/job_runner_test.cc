@@ -185,7 +185,7 @@ TEST_F(JobRunnerTest, GracefulStopRequeuesTheRunningJob) {
 TEST_F(JobRunnerTest, FailedTrainingIsFailedWithItsReason) {
   ASSERT_OK(runner_->Create(JobRequest("j1")));
   // The dataset's files vanish before the job runs.
-  std::filesystem::remove_all(dir_ + "/datasets/colours");
+  std::filesystem::remove_all(dir_ + "/blobs/sha256");
   ASSERT_TRUE(runner_->RunNextQueued());
   v1::TuningJob job = MustGet("j1");
   EXPECT_EQ(job.state(), v1::TuningJob::FAILED);

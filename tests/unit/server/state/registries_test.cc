@@ -18,9 +18,11 @@ using ::provp::testing::StatusIs;
 using ::provp::testing::StoreOp;
 using ::testing::HasSubstr;
 
-std::string FakePromptSetFile(const std::string& backbone) {
-  return std::string(R"({"fake_prompt_set":1,"backbone":")") + backbone +
-         R"(","base_class_names":["red","green"],"novel_class_names":["blue"]})";
+// `variant` makes files of the same backbone differ (their content keys).
+std::string FakePromptSetFile(const std::string& backbone,
+                              const std::string& variant = "provp_ref") {
+  return std::string(R"({"fake_prompt_set":1,"backbone":")") + backbone + R"(","variant":")" +
+         variant + R"(","base_class_names":["red","green"],"novel_class_names":["blue"]})";
 }
 
 class RegistriesTest : public CoreFixture {
@@ -58,9 +60,12 @@ TEST_F(RegistriesTest, ImportedPromptSetLoadsUnloadsAndDeletes) {
   auto file = prompt_sets_->ReadFile("p1");
   ASSERT_OK(file);
   EXPECT_THAT(*file, HasSubstr("fake_prompt_set"));
+  // The file is kept by content key and goes with the last record using it.
+  EXPECT_EQ(ps->content_key(), store::ContentKey(FakePromptSetFile("fake-backbone-0001")));
+  EXPECT_TRUE(std::filesystem::exists(BlobPath(ps->content_key())));
   ASSERT_OK(prompt_sets_->Delete("p1"));
   EXPECT_THAT(prompt_sets_->Get("p1"), StatusIs(absl::StatusCode::kNotFound));
-  EXPECT_FALSE(std::filesystem::exists(prompt_sets_->PathFor("p1")));
+  EXPECT_FALSE(std::filesystem::exists(BlobPath(ps->content_key())));
   EXPECT_EQ(prompt_sets_->loaded_count(), 0);
 }
 
@@ -77,6 +82,9 @@ TEST_F(RegistriesTest, ImportReasonsComeFromTheEngineNotFromMessages) {
   for (const auto& e : std::filesystem::directory_iterator(dir_ + "/prompt_sets")) {
     ADD_FAILURE() << "left behind: " << e.path();
   }
+  auto stored = files_->List();
+  ASSERT_OK(stored);
+  EXPECT_TRUE(stored->empty());
   ASSERT_OK(Import("p4", FakePromptSetFile("fake-backbone-0001")));
   auto again = Import("p4", FakePromptSetFile("fake-backbone-0001"));
   EXPECT_THAT(again, StatusIs(absl::StatusCode::kAlreadyExists));
@@ -84,8 +92,9 @@ TEST_F(RegistriesTest, ImportReasonsComeFromTheEngineNotFromMessages) {
 
 TEST_F(RegistriesTest, RecoverLoadsActiveSetsAndLogsOnesThatFail) {
   ASSERT_OK(Import("good", FakePromptSetFile("fake-backbone-0001")));
-  ASSERT_OK(Import("broken", FakePromptSetFile("fake-backbone-0001")));
-  std::ofstream(prompt_sets_->PathFor("broken")) << "corrupted on disk";
+  auto imported = Import("broken", FakePromptSetFile("fake-backbone-0001", "provp"));
+  ASSERT_OK(imported);
+  std::ofstream(BlobPath(imported->content_key())) << "corrupted on disk";
   Restart();
   prompt_sets_->Recover();
   EXPECT_OK(prompt_sets_->GetLoaded("good"));
@@ -93,6 +102,10 @@ TEST_F(RegistriesTest, RecoverLoadsActiveSetsAndLogsOnesThatFail) {
   ASSERT_OK(broken);
   EXPECT_EQ(broken->state(), v1::PromptSet::FAILED);
   EXPECT_THAT(Logs(), HasSubstr("prompt set failed to load at startup"));
+  // The damage is named as such, on load and on export, not a crash.
+  EXPECT_THAT(prompt_sets_->Load("broken"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("does not match its key")));
+  EXPECT_THAT(prompt_sets_->ReadFile("broken"), StatusIs(absl::StatusCode::kDataLoss));
 }
 
 TEST_F(RegistriesTest, PromptSetsAndDatasetsInUseByAJobAreKept) {
@@ -103,9 +116,15 @@ TEST_F(RegistriesTest, PromptSetsAndDatasetsInUseByAJobAreKept) {
   EXPECT_THAT(ds, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("tuningJobs/j1")));
   EXPECT_EQ(ReasonOf(ds), "DATASET_IN_USE");
   ASSERT_OK(runner_->Cancel("j1"));
+  auto stored = files_->List();
+  ASSERT_OK(stored);
+  EXPECT_EQ(stored->size(), 4u);  // 3 distinct images (one per colour) + the manifest
   ASSERT_OK(datasets_->Delete("colours"));
-  EXPECT_FALSE(std::filesystem::exists(dir_ + "/datasets/colours"));
   EXPECT_THAT(datasets_->Get("colours"), StatusIs(absl::StatusCode::kNotFound));
+  // No record refers to its files any more: they are gone.
+  stored = files_->List();
+  ASSERT_OK(stored);
+  EXPECT_TRUE(stored->empty());
 }
 
 TEST_F(RegistriesTest, DatasetUploadValidatesAndIsIdempotent) {
@@ -133,11 +152,14 @@ TEST_F(RegistriesTest, DatasetUploadValidatesAndIsIdempotent) {
     *m = msgs[next++];
     return true;
   };
+  auto before = files_->List();
+  ASSERT_OK(before);
   auto refused = datasets_->Upload(read);
   EXPECT_EQ(ReasonOf(refused.status()), "LABEL_OUT_OF_RANGE");
-  for (const auto& e : std::filesystem::directory_iterator(dir_ + "/datasets")) {
-    EXPECT_EQ(e.path().filename(), "colours");
-  }
+  // Nothing of the refused upload stays in the file store.
+  auto after = files_->List();
+  ASSERT_OK(after);
+  EXPECT_EQ(after->size(), before->size());
   // An image over the pixel budget is IMAGE_TOO_LARGE (the decoder's reason).
   limits_.max_pixels_per_image = 10;
   Restart();
