@@ -108,7 +108,7 @@ absl::Status JobRunner::FetchCheckpoint(const std::string& id, const v1::TuningJ
     ev.set_level(v1::TuningJobEvent::WARNING);
     ev.set_message(absl::StrCat("the job's checkpoint ", job.checkpoint_key(), " cannot be read (",
                                 bytes.status().ToString(), "); training starts over from epoch 0"));
-    Emit(id, ev);
+    Emit(job, ev);
     logger_->Error("a job's checkpoint cannot be read; it starts over",
                    {{"job_id", id}, {"error", bytes.status().ToString()}});
     return absl::OkStatus();
