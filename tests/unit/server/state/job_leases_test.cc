@@ -138,11 +138,14 @@ class JobLeasesTest : public ::testing::Test {
     }));
   }
 
-  v1::CreateTuningJobRequest JobRequest(const std::string& id) {
+  // Create resolves every hyperparameter (the preset's epochs would be
+  // 100), so each job asks for the epochs its fake engine was set up with.
+  v1::CreateTuningJobRequest JobRequest(const std::string& id, int epochs) {
     v1::CreateTuningJobRequest req;
     req.set_tuning_job_id(id);
     req.mutable_tuning_job()->set_dataset("datasets/colours");
     req.mutable_tuning_job()->mutable_hyperparameters()->set_shots(2);
+    req.mutable_tuning_job()->mutable_hyperparameters()->set_epochs(epochs);
     return req;
   }
 
@@ -186,7 +189,7 @@ engine::FakeEngineOptions QuickEngine() {
 TEST_F(JobLeasesTest, ALiveLeaseIsLeftAloneAndAnExpiredOneIsResumedElsewhere) {
   Replica& a = Start("replica-a", QuickEngine());
   MakeDataset(a);
-  ASSERT_OK(a.runner->Create(JobRequest("j1")));
+  ASSERT_OK(a.runner->Create(JobRequest("j1", 2)));
   ClaimAndDie("j1", "replica-dead");
 
   // Another replica starting now must not steal a live replica's job.
@@ -230,7 +233,7 @@ TEST_F(JobLeasesTest, ACancelOnOneReplicaStopsTheJobRunningOnAnother) {
   Replica& runner = Start("replica-runner", slow);
   Replica& front = Start("replica-front", QuickEngine());
   MakeDataset(front);
-  ASSERT_OK(front.runner->Create(JobRequest("long")));
+  ASSERT_OK(front.runner->Create(JobRequest("long", 1000)));
   std::thread t([&] { EXPECT_TRUE(runner.runner->RunNextQueued()); });
   for (int i = 0; i < 500; ++i) {
     auto j = front.runner->Get("long");
@@ -261,7 +264,7 @@ TEST_F(JobLeasesTest, CheckpointsAndPromptSetsAreReadByContentKeyOnOtherReplicas
   Replica& a = Start("replica-a", eo);
   writer = &a;
   MakeDataset(a);
-  ASSERT_OK(a.runner->Create(JobRequest("j1")));
+  ASSERT_OK(a.runner->Create(JobRequest("j1", 4)));
   ASSERT_TRUE(a.runner->RunNextQueued());
   auto job = a.runner->Get("j1");
   ASSERT_OK(job);
