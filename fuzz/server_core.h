@@ -19,6 +19,7 @@
 
 #include "core/image/image_io.h"
 #include "core/metrics/families.h"
+#include "core/store/file_store.h"
 #include "core/store/store.h"
 #include "core/util/clock.h"
 #include "fuzz/fuzz_util.h"
@@ -27,6 +28,7 @@
 #include "server/state/classifier.h"
 #include "server/state/dataset_registry.h"
 #include "server/state/errors.h"
+#include "server/state/file_refs.h"
 #include "server/state/job_runner.h"
 #include "server/state/logging.h"
 #include "server/state/prompt_set_registry.h"
@@ -108,10 +110,18 @@ struct ServerCore {
     bo.max_queue_delay_us = 0;
     batcher = std::make_unique<server::Batcher>(engine.get(), bo);
     text_cache = std::make_unique<server::TextFeatureCache>(1 << 20);
-    datasets = std::make_unique<server::DatasetRegistry>(
-        store.get(), clock, logger.get(), server::DatasetRegistryOptions{dir, {}, limits});
+    // The content-addressed file store the server keeps images and prompt
+    // sets in (<data-dir>/blobs by default), with its reference rules.
+    auto files_opened = store::OpenSharedDirFileStore(dir + "/blobs");
+    Require(files_opened.ok(), "open the file store", files_opened.status());
+    files = std::move(*files_opened);
+    file_refs = std::make_unique<server::FileRefs>(store.get(), files.get(), logger.get(),
+                                                   server::FileRefsOptions{});
+    datasets =
+        std::make_unique<server::DatasetRegistry>(store.get(), file_refs.get(), clock, logger.get(),
+                                                  server::DatasetRegistryOptions{dir, {}, limits});
     prompt_sets = std::make_unique<server::PromptSetRegistry>(
-        store.get(), engine.get(), clock, metrics.get(), logger.get(),
+        store.get(), file_refs.get(), engine.get(), clock, metrics.get(), logger.get(),
         server::PromptSetRegistryOptions{dir, limits});
     class_sets = std::make_unique<server::ClassSetRegistry>(store.get(), clock, limits);
     classifier = std::make_unique<server::Classifier>(engine.get(), batcher.get(), text_cache.get(),
@@ -121,9 +131,9 @@ struct ServerCore {
     jo.data_dir = dir;
     jo.limits = limits;
     // Never started: Create only queues; no job runs.
-    jobs = std::make_unique<server::JobRunner>(store.get(), engine.get(), datasets.get(),
-                                               prompt_sets.get(), clock, metrics.get(),
-                                               logger.get(), jo);
+    jobs = std::make_unique<server::JobRunner>(store.get(), file_refs.get(), engine.get(),
+                                               datasets.get(), prompt_sets.get(), clock,
+                                               metrics.get(), logger.get(), jo);
     Seed();
   }
 
@@ -166,6 +176,8 @@ struct ServerCore {
   std::FILE* null_log = nullptr;
   std::unique_ptr<server::Logger> logger;
   std::unique_ptr<store::Store> store;
+  std::unique_ptr<store::FileStore> files;
+  std::unique_ptr<server::FileRefs> file_refs;
   metrics::MetricFamilies families;
   std::unique_ptr<server::ServerMetrics> metrics;
   std::unique_ptr<engine::FakeEngine> engine;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "core/data/dataset.h"
 #include "fuzz/server_core.h"
 #include "provp/v1/dataset.pb.h"
 
@@ -45,6 +46,17 @@ bool StagingLeft(const std::string& datasets_dir) {
   return false;
 }
 
+// The files in the content-addressed file store (blobs/sha256/<2>/<64>).
+size_t StoredFiles(const std::string& blobs_dir) {
+  std::error_code ec;
+  size_t n = 0;
+  for (auto it = std::filesystem::recursive_directory_iterator(blobs_dir + "/sha256", ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file()) ++n;
+  }
+  return n;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -65,10 +77,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (msg->has_images()) images_sent += msg->images().images_size();
     return true;
   };
+  const size_t files_before = StoredFiles(core.dir + "/blobs");
   absl::StatusOr<provp::v1::Dataset> ds = core.datasets->Upload(read);
   const std::string datasets_dir = core.dir + "/datasets";
   Require(!StagingLeft(datasets_dir), "no staging folder is left behind", ds.status());
   if (!ds.ok()) {
+    // The images a refused upload stored as they arrived are taken back.
+    Require(StoredFiles(core.dir + "/blobs") == files_before,
+            "a refused upload leaves the file store as it was", ds.status());
     const absl::StatusCode c = ds.status().code();
     Require(c == absl::StatusCode::kInvalidArgument || c == absl::StatusCode::kAlreadyExists ||
                 c == absl::StatusCode::kResourceExhausted,
@@ -79,10 +95,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Require(absl::StartsWith(ds->name(), "datasets/"), "a dataset is named datasets/...");
   const std::string id = ds->name().substr(std::string("datasets/").size());
   Require(ds->stats().num_images() == images_sent, "a stored dataset counts every image sent");
-  Require(std::filesystem::exists(core.datasets->ManifestPath(id)),
-          "a stored dataset has a manifest");
+  absl::StatusOr<provp::data::Dataset> manifest = core.datasets->ReadManifest(*ds);
+  Require(manifest.ok(), "a stored dataset has a readable manifest", manifest.status());
+  Require(static_cast<int64_t>(manifest->train.size() + manifest->val.size() +
+                               manifest->test.size()) == images_sent,
+          "the manifest lists every image sent");
   absl::Status deleted = core.datasets->Delete(id);
   Require(deleted.ok(), "delete the uploaded dataset", deleted);
+  // Its files go with it, except those the seed dataset shares.
+  Require(StoredFiles(core.dir + "/blobs") == files_before,
+          "a deleted dataset leaves the file store as it was");
   std::error_code ec;
   std::filesystem::remove_all(datasets_dir + "/" + id, ec);
   return 0;

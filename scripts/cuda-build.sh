@@ -39,6 +39,7 @@ export CUDACXX="$nvcc" PATH="$nvcc_dir:$PATH"
 export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DPROVP_TORCH_ONLY=ON \
   -DPROVP_BUILD_TESTS=ON -DCMAKE_PREFIX_PATH="$torch_root;$torch_cmake" \
+  -DCMAKE_GTEST_DISCOVER_TESTS_DISCOVERY_MODE=PRE_TEST \
   >"$build_dir/configure.log" 2>&1 ||
   { tail -30 "$build_dir/configure.log" >&2; echo "cuda-build.sh: configure failed" >&2; exit 1; }
 grep -q 'PROVP_CUDA_KERNELS:BOOL=ON' "$build_dir/CMakeCache.txt" ||
