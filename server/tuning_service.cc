@@ -81,7 +81,7 @@ absl::Status TuningServiceImpl::WatchTuningJob(Rpc& rpc, const v1::WatchTuningJo
   snapshot.set_job(job.name());
   snapshot.set_state(job.state());
   snapshot.set_level(v1::TuningJobEvent::INFO);
-    snapshot.set_traceparent(job.traceparent());
+  snapshot.set_traceparent(job.traceparent());
   SetTimestamp(absl::Now(), snapshot.mutable_create_time());
   *snapshot.mutable_tuning_job() = job;
   if (!writer->Write(snapshot)) return absl::OkStatus();
@@ -117,7 +117,7 @@ absl::Status TuningServiceImpl::WatchTuningJob(Rpc& rpc, const v1::WatchTuningJo
       hb.set_type(v1::TuningJobEvent::HEARTBEAT);
       hb.set_job(job.name());
       hb.set_state(job.state());
-        hb.set_traceparent(job.traceparent());
+      hb.set_traceparent(job.traceparent());
       SetTimestamp(absl::Now(), hb.mutable_create_time());
       if (!writer->Write(hb)) return absl::OkStatus();
       last_sent = absl::Now();
