@@ -20,6 +20,10 @@ ClassificationServiceImpl::ClassificationServiceImpl(RpcEnv env, Classifier* cla
   AddUnary("GetServerInfo", Scope::kClassify, &ClassificationServiceImpl::GetServerInfo);
 }
 
+void ClassificationServiceImpl::OnMalformedRequest(const std::string& method) {
+  if (method != "GetServerInfo") env_.metrics.rejected->WithLabels({"invalid"}).Increment();
+}
+
 absl::Status ClassificationServiceImpl::Classify(Rpc& rpc, const v1::ClassifyRequest* request,
                                                  v1::ClassifyResponse* response) {
   absl::StatusOr<v1::ClassifyResponse> r =

@@ -25,6 +25,10 @@ class ClassificationServiceImpl final : public RpcService {
   absl::Status EmbedTexts(Rpc& rpc, const v1::EmbedTextsRequest* req, v1::EmbedTextsResponse* resp);
   absl::Status GetServerInfo(Rpc& rpc, const v1::GetServerInfoRequest*, v1::ServerInfo* resp);
 
+  // A Classify, StreamClassify or Embed* message that does not parse is an
+  // invalid inference request: provp_requests_rejected_total{invalid}.
+  void OnMalformedRequest(const std::string& method) override;
+
   Classifier* const classifier_;
 };
 

@@ -14,7 +14,9 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <string>
+#include <utility>
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
@@ -42,7 +44,10 @@ absl::Status InStream(const absl::Status& status, int64_t index);
 template <typename Req>
 class RequestReader {
  public:
-  explicit RequestReader(grpc::internal::ReaderInterface<grpc::ByteBuffer>* raw) : raw_(raw) {}
+  // `on_malformed` runs once for a message that does not parse.
+  RequestReader(grpc::internal::ReaderInterface<grpc::ByteBuffer>* raw,
+                std::function<void()> on_malformed)
+      : raw_(raw), on_malformed_(std::move(on_malformed)) {}
 
   // true: *msg holds the next message; false: the client closed its side;
   // INVALID_ARGUMENT MALFORMED_MESSAGE: the next message does not parse (the
@@ -52,7 +57,10 @@ class RequestReader {
     if (!raw_->Read(&bytes)) return false;
     ++count_;
     absl::Status parsed = ParseRequest(bytes, msg);
-    if (!parsed.ok()) return InStream(parsed, count_);
+    if (!parsed.ok()) {
+      if (on_malformed_) on_malformed_();
+      return InStream(parsed, count_);
+    }
     return true;
   }
 
@@ -61,6 +69,7 @@ class RequestReader {
 
  private:
   grpc::internal::ReaderInterface<grpc::ByteBuffer>* const raw_;
+  const std::function<void()> on_malformed_;
   int64_t count_ = 0;
 };
 
@@ -82,7 +91,7 @@ class RpcService : public grpc::Service {
               Rpc rpc(self->env_, ctx, self->service_.c_str(), m.name.c_str(), m.type, scope);
               return Handle(rpc, [&]() -> absl::Status {
                 Req req;
-                RETURN_IF_ERROR(ParseRequest(*bytes, &req));
+                RETURN_IF_ERROR(self->Parse(m, *bytes, &req));
                 return (impl->*fn)(rpc, &req, resp);
               });
             },
@@ -102,7 +111,7 @@ class RpcService : public grpc::Service {
               Rpc rpc(self->env_, ctx, self->service_.c_str(), m.name.c_str(), m.type, scope);
               return Handle(rpc, [&]() -> absl::Status {
                 Req req;
-                RETURN_IF_ERROR(ParseRequest(*bytes, &req));
+                RETURN_IF_ERROR(self->Parse(m, *bytes, &req));
                 return (impl->*fn)(rpc, &req, writer);
               });
             },
@@ -120,7 +129,7 @@ class RpcService : public grpc::Service {
             [&m, scope, fn, impl](RpcService* self, grpc::ServerContext* ctx,
                                   grpc::ServerReader<grpc::ByteBuffer>* raw, Resp* resp) {
               Rpc rpc(self->env_, ctx, self->service_.c_str(), m.name.c_str(), m.type, scope);
-              RequestReader<Req> reader(raw);
+              RequestReader<Req> reader(raw, [self, &m] { self->OnMalformedRequest(m.name); });
               return Handle(rpc, [&]() -> absl::Status { return (impl->*fn)(rpc, reader, resp); });
             },
             this)));
@@ -138,12 +147,17 @@ class RpcService : public grpc::Service {
             [&m, scope, fn, impl](RpcService* self, grpc::ServerContext* ctx,
                                   grpc::ServerReaderWriter<Resp, grpc::ByteBuffer>* stream) {
               Rpc rpc(self->env_, ctx, self->service_.c_str(), m.name.c_str(), m.type, scope);
-              RequestReader<Req> reader(stream);
+              RequestReader<Req> reader(stream, [self, &m] { self->OnMalformedRequest(m.name); });
               return Handle(rpc,
                             [&]() -> absl::Status { return (impl->*fn)(rpc, reader, stream); });
             },
             this)));
   }
+
+  // Called once for each request message of `method` that does not parse
+  // (after its MALFORMED_MESSAGE status is made, before it is sent): a
+  // service counts refusals of its own kind here.
+  virtual void OnMalformedRequest(const std::string& method) {}
 
   const RpcEnv env_;
 
@@ -153,6 +167,14 @@ class RpcService : public grpc::Service {
     std::string path;  // "/provp.v1.ClassificationService/Classify"
     const char* type;  // "unary", "client_stream", "server_stream", "bidi_stream"
   };
+
+  // ParseRequest, telling OnMalformedRequest of a failure.
+  absl::Status Parse(const Method& m, const grpc::ByteBuffer& bytes,
+                     google::protobuf::Message* out) {
+    absl::Status parsed = ParseRequest(bytes, out);
+    if (!parsed.ok()) OnMalformedRequest(m.name);
+    return parsed;
+  }
 
   // Checks `method` against the descriptor; aborts when it does not match.
   const Method& Register(const char* method, const google::protobuf::Descriptor* request,

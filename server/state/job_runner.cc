@@ -116,6 +116,22 @@ absl::Status JobRunner::FetchCheckpoint(const std::string& id, const v1::TuningJ
   return util::WriteFileAtomic(local, *bytes);
 }
 
+void JobRunner::SweepEndedJobDirs() {
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(absl::StrCat(options_.data_dir, "/jobs"), ec);
+       !ec && it != fs::end(it); it.increment(ec)) {
+    if (!it->is_directory(ec)) continue;
+    const std::string id = it->path().filename().string();
+    absl::StatusOr<v1::TuningJob> job = Get(id);
+    const bool ended =
+        job.ok() ? IsTerminal(job->state()) : job.status().code() == absl::StatusCode::kNotFound;
+    if (!ended) continue;
+    logger_->Info("removing the working folder a crash left behind",
+                  {{"job_id", id}, {"state", job.ok() ? StateName(job->state()) : "deleted"}});
+    RemoveJobDir(id);
+  }
+}
+
 void JobRunner::Start() {
   Recover();
   runner_ = std::thread([this] { RunnerLoop(); });
@@ -494,6 +510,11 @@ absl::StatusOr<v1::TuningJob> JobRunner::Cancel(const std::string& id) {
 }
 
 void JobRunner::Recover() {
+  RequeueCrashedJobs();
+  SweepEndedJobDirs();
+}
+
+void JobRunner::RequeueCrashedJobs() {
   // Claim the RUNNING/CANCELLING jobs whose lease is free or expired. With a
   // shared store a live replica's jobs keep their leases; as the store's
   // only user every lease is this process's dead predecessor's.

@@ -94,7 +94,8 @@ class JobRunner {
   // Jobs left RUNNING/CANCELLING by a crash whose lease is free or expired
   // (with a shared store, a live replica's jobs are left alone): RUNNING ->
   // QUEUED (restart count + 1, SERVER_RESTARTED event), CANCELLING ->
-  // CANCELLED.
+  // CANCELLED. Then removes the working folders of jobs that ended or are
+  // gone (SweepEndedJobDirs).
   void Recover();
   // Claims the oldest QUEUED job (or one whose runner's lease expired,
   // which is requeued first) and runs it to its end on the calling thread.
@@ -158,6 +159,13 @@ class JobRunner {
                     bool shutting_down, absl::Time run_start);
   std::string JobDir(const std::string& id) const;
   void RemoveJobDir(const std::string& id);
+  // The first half of Recover.
+  void RequeueCrashedJobs();
+  // Removes the working folders (<data-dir>/jobs/<id>/) of jobs that have
+  // ended or no longer exist: a crash between storing a job's end and
+  // removing its folder would otherwise leave its local checkpoint and
+  // result file for good. Folders of unfinished jobs stay (they resume).
+  void SweepEndedJobDirs();
   // Copies the checkpoint the record names into the job folder (a
   // checkpoint that cannot be read is reported and training starts over).
   absl::Status FetchCheckpoint(const std::string& id, const v1::TuningJob& job);

@@ -185,6 +185,17 @@ class MalformedRequestTest : public ::testing::Test {
     return 0;
   }
 
+  // provp_requests_rejected_total for one reason, from a scrape.
+  double Rejected(const std::string& reason) {
+    std::istringstream lines(HttpGet(server_->metrics_port(), "/metrics"));
+    std::string line;
+    const std::string prefix = "provp_requests_rejected_total{reason=\"" + reason + "\"}";
+    while (std::getline(lines, line)) {
+      if (line.rfind(prefix, 0) == 0) return std::stod(line.substr(line.rfind(' ') + 1));
+    }
+    return 0;
+  }
+
   // A call that must be refused as malformed, naming `field`; checks the
   // request id it was given is the one sent back and logged, and that the
   // RPC metric counted it.
@@ -192,6 +203,7 @@ class MalformedRequestTest : public ::testing::Test {
                        const std::string& field, const std::string& words) {
     const std::string method = path.substr(path.rfind('/') + 1);
     const double before = Handled(method, "InvalidArgument");
+    const double rejected_before = Rejected("invalid");
     const std::string rid = absl::StrCat("malformed-", ++calls_);
     ::testing::internal::CaptureStderr();
     RawResult r = Call(path, messages, kAdmin, rid);
@@ -212,6 +224,10 @@ class MalformedRequestTest : public ::testing::Test {
     }
     EXPECT_TRUE(logged) << log;
     EXPECT_EQ(Handled(method, "InvalidArgument"), before + 1);
+    // An inference request that does not parse is also a rejected request;
+    // admin RPCs are not inference requests.
+    const bool inference = path.rfind("/provp.v1.ClassificationService/", 0) == 0;
+    EXPECT_EQ(Rejected("invalid"), rejected_before + (inference ? 1 : 0));
   }
 
   TempDir dir_;

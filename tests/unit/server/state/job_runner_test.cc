@@ -288,6 +288,28 @@ TEST_F(JobRunnerTest, RecoveryRequeuesRunningAndFinishesCancellingJobs) {
   EXPECT_FALSE(runner_->RunNextQueued());
 }
 
+// A crash after a job's end was stored and before its working folder was
+// removed (found by the random-SIGKILL e2e test) leaves the local
+// checkpoint and result file; the next start removes them, and those of
+// jobs that no longer exist, but keeps the folders of unfinished jobs.
+TEST_F(JobRunnerTest, RecoveryRemovesTheWorkingFoldersOfEndedJobs) {
+  ASSERT_OK(runner_->Create(JobRequest("ended")));
+  ASSERT_TRUE(runner_->RunNextQueued());
+  ASSERT_EQ(MustGet("ended").state(), v1::TuningJob::SUCCEEDED);
+  ASSERT_OK(runner_->Create(JobRequest("waiting")));
+  for (const char* id : {"ended", "waiting", "unknown"}) {
+    std::filesystem::create_directories(dir_ + "/jobs/" + id);
+    std::ofstream(dir_ + "/jobs/" + id + "/checkpoint.safetensors") << "{}";
+    std::ofstream(dir_ + "/jobs/" + id + "/result.pset") << "x";
+  }
+  Restart();
+  runner_->Recover();
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/jobs/ended"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/jobs/unknown"));
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/jobs/waiting/checkpoint.safetensors"));
+  EXPECT_THAT(Logs(), HasSubstr("removing the working folder a crash left behind"));
+}
+
 // The finished job whose final save fails must not stay RUNNING silently:
 // the failure is logged with the job and the state it should have, and the
 // job is taken over again once the store works (its lease is released), to
