@@ -18,6 +18,7 @@
 #include "provp/v1/classification.pb.h"
 #include "provp/v1/dataset.pb.h"
 #include "provp/v1/tuning.pb.h"
+#include "tests/testing/wire_format.h"
 
 namespace {
 
@@ -47,21 +48,9 @@ std::string Png(uint8_t r, uint8_t g, uint8_t b) {
   return *png;
 }
 
-std::string Varint(uint64_t v) {
-  std::string out;
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7F) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-  return out;
-}
-std::string Tag(int number, int wire) {
-  return Varint((static_cast<uint64_t>(number) << 3) | wire);
-}
-std::string Len(int number, const std::string& payload) {
-  return Tag(number, 2) + Varint(payload.size()) + payload;
-}
+using provp::testing::wire::Len;
+using provp::testing::wire::Tag;
+using provp::testing::wire::Varint;
 
 void ClassifySeeds() {
   provp::v1::ClassifyRequest inline_req;

@@ -29,6 +29,7 @@
 #include "tests/integration/server_test_util.h"
 #include "tests/testing/fake_engine.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/wire_format.h"
 
 namespace provp::server {
 namespace {
@@ -44,22 +45,9 @@ constexpr char kStreamClassify[] = "/provp.v1.ClassificationService/StreamClassi
 constexpr char kCreateJob[] = "/provp.v1.TuningService/CreateTuningJob";
 constexpr char kUpload[] = "/provp.v1.DatasetService/UploadDataset";
 
-// Protobuf wire-format pieces, to write what no generated encoder would.
-std::string Varint(uint64_t v) {
-  std::string out;
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7F) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-  return out;
-}
-std::string Tag(int number, int wire) {
-  return Varint((static_cast<uint64_t>(number) << 3) | wire);
-}
-std::string Len(int number, const std::string& payload) {
-  return Tag(number, 2) + Varint(payload.size()) + payload;
-}
+using ::provp::testing::wire::Len;
+using ::provp::testing::wire::Tag;
+using ::provp::testing::wire::Varint;
 
 // What one raw call saw.
 struct RawResult {
