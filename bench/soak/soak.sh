@@ -2,8 +2,10 @@
 # Soak run (reported by hand, not a test; issue 14): the real provp-server on
 # CPU with the tiny CLIP fixture, mixed traffic through the provp CLI
 # (zero-shot and prompted classify, uploads, tuning jobs run to the end and
-# cancelled, prompt-set export/import, dataset and prompt-set deletes) and
-# bench/server's load generator for a classify stream, for SOAK_MINUTES
+# cancelled, prompt-set export/import, dataset and prompt-set deletes),
+# bench/server's load generator for steady unary Classify traffic and
+# stream_client.py for StreamClassify streams (python3-grpcio and the
+# build's Python stubs), for SOAK_MINUTES
 # (default 30). The server's RSS, open file descriptors and threads are
 # sampled every minute into $OUT/samples.tsv; errors other than the expected
 # ones are counted per command. Everything on 127.0.0.1.
@@ -14,7 +16,7 @@ MINUTES=${SOAK_MINUTES:-30}
 SERVER=$BUILD/server/provp-server PROVP=$BUILD/client/provp
 LOADGEN=$BUILD/bench/server/provp_server_bench
 mkdir -p "$OUT"; T=$(mktemp -d)
-cleanup() { [ -n "${SERVER_PID:-}" ] && kill -TERM "$SERVER_PID" 2>/dev/null; sleep 2;
+cleanup() { [ -n "${STREAM_PID:-}" ] && kill "$STREAM_PID" 2>/dev/null; [ -n "${SERVER_PID:-}" ] && kill -TERM "$SERVER_PID" 2>/dev/null; sleep 2;
             kill -KILL "$SERVER_PID" 2>/dev/null; [ -n "${LOAD_PID:-}" ] && kill "$LOAD_PID" 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT
 PRE=$SHARED/fixtures/preprocess
@@ -44,6 +46,13 @@ if [ -x "$LOADGEN" ]; then
     > "$OUT/loadgen.log" 2>&1 &
   LOAD_PID=$!
 fi
+STUBS=$BUILD/proto/python
+PY=/usr/bin/python3  # Debian's, which has python3-grpcio
+if "$PY" -c 'import grpc' 2>/dev/null && [ -d "$STUBS" ]; then
+  "$PY" "$(dirname "$0")/stream_client.py" "$STUBS" "$PROVP_ADDRESS" $((MINUTES * 60)) "${IMAGES[@]}" \
+    > "$OUT/stream.log" 2>&1 &
+  STREAM_PID=$!
+fi
 declare -A ok err
 run() { local name=$1; shift
   if "$@" > "$T/out" 2> "$T/err"; then ok[$name]=$(( ${ok[$name]:-0} + 1 ));
@@ -63,10 +72,12 @@ while [ "$(date +%s)" -lt "$end" ]; do
     run tune_detached "$PROVP" tune --dataset "soak-$i" --shots 2 --epochs 500 --id "cancel-$i" --detach
     run cancel "$PROVP" jobs cancel "cancel-$i"
   fi
-  run delete_dataset "$PROVP" datasets delete "soak-$((i - 1))"
+  [ "$i" -gt 1 ] && run delete_dataset "$PROVP" datasets delete "soak-$((i - 1))"
   if [ "$(date +%s)" -ge "$next" ]; then minute=$((minute + 1)); sample "$minute"; next=$((next + 60)); fi
 done
 sample end
+[ -n "${STREAM_PID:-}" ] && wait "$STREAM_PID"
 { echo "command ok err"; for k in "${!ok[@]}" "${!err[@]}"; do echo "$k"; done | sort -u |
   while read -r k; do echo "$k ${ok[$k]:-0} ${err[$k]:-0}"; done; } > "$OUT/counts.txt"
+[ -f "$OUT/stream.log" ] && tail -1 "$OUT/stream.log" >> "$OUT/counts.txt"
 cat "$OUT/samples.tsv" "$OUT/counts.txt"

@@ -34,7 +34,7 @@ def hm(b, n):
     return 2 * b * n / (b + n) if b + n > 0 else 0.0
 # The main job's promise (issue 15): ProVP-Ref
 # ahead of zero-shot by 5 points of harmonic mean in the job's evaluation
-# (300 + 300 test images) and by 3 through the server (100 + 100), without
+# (300 + 300 test images) and by 3 through the server (every test image), without
 # giving up more than 2 points of novel accuracy.
 job_zs, job_tuned = hm(je["zero_shot_base"], je["zero_shot_novel"]), hm(je["tuned_base"], je["tuned_novel"])
 srv_zs, srv_tuned = hm(ts["base_zero_shot"], ts["novel_zero_shot"]), hm(ts["base_tuned"], ts["novel_tuned"])
