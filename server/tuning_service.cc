@@ -33,6 +33,7 @@ TuningServiceImpl::TuningServiceImpl(RpcEnv env, JobRunner* jobs, absl::Duration
   AddUnary("GetTuningJob", Scope::kAdmin, &TuningServiceImpl::GetTuningJob);
   AddUnary("ListTuningJobs", Scope::kAdmin, &TuningServiceImpl::ListTuningJobs);
   AddUnary("CancelTuningJob", Scope::kAdmin, &TuningServiceImpl::CancelTuningJob);
+  AddUnary("DeleteTuningJob", Scope::kAdmin, &TuningServiceImpl::DeleteTuningJob);
   AddServerStream("WatchTuningJob", Scope::kAdmin, &TuningServiceImpl::WatchTuningJob);
   AddUnary("ListTuningJobEvents", Scope::kAdmin, &TuningServiceImpl::ListTuningJobEvents);
 }
@@ -66,6 +67,12 @@ absl::Status TuningServiceImpl::CancelTuningJob(Rpc& rpc, const v1::CancelTuning
   ASSIGN_OR_RETURN(std::string id, ParseName(req->name(), kTuningJobs, "name"));
   ASSIGN_OR_RETURN(*resp, jobs_->Cancel(id));
   return absl::OkStatus();
+}
+
+absl::Status TuningServiceImpl::DeleteTuningJob(Rpc& rpc, const v1::DeleteTuningJobRequest* req,
+                                                v1::DeleteTuningJobResponse* resp) {
+  ASSIGN_OR_RETURN(std::string id, ParseName(req->name(), kTuningJobs, "name"));
+  return jobs_->Delete(id);
 }
 
 absl::Status TuningServiceImpl::WatchTuningJob(Rpc& rpc, const v1::WatchTuningJobRequest* req,

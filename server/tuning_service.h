@@ -21,6 +21,8 @@ class TuningServiceImpl final : public RpcService {
   absl::Status GetTuningJob(Rpc& rpc, const v1::GetTuningJobRequest* req, v1::TuningJob* resp);
   absl::Status ListTuningJobs(Rpc& rpc, const v1::ListTuningJobsRequest* req,
                               v1::ListTuningJobsResponse* resp);
+  absl::Status DeleteTuningJob(Rpc& rpc, const v1::DeleteTuningJobRequest* req,
+                               v1::DeleteTuningJobResponse* resp);
   absl::Status CancelTuningJob(Rpc& rpc, const v1::CancelTuningJobRequest* req,
                                v1::TuningJob* resp);
   absl::Status WatchTuningJob(Rpc& rpc, const v1::WatchTuningJobRequest* req,

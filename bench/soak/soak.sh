@@ -2,7 +2,7 @@
 # Soak run (reported by hand, not a test; issue 14): the real provp-server on
 # CPU with the tiny CLIP fixture, mixed traffic through the provp CLI
 # (zero-shot and prompted classify, uploads, tuning jobs run to the end and
-# cancelled, prompt-set export/import, dataset and prompt-set deletes),
+# cancelled, prompt-set export/import, dataset, prompt-set and job deletes),
 # bench/server's load generator for steady unary Classify traffic and
 # stream_client.py for StreamClassify streams (python3-grpcio and the
 # build's Python stubs), for SOAK_MINUTES
@@ -68,9 +68,17 @@ while [ "$(date +%s)" -lt "$end" ]; do
     run export "$PROVP" prompt-sets export "job-$i" -o "$T/p.provp"
     run import "$PROVP" prompt-sets import "$T/p.provp" --id "copy-$i" --load
     run delete_set "$PROVP" prompt-sets delete "copy-$i"
+    run delete_set "$PROVP" prompt-sets delete "job-$i"
+    run delete_job "$PROVP" jobs delete "job-$i"
   else
     run tune_detached "$PROVP" tune --dataset "soak-$i" --shots 2 --epochs 500 --id "cancel-$i" --detach
     run cancel "$PROVP" jobs cancel "cancel-$i"
+    # Followed until it has ended (CANCELLING -> CANCELLED), then deleted:
+    # jobs, like prompt sets, count against the server's limits.
+    # (watch exits 1 for any end but SUCCEEDED; CANCELLED is the one expected.)
+    run watch_cancelled bash -c '"$1" jobs watch "$2" > /dev/null; "$1" jobs get "$2" | grep -q CANCELLED' \
+      _ "$PROVP" "cancel-$i"
+    run delete_job "$PROVP" jobs delete "cancel-$i"
   fi
   [ "$i" -gt 1 ] && run delete_dataset "$PROVP" datasets delete "soak-$((i - 1))"
   if [ "$(date +%s)" -ge "$next" ]; then minute=$((minute + 1)); sample "$minute"; next=$((next + 60)); fi

@@ -1,5 +1,5 @@
 // `provp tune` (create a tuning job and follow it live) and
-// `provp jobs list|get|cancel|watch|events`. Watching resumes after a dropped
+// `provp jobs list|get|cancel|delete|watch|events`. Watching resumes after a dropped
 // connection from the last event id it saw, so no progress event is missed
 // or shown twice.
 #include <chrono>
@@ -296,6 +296,23 @@ void AddJobsCommand(CLI::App& app, Cli& cli) {
     grpc::Status st = stub->CancelTuningJob(ctx.get(), req, &j);
     if (!st.ok()) return Fail(cli, DescribeStatus(st));
     cli.json ? PrintJson(j) : PrintJobLine(j);
+  });
+
+  auto delete_id = std::make_shared<std::string>();
+  auto* del =
+      cmd->add_subcommand("delete", "Delete an ended job and its events (its prompt set stays)");
+  del->add_option("id", *delete_id, "Job id")->required();
+  del->callback([&cli, delete_id] {
+    auto conn = Connect(cli);
+    if (!conn) return;
+    auto stub = provp::v1::TuningService::NewStub(conn->channel());
+    provp::v1::DeleteTuningJobRequest req;
+    req.set_name(ResourceName("tuningJobs", *delete_id));
+    provp::v1::DeleteTuningJobResponse resp;
+    auto ctx = conn->NewContext();
+    grpc::Status st = stub->DeleteTuningJob(ctx.get(), req, &resp);
+    if (!st.ok()) return Fail(cli, DescribeStatus(st));
+    std::printf("deleted %s\n", req.name().c_str());
   });
 
   auto watch_id = std::make_shared<std::string>();

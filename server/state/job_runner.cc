@@ -509,6 +509,24 @@ absl::StatusOr<v1::TuningJob> JobRunner::Cancel(const std::string& id) {
   return job;
 }
 
+absl::Status JobRunner::Delete(const std::string& id) {
+  std::lock_guard<std::mutex> lock(job_mu_);
+  ASSIGN_OR_RETURN(v1::TuningJob job, table_.Get(id));
+  // An ended job never changes state again, so nothing (here or on another
+  // replica) writes to it between this check and the delete.
+  if (!IsTerminal(job.state())) {
+    return FailedPrecondition(
+        "JOB_NOT_ENDED", job.name(),
+        absl::StrCat(job.name(), " is ", StateName(job.state()), "; cancel it, then delete it"));
+  }
+  RETURN_IF_ERROR(table_.Delete(id));
+  // An ended job refers to no checkpoint; one a crash left is the sweep's.
+  if (!job.checkpoint_key().empty()) files_->ReleaseCheckpoint(job.checkpoint_key());
+  RemoveJobDir(id);
+  logger_->Info("job deleted", {{"job_id", id}, {"state", StateName(job.state())}});
+  return absl::OkStatus();
+}
+
 void JobRunner::Recover() {
   RequeueCrashedJobs();
   SweepEndedJobDirs();

@@ -111,6 +111,10 @@ class JobRunner {
   absl::StatusOr<RecordPage<v1::TuningJob>> List(int32_t page_size, absl::string_view page_token,
                                                  const std::string& filter) const;
   absl::StatusOr<v1::TuningJob> Cancel(const std::string& id);
+  // Deletes an ended job's record and events, and anything of it left on
+  // disk (DeleteTuningJob). FAILED_PRECONDITION JOB_NOT_ENDED for a job
+  // that has not ended, NOT_FOUND for an unknown one.
+  absl::Status Delete(const std::string& id);
   // Events with id > after_id, oldest first, at most `limit` (<= 0 = all).
   // DATA_LOSS when a stored event does not parse.
   absl::StatusOr<std::vector<v1::TuningJobEvent>> ListEvents(const std::string& id,

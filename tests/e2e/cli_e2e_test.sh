@@ -104,6 +104,18 @@ for _ in $(seq 1 150); do "$PROVP" jobs get job2 | grep -q CANCELLED && break; s
 "$PROVP" jobs get job2 | grep -q "CANCELLED" || fail "job2 not cancelled: $("$PROVP" jobs get job2)"
 expect_fail FAILED_PRECONDITION "$PROVP" jobs cancel job1
 
+# Delete: a job that has not ended is refused; ended ones go with their
+# events, and the prompt set a deleted job produced stays.
+"$PROVP" tune --dataset e2e-ds --shots 2 --epochs 500 --id job3 --detach > /dev/null 2>&1 || fail "create job3"
+expect_fail JOB_NOT_ENDED "$PROVP" jobs delete job3
+"$PROVP" jobs cancel job3 > /dev/null || fail "cancel job3"
+"$PROVP" jobs delete job2 | grep -q "deleted tuningJobs/job2" || fail "delete job2"
+"$PROVP" jobs delete job1 > /dev/null || fail "delete job1"
+expect_fail NOT_FOUND "$PROVP" jobs get job1
+expect_fail NOT_FOUND "$PROVP" jobs events job1
+expect_fail NOT_FOUND "$PROVP" jobs delete job1
+"$PROVP" prompt-sets get job1 > /dev/null || fail "job1's prompt set went with the job"
+
 # SIGTERM: drain and exit 0.
 kill -TERM $SERVER_PID
 for _ in $(seq 1 150); do kill -0 $SERVER_PID 2>/dev/null || break; sleep 0.2; done

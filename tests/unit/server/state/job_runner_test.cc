@@ -288,6 +288,27 @@ TEST_F(JobRunnerTest, RecoveryRequeuesRunningAndFinishesCancellingJobs) {
   EXPECT_FALSE(runner_->RunNextQueued());
 }
 
+TEST_F(JobRunnerTest, DeleteRemovesAnEndedJobAndItsEventsOnly) {
+  ASSERT_OK(runner_->Create(JobRequest("ended")));
+  ASSERT_TRUE(runner_->RunNextQueued());
+  ASSERT_OK(runner_->Create(JobRequest("waiting")));
+  EXPECT_THAT(runner_->Delete("waiting"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("cancel it")));
+  EXPECT_EQ(ReasonOf(runner_->Delete("waiting")), "JOB_NOT_ENDED");
+  EXPECT_THAT(runner_->Delete("nobody"), StatusIs(absl::StatusCode::kNotFound));
+  std::filesystem::create_directories(dir_ + "/jobs/ended");
+  ASSERT_FALSE(Events("ended").empty());
+  ASSERT_OK(runner_->Delete("ended"));
+  EXPECT_THAT(runner_->Get("ended"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/jobs/ended"));
+  auto events = runner_->ListEvents("ended", 0, 100);
+  EXPECT_FALSE(events.ok() && !events->empty());
+  // The prompt set it produced stays; the id can be used again.
+  EXPECT_OK(prompt_sets_->Get("ended"));
+  EXPECT_OK(runner_->Get("waiting"));
+  EXPECT_THAT(runner_->Delete("ended"), StatusIs(absl::StatusCode::kNotFound));
+}
+
 // A crash after a job's end was stored and before its working folder was
 // removed (found by the random-SIGKILL e2e test) leaves the local
 // checkpoint and result file; the next start removes them, and those of
