@@ -27,5 +27,19 @@ TEST(Issue14Test, TorchSaveStringLengthPastTheEndIsRefusedBeforeAllocating) {
   EXPECT_THAT(std::string(ck.status().message()), HasSubstr("corrupt or truncated pickle"));
 }
 
+// A 1.5 KB torch.save archive whose data.pkl has its bytes shuffled so that
+// a LONG_BINPUT stores memo entry 976,356,657: LibTorch 1.13's unpickler
+// grew its memo table to that many IValues first (libFuzzer, 40-minute run:
+// out-of-memory asking for 31 GB). The check stops at the first id out of
+// sequence (104, after 4 entries).
+TEST(Issue14Test, TorchSaveMemoIdPastTheNextIsRefusedBeforeAllocating) {
+  auto ck = LoadCheckpoint(Regression("torch_save/oom-long-binput-memo-fc3a3f2a"));
+  ASSERT_FALSE(ck.ok());
+  EXPECT_EQ(ck.status().code(), absl::StatusCode::kInvalidArgument) << ck.status();
+  EXPECT_THAT(std::string(ck.status().message()),
+              HasSubstr("stores memo entry 104 at offset 138 after only 4 entries"));
+  EXPECT_THAT(std::string(ck.status().message()), HasSubstr("corrupt pickle"));
+}
+
 }  // namespace
 }  // namespace provp::clip
