@@ -41,5 +41,16 @@ TEST(Issue14Test, TorchSaveMemoIdPastTheNextIsRefusedBeforeAllocating) {
   EXPECT_THAT(std::string(ck.status().message()), HasSubstr("corrupt pickle"));
 }
 
+// A TorchScript archive whose code/__torch__.py.debug_pkl (source ranges,
+// unpickled only while LibTorch builds an error message about the code)
+// stores a memo entry far out of sequence: out-of-memory asking for 32 GB
+// (libFuzzer). Its debug pickles are now checked like data.pkl.
+TEST(Issue14Test, TorchScriptDebugPickleIsCheckedToo) {
+  auto ck = LoadCheckpoint(Regression("torchscript/oom-debug-pkl-memo-7077fd1b"));
+  ASSERT_FALSE(ck.ok());
+  EXPECT_EQ(ck.status().code(), absl::StatusCode::kInvalidArgument) << ck.status();
+  EXPECT_THAT(std::string(ck.status().message()), HasSubstr("debug_pkl"));
+}
+
 }  // namespace
 }  // namespace provp::clip
