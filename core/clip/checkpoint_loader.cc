@@ -398,12 +398,35 @@ absl::StatusOr<Weights> ReadTorchSaveDict(const std::string& path, const std::st
 absl::StatusOr<Weights> ReadTorchScript(const std::string& path, const std::string& bytes) {
   return util::TorchCall(absl::StrCat(path, ": TorchScript archive"),
                          [&]() -> absl::StatusOr<Weights> {
+                           // The archive again without its debug pickles
+                           // (code/*.py.debug_pkl: source ranges, read only
+                           // while LibTorch builds an error message about
+                           // the code). LibTorch 1.13 frees memory it never
+                           // allocated while unpickling a well-formed but
+                           // wrongly typed one (ASan bad-free, fuzz/
+                           // torchscript), and weights never need them.
+                           std::string stripped;
                            {
                              std::istringstream check(bytes);
                              caffe2::serialize::PyTorchStreamReader reader(&check);
                              RETURN_IF_ERROR(CheckArchivePickles(path, reader));
+                             caffe2::serialize::PyTorchStreamWriter writer(
+                                 [&stripped](const void* buf, size_t n) -> size_t {
+                                   stripped.append(static_cast<const char*>(buf), n);
+                                   return n;
+                                 });
+                             writer.setMinVersion(reader.version());
+                             for (const std::string& name : reader.getAllRecords()) {
+                               if (absl::EndsWith(name, ".debug_pkl") || name == "version" ||
+                                   name == ".data/version") {
+                                 continue;
+                               }
+                               auto [data, size] = reader.getRecord(name);
+                               writer.writeRecord(name, data.get(), size);
+                             }
+                             writer.writeEndOfFile();
                            }
-                           std::istringstream in(bytes);
+                           std::istringstream in(stripped);
                            torch::jit::Module module = torch::jit::load(in, torch::kCPU);
                            Weights out;
                            for (const auto& item : module.named_parameters(/*recurse=*/true)) {

@@ -52,5 +52,19 @@ TEST(Issue14Test, TorchScriptDebugPickleIsCheckedToo) {
   EXPECT_THAT(std::string(ck.status().message()), HasSubstr("debug_pkl"));
 }
 
+// A TorchScript archive whose debug pickle is well formed but wrongly typed:
+// LibTorch 1.13 freed memory it never allocated while unpickling it to
+// highlight an error in the code (ASan bad-free; glibc aborts). The loader
+// now hands LibTorch the archive without its debug pickles, so the code's
+// error is reported without a source highlight.
+TEST(Issue14Test, TorchScriptDebugPicklesNeverReachLibTorch) {
+  auto ck = LoadCheckpoint(Regression("torchscript/bad-free-debug-pkl-fa6488f1"));
+  ASSERT_FALSE(ck.ok());
+  // LibTorch's own error about the code, through TorchCall (INTERNAL, as for
+  // every exception LibTorch throws while loading; its wording depends on
+  // what LibTorch has loaded before).
+  EXPECT_THAT(std::string(ck.status().message()), HasSubstr(": TorchScript archive: "));
+}
+
 }  // namespace
 }  // namespace provp::clip
