@@ -5,9 +5,9 @@
 # (learning rate, epochs) pair on the few-shot setting only and prints one
 # table: mean top-1 over the seeds per dataset, variant and pair.
 #   DATA=data-dir BUILD=build OUT=out-dir bench/quality/sweep.sh
-# SWEEP_LRS, SWEEP_EPOCHS, SWEEP_SHOTS, SWEEP_SEEDS, SWEEP_VARIANTS and
-# SWEEP_DATASETS override the grid (comma lists; lists are space-separated
-# for LRS and EPOCHS).
+# Override the grid with SWEEP_LRS and SWEEP_EPOCHS (space-separated) and
+# SWEEP_SHOTS, SWEEP_SEEDS, SWEEP_VARIANTS, SWEEP_DATASETS (comma-separated,
+# passed to the bench as they are). Finished pairs are skipped on a rerun.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -24,7 +24,7 @@ mkdir -p "$OUT"
 for lr in $LRS; do
   for ep in $EPOCHS; do
     dir="$OUT/lr${lr}_ep${ep}"
-    [ -s "$dir/results.json" ] && continue   # resumable
+    [ -s "$dir/results.json" ] && continue
     echo "lr $lr epochs $ep" >&2
     "$BENCH" --data-dir "$DATA" --out "$dir" --no-b2n --shots "$SHOTS" --seeds "$SEEDS" \
       --variants "$VARIANTS" --datasets "$DATASETS" --learning-rate "$lr" \
