@@ -10,8 +10,10 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -356,9 +358,21 @@ absl::Status CheckArchivePickles(const std::string& file,
   return absl::OkStatus();
 }
 
+// LibTorch's exceptions while it parses a checkpoint come back from
+// TorchCall as INTERNAL; for a file the user gave, they mean the file is
+// not what it claims to be: INVALID_ARGUMENT (out-of-memory and the like
+// keep their codes).
+template <typename T>
+absl::StatusOr<T> AsBadFile(absl::StatusOr<T> result) {
+  if (result.status().code() == absl::StatusCode::kInternal) {
+    return absl::InvalidArgumentError(result.status().message());
+  }
+  return result;
+}
+
 absl::StatusOr<Weights> ReadTorchSaveDict(const std::string& path, const std::string& bytes) {
-  return util::TorchCall(
-      absl::StrCat(path, ": torch.save archive"), [&]() -> absl::StatusOr<Weights> {
+  return AsBadFile<Weights>(
+      util::TorchCall(absl::StrCat(path, ": torch.save archive"), [&]() -> absl::StatusOr<Weights> {
         // What torch::jit::pickle_load does, but through a bounds-checked
         // istream reader: 1.13's vector reader copies past the end of a
         // truncated archive (found by ASan on truncated fixtures).
@@ -392,52 +406,124 @@ absl::StatusOr<Weights> ReadTorchSaveDict(const std::string& path, const std::st
           out[name] = item.value().toTensor().detach().contiguous();
         }
         return out;
-      });
+      }));
 }
 
+// Loading a TorchScript archive's weights without LibTorch's TorchScript
+// compiler. torch::jit::load compiles the archive's code/*.py on load, and
+// that compiler is not hardened against hostile source (a fuzz input made
+// LibTorch 1.13's ScriptTypeParser::parseClassConstant dereference a bad
+// pointer: fuzz/regressions/torchscript/segv-e6004a39); weights never need
+// the code. data.pkl is read with LibTorch's bounds-checked unpickler as in
+// ReadTorchSaveDict, with each scripted class stood in for by a plain
+// object that keeps its pickled state (attribute name -> value); the
+// module tree is then walked for tensors under their dotted names. Which of
+// them are parameters or buffers is written only in the code, so tensors
+// the weight layout does not name (TorchScript keeps tensor attributes
+// such as attention masks beside the parameters) are left to the caller to
+// drop (ExpectedWeightShapes).
+class ScriptStateReader {
+ public:
+  explicit ScriptStateReader(std::string path) : path_(std::move(path)) {}
+
+  // A stand-in class per scripted class; container tags (restore_type_tag)
+  // get untyped containers, since only the tensors matter.
+  c10::StrongTypePtr Resolve(const c10::QualifiedName& name) {
+    const std::string& qn = name.qualifiedName();
+    if (absl::StartsWith(qn, "Dict[")) {
+      return c10::StrongTypePtr(cu_,
+                                c10::DictType::create(c10::StringType::get(), c10::AnyType::get()));
+    }
+    if (absl::StartsWith(qn, "List[")) {
+      return c10::StrongTypePtr(cu_, c10::ListType::create(c10::AnyType::get()));
+    }
+    if (!absl::StartsWith(qn, "__torch__.")) {
+      throw std::runtime_error("unsupported type in the archive's data: " + qn.substr(0, 80));
+    }
+    auto it = classes_.find(qn);
+    if (it == classes_.end()) {
+      if (classes_.size() >= kMaxClasses) throw std::runtime_error("too many classes in data.pkl");
+      c10::ClassTypePtr cls = c10::ClassType::create(name, cu_);
+      cls->addAttribute("__state__", c10::AnyType::get());
+      it = classes_.emplace(qn, std::move(cls)).first;
+    }
+    return c10::StrongTypePtr(cu_, it->second);
+  }
+
+  c10::intrusive_ptr<c10::ivalue::Object> Load(const c10::StrongTypePtr& type, c10::IValue state) {
+    auto obj = c10::ivalue::Object::create(type, 1);
+    obj->setSlot(0, std::move(state));
+    return obj;
+  }
+
+  // Tensors of the object tree under `root`, "a.b.weight" style.
+  absl::StatusOr<Weights> Tensors(const c10::IValue& root) {
+    if (!root.isObject()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path_, ": TorchScript data.pkl holds a ", root.tagKind(), ", not a module"));
+    }
+    Weights out;
+    RETURN_IF_ERROR(Walk(root, "", 0, &out));
+    return out;
+  }
+
+ private:
+  static constexpr size_t kMaxClasses = 10000;
+  static constexpr int kMaxDepth = 64;
+  static constexpr int64_t kMaxVisits = 1000000;
+
+  absl::Status Walk(const c10::IValue& value, const std::string& prefix, int depth, Weights* out) {
+    if (++visits_ > kMaxVisits || depth > kMaxDepth) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path_, ": TorchScript module tree is too large or too deep"));
+    }
+    if (value.isTensor()) {
+      if (!prefix.empty()) (*out)[prefix] = value.toTensor().detach().contiguous();
+      return absl::OkStatus();
+    }
+    if (!value.isObject()) return absl::OkStatus();  // ints, flags, strings
+    const c10::intrusive_ptr<c10::ivalue::Object> obj = value.toObject();
+    // A module reached twice (shared submodule) is read once.
+    if (!seen_.insert(obj.get()).second || obj->slots().size() != 1) return absl::OkStatus();
+    const c10::IValue& state = obj->getSlot(0);
+    if (!state.isGenericDict()) return absl::OkStatus();  // custom __getstate__
+    for (const auto& item : state.toGenericDict()) {
+      if (!item.key().isString()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path_, ": TorchScript attribute name of kind ", item.key().tagKind()));
+      }
+      const std::string& name = item.key().toStringRef();
+      RETURN_IF_ERROR(Walk(item.value(), prefix.empty() ? name : absl::StrCat(prefix, ".", name),
+                           depth + 1, out));
+    }
+    return absl::OkStatus();
+  }
+
+  const std::string path_;
+  std::shared_ptr<torch::jit::CompilationUnit> cu_ =
+      std::make_shared<torch::jit::CompilationUnit>();
+  std::map<std::string, c10::ClassTypePtr> classes_;
+  std::set<const void*> seen_;
+  int64_t visits_ = 0;
+};
+
 absl::StatusOr<Weights> ReadTorchScript(const std::string& path, const std::string& bytes) {
-  return util::TorchCall(absl::StrCat(path, ": TorchScript archive"),
-                         [&]() -> absl::StatusOr<Weights> {
-                           // The archive again without its debug pickles
-                           // (code/*.py.debug_pkl: source ranges, read only
-                           // while LibTorch builds an error message about
-                           // the code). LibTorch 1.13 frees memory it never
-                           // allocated while unpickling a well-formed but
-                           // wrongly typed one (ASan bad-free, fuzz/
-                           // torchscript), and weights never need them.
-                           std::string stripped;
-                           {
-                             std::istringstream check(bytes);
-                             caffe2::serialize::PyTorchStreamReader reader(&check);
-                             RETURN_IF_ERROR(CheckArchivePickles(path, reader));
-                             caffe2::serialize::PyTorchStreamWriter writer(
-                                 [&stripped](const void* buf, size_t n) -> size_t {
-                                   stripped.append(static_cast<const char*>(buf), n);
-                                   return n;
-                                 });
-                             writer.setMinVersion(reader.version());
-                             for (const std::string& name : reader.getAllRecords()) {
-                               if (absl::EndsWith(name, ".debug_pkl") || name == "version" ||
-                                   name == ".data/version") {
-                                 continue;
-                               }
-                               auto [data, size] = reader.getRecord(name);
-                               writer.writeRecord(name, data.get(), size);
-                             }
-                             writer.writeEndOfFile();
-                           }
-                           std::istringstream in(stripped);
-                           torch::jit::Module module = torch::jit::load(in, torch::kCPU);
-                           Weights out;
-                           for (const auto& item : module.named_parameters(/*recurse=*/true)) {
-                             out[item.name] = item.value.detach().contiguous();
-                           }
-                           for (const auto& item : module.named_buffers(/*recurse=*/true)) {
-                             if (OpenAIIgnorable().count(item.name) != 0) continue;
-                             out[item.name] = item.value.detach().contiguous();
-                           }
-                           return out;
-                         });
+  return AsBadFile<Weights>(util::TorchCall(
+      absl::StrCat(path, ": TorchScript archive"), [&]() -> absl::StatusOr<Weights> {
+        std::istringstream in(bytes);
+        caffe2::serialize::PyTorchStreamReader reader(&in);
+        RETURN_IF_ERROR(CheckArchivePickles(path, reader));
+        ScriptStateReader state(path);
+        torch::jit::TypeResolver resolve = [&](const c10::QualifiedName& name) {
+          return state.Resolve(name);
+        };
+        torch::jit::ObjLoader load = [&](const c10::StrongTypePtr& type, c10::IValue value) {
+          return state.Load(type, std::move(value));
+        };
+        c10::IValue root = torch::jit::readArchiveAndTensors("data", "", "", resolve, load,
+                                                             at::Device(at::kCPU), reader);
+        return state.Tensors(root);
+      }));
 }
 
 // ---- Hugging Face ---------------------------------------------------------
@@ -726,6 +812,14 @@ absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& path) {
     bytes.clear();
     bytes.shrink_to_fit();
     ASSIGN_OR_RETURN(ck.config, InferOpenAIConfig(path, weights));
+    if (ck.layout == CheckpointLayout::kTorchScriptArchive) {
+      // Tensor attributes that are not weights (ScriptStateReader).
+      const std::map<std::string, std::vector<int64_t>> expected = ExpectedWeightShapes(ck.config);
+      for (auto it = weights.begin(); it != weights.end();) {
+        it = expected.count(it->first) || OpenAIIgnorable().count(it->first) ? std::next(it)
+                                                                             : weights.erase(it);
+      }
+    }
     RETURN_IF_ERROR(
         CheckWeights(path, ExpectedWeightShapes(ck.config), weights, OpenAIIgnorable()));
     ck.weights = std::move(weights);

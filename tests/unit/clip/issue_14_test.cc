@@ -66,5 +66,16 @@ TEST(Issue14Test, TorchScriptDebugPicklesNeverReachLibTorch) {
   EXPECT_THAT(std::string(ck.status().message()), HasSubstr(": TorchScript archive: "));
 }
 
+// A 2.4 KB TorchScript archive whose code/__torch__.py made LibTorch 1.13's
+// TorchScript compiler dereference a bad pointer in
+// ScriptTypeParser::parseClassConstant (SEGV) while torch::jit::load
+// compiled it. Weights are now read from data.pkl without compiling the
+// code (ScriptStateReader), so the file is just a bad checkpoint.
+TEST(Issue14Test, TorchScriptCodeIsNeverCompiled) {
+  auto ck = LoadCheckpoint(Regression("torchscript/segv-class-constant-e6004a39"));
+  ASSERT_FALSE(ck.ok());
+  EXPECT_EQ(ck.status().code(), absl::StatusCode::kInvalidArgument) << ck.status();
+}
+
 }  // namespace
 }  // namespace provp::clip
