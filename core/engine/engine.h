@@ -21,11 +21,14 @@
 
 namespace provp::engine {
 
-// Decoded 8-bit RGB, row-major [height, width, 3].
+// Decoded 8-bit RGB, row-major [height, width, 3]; or, once
+// Engine::PrepareImage has run (eval_crop), the model's test-time crop as
+// three planes [3, height, width] of 8-bit levels.
 struct Image {
   int height = 0;
   int width = 0;
   std::vector<uint8_t> rgb;
+  bool eval_crop = false;
 };
 
 // Row-major float matrix [rows, dim]; rows are L2-normalised features.
@@ -216,6 +219,16 @@ class Engine {
   // Runs a few forwards so the first request does not pay for lazy
   // initialisation. The server reports SERVING only after this succeeds.
   virtual absl::Status Warmup() = 0;
+
+  // Resizes and crops a decoded image to the model's input (the 8-bit
+  // levels of its test-time preprocessing, eval_crop set), so that this
+  // work runs on the caller's thread (the server's preprocessing pool)
+  // rather than on the thread that runs the model, which then only
+  // normalises. Encoding the prepared image gives the same features as
+  // encoding the decoded one. INVALID_ARGUMENT for an image the
+  // preprocessing refuses. Thread-safe; the default leaves the image as it
+  // is (engines that resize nothing).
+  virtual absl::StatusOr<Image> PrepareImage(Image image) const { return image; }
 
   // L2-normalised image features [N, D], with the visual prompts of a
   // loaded prompt set (`prompt_set` = its id) or none ("" = zero-shot).

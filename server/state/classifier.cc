@@ -14,35 +14,22 @@
 #include "server/state/scoring.h"
 
 namespace provp::server {
-namespace {
 
 // Decoded images of a request and which of them are usable. `valid` points
-// into `decoded`, which is reserved up front so it never reallocates.
-struct DecodedImages {
+// into `decoded`, which is sized up front so it never reallocates.
+struct Classifier::DecodedImages {
   std::vector<absl::StatusOr<engine::Image>> decoded;
   std::vector<const engine::Image*> valid;
   std::vector<int> valid_index;
 };
 
-template <typename Images>
-void DecodeAll(const Images& images, const Limits& limits, DecodedImages* out) {
-  out->decoded.reserve(images.size());
-  for (int i = 0; i < images.size(); ++i) {
-    out->decoded.push_back(DecodeRequestImage(images[i], limits, absl::StrCat("images[", i, "]")));
-    if (out->decoded.back().ok()) {
-      out->valid.push_back(&*out->decoded.back());
-      out->valid_index.push_back(i);
-    }
-  }
-}
-
-}  // namespace
-
-Classifier::Classifier(engine::Engine* engine, Batcher* batcher, TextFeatureCache* text_cache,
-                       PromptSetRegistry* prompt_sets, ClassSetRegistry* class_sets,
-                       ServerMetrics* metrics, const util::Clock* clock, Limits limits)
+Classifier::Classifier(engine::Engine* engine, Batcher* batcher, PreprocessPool* preprocess,
+                       TextFeatureCache* text_cache, PromptSetRegistry* prompt_sets,
+                       ClassSetRegistry* class_sets, ServerMetrics* metrics,
+                       const util::Clock* clock, Limits limits)
     : engine_(engine),
       batcher_(batcher),
+      preprocess_(preprocess),
       text_cache_(text_cache),
       prompt_sets_(prompt_sets),
       class_sets_(class_sets),
@@ -53,6 +40,37 @@ Classifier::Classifier(engine::Engine* engine, Batcher* batcher, TextFeatureCach
 void Classifier::ObserveStage(const char* stage, absl::Time start) const {
   metrics_->stage_duration->WithLabels({stage}).Observe(
       absl::ToDoubleSeconds(clock_->Now() - start));
+}
+
+// Each image is decoded and then resized to the model's crop by one
+// preprocessing task; the decode and resize stages are observed per image.
+template <typename Images>
+void Classifier::Preprocess(const Images& images, DecodedImages* out) const {
+  const int n = images.size();
+  out->decoded.assign(static_cast<size_t>(n), absl::UnknownError("not decoded"));
+  preprocess_->ParallelFor(n, [&](int i) {
+    const absl::Time decode_start = clock_->Now();
+    absl::StatusOr<engine::Image> img =
+        DecodeRequestImage(images[i], limits_, absl::StrCat("images[", i, "]"));
+    ObserveStage("decode", decode_start);
+    if (img.ok()) {
+      const absl::Time resize_start = clock_->Now();
+      img = engine_->PrepareImage(*std::move(img));
+      ObserveStage("resize", resize_start);
+      if (img.status().code() == absl::StatusCode::kInvalidArgument) {
+        img = InvalidArgument("IMAGE_PREPROCESS_FAILED",
+                              absl::StrCat("images[", i, "]: ", img.status().message()),
+                              absl::StrCat("images[", i, "]"));
+      }
+    }
+    out->decoded[static_cast<size_t>(i)] = std::move(img);
+  });
+  for (int i = 0; i < n; ++i) {
+    if (out->decoded[static_cast<size_t>(i)].ok()) {
+      out->valid.push_back(&*out->decoded[static_cast<size_t>(i)]);
+      out->valid_index.push_back(i);
+    }
+  }
 }
 
 absl::StatusOr<v1::ClassifyResponse> Classifier::Classify(const v1::ClassifyRequest& req,
@@ -118,13 +136,12 @@ absl::StatusOr<v1::ClassifyResponse> Classifier::Classify(const v1::ClassifyRequ
   metrics_->cache_entries->Set(text_cache_->entries());
   metrics_->cache_bytes->Set(text_cache_->bytes());
   if (computed) ObserveStage("text_encode", text_start);
-  // Decode.
+  // Decode and resize, in parallel on the preprocessing pool.
   const absl::Time decode_start = clock_->Now();
   const int n = req.images_size();
   DecodedImages images;
-  DecodeAll(req.images(), limits_, &images);
+  Preprocess(req.images(), &images);
   const double preprocess_seconds = absl::ToDoubleSeconds(clock_->Now() - decode_start);
-  ObserveStage("decode", decode_start);
   // Encode through the batcher.
   BatchResult batch;
   if (!images.valid.empty()) {
@@ -203,7 +220,7 @@ absl::StatusOr<v1::EmbedImagesResponse> Classifier::EmbedImages(const v1::EmbedI
   // Queue place first, decode second (see Classify).
   ASSIGN_OR_RETURN(Batcher::Reservation seat, batcher_->Reserve(req.images_size()));
   DecodedImages images;
-  DecodeAll(req.images(), limits_, &images);
+  Preprocess(req.images(), &images);
   for (int i = 0; i < req.images_size(); ++i) {
     auto* e = resp.add_embeddings();
     if (!images.decoded[i].ok()) *e->mutable_error() = ToRpcStatus(images.decoded[i].status());

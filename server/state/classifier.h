@@ -1,8 +1,9 @@
 // The data plane of the server core: Classify and the embedding calls.
-// Decodes images on the caller's thread (per-item errors), resolves the
-// classes (the prompt set's own, a stored class set or inline names) and
-// their cached text features, encodes images through the dynamic batcher
-// and scores on the CPU (scoring.h). Collaborators come in through the
+// Decodes and resizes images on the preprocessing pool (per-item errors;
+// the batch worker gets ready crops), resolves the classes (the prompt
+// set's own, a stored class set or inline names) and their cached text
+// features, encodes images through the dynamic batcher and scores on the
+// CPU (scoring.h). Collaborators come in through the
 // constructor and must outlive it. Thread-safe; one instance serves all
 // calls.
 #pragma once
@@ -17,6 +18,7 @@
 #include "server/state/batcher.h"
 #include "server/state/class_set_registry.h"
 #include "server/state/limits.h"
+#include "server/state/preprocess_pool.h"
 #include "server/state/prompt_set_registry.h"
 #include "server/state/server_metrics.h"
 #include "server/state/text_feature_cache.h"
@@ -32,9 +34,10 @@ class Classifier {
   // Polled while a request waits in the batcher; true drops it (CANCELLED).
   using Cancelled = std::function<bool()>;
 
-  Classifier(engine::Engine* engine, Batcher* batcher, TextFeatureCache* text_cache,
-             PromptSetRegistry* prompt_sets, ClassSetRegistry* class_sets, ServerMetrics* metrics,
-             const util::Clock* clock, Limits limits);
+  Classifier(engine::Engine* engine, Batcher* batcher, PreprocessPool* preprocess,
+             TextFeatureCache* text_cache, PromptSetRegistry* prompt_sets,
+             ClassSetRegistry* class_sets, ServerMetrics* metrics, const util::Clock* clock,
+             Limits limits);
 
   // Images that fail to decode get a per-item error; the call fails only
   // for request-level problems.
@@ -49,10 +52,14 @@ class Classifier {
   const Limits& limits() const { return limits_; }
 
  private:
+  struct DecodedImages;
   void ObserveStage(const char* stage, absl::Time start) const;
+  template <typename Images>
+  void Preprocess(const Images& images, DecodedImages* out) const;
 
   engine::Engine* const engine_;
   Batcher* const batcher_;
+  PreprocessPool* const preprocess_;
   TextFeatureCache* const text_cache_;
   PromptSetRegistry* const prompt_sets_;
   ClassSetRegistry* const class_sets_;

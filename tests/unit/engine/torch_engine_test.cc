@@ -162,6 +162,38 @@ TEST_F(TorchEngineTest, MixedPromptSetBatchEqualsSingleSetForwards) {
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+// Issue 11: PrepareImage moves the resize off the model thread; a prepared
+// image encodes exactly like the decoded one (same 8-bit crop, same
+// normalisation), alone and mixed with unprepared images, and a prepared
+// image of the wrong size is refused rather than misread.
+TEST_F(TorchEngineTest, PreparedImagesEncodeLikeDecodedOnes) {
+  std::vector<Image> raw, prepared;
+  for (int i = 0; i < 4; ++i) {
+    raw.push_back(Solid(static_cast<uint8_t>(40 * i), 90, 200, 20 + 17 * i, i));
+    auto p = engine_->PrepareImage(raw.back());
+    ASSERT_OK(p);
+    EXPECT_TRUE(p->eval_crop);
+    EXPECT_EQ(p->height, engine_->info().image_resolution);
+    EXPECT_EQ(p->width, engine_->info().image_resolution);
+    // Preparing twice is a no-op.
+    auto again = engine_->PrepareImage(*p);
+    ASSERT_OK(again);
+    EXPECT_EQ(again->rgb, p->rgb);
+    prepared.push_back(*std::move(p));
+  }
+  auto from_raw = engine_->EncodeImages({&raw[0], &raw[1], &raw[2], &raw[3]}, "");
+  auto from_prepared =
+      engine_->EncodeImages({&prepared[0], &raw[1], &prepared[2], &prepared[3]}, "");
+  ASSERT_OK(from_raw);
+  ASSERT_OK(from_prepared);
+  EXPECT_EQ(from_raw->data, from_prepared->data);
+  Image wrong = prepared[0];
+  wrong.height = wrong.width = 8;
+  EXPECT_THAT(engine_->EncodeImages({&wrong}, ""), StatusIs(absl::StatusCode::kInvalidArgument));
+  Image empty;
+  EXPECT_THAT(engine_->PrepareImage(empty), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 // A budget of two sets: loading a third evicts the least recently used
 // one, which is read back from its file on next use with the same result.
 TEST_F(TorchEngineTest, PromptSetBudgetEvictsLeastRecentlyUsed) {

@@ -20,8 +20,8 @@ class ClassifierTest : public CoreFixture {
     batcher_ = std::make_unique<Batcher>(engine_.get(), BatchingOptions());
     cache_ = std::make_unique<TextFeatureCache>(1 << 20);
     class_sets_ = std::make_unique<ClassSetRegistry>(&store_, &clock_, limits_);
-    classifier_ = std::make_unique<Classifier>(engine_.get(), batcher_.get(), cache_.get(),
-                                               prompt_sets_.get(), class_sets_.get(),
+    classifier_ = std::make_unique<Classifier>(engine_.get(), batcher_.get(), &preprocess_,
+                                               cache_.get(), prompt_sets_.get(), class_sets_.get(),
                                                metrics_.get(), &clock_, limits_);
   }
   void TearDown() override {
@@ -33,6 +33,7 @@ class ClassifierTest : public CoreFixture {
     return classifier_->Classify(req, absl::InfiniteFuture(), [] { return false; });
   }
 
+  PreprocessPool preprocess_{2};
   std::unique_ptr<Batcher> batcher_;
   std::unique_ptr<TextFeatureCache> cache_;
   std::unique_ptr<ClassSetRegistry> class_sets_;
