@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
   std::string model_path, vocab_path, device = "cpu", dataset_roots, log_format = "text";
   int torch_threads = 0;
   int64_t prompt_set_budget_mib = 0;
+  int tuning_yield_max_ms = 200;
+  int tuning_threads_when_serving = 1;
 
   CLI::App app{"provp-server: ProVP-Ref prompt tuning and CLIP classification over gRPC"};
   app.add_option("--listen", o.listen_address, "gRPC address (host:port; port 0 = any)")
@@ -150,6 +152,11 @@ int main(int argc, char** argv) {
   app.add_option("--max-queued-jobs", l.max_queued_jobs)
       ->envname("PROVP_MAX_QUEUED_JOBS")
       ->capture_default_str();
+  app.add_option("--stream-max-in-flight", l.stream_max_in_flight,
+                 "StreamClassify messages of one stream answered at once")
+      ->envname("PROVP_STREAM_MAX_IN_FLIGHT")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
   app.add_option("--max-upload-bytes", l.max_upload_bytes)
       ->envname("PROVP_MAX_UPLOAD_BYTES")
       ->capture_default_str();
@@ -169,6 +176,18 @@ int main(int argc, char** argv) {
                  "One model execution takes requests of different prompt sets (and zero-shot)")
       ->envname("PROVP_MIX_PROMPT_SETS")
       ->capture_default_str();
+  app.add_option("--tuning-yield-max-ms", tuning_yield_max_ms,
+                 "A tuning step waits up to this long for a running image encode (inference "
+                 "first)")
+      ->envname("PROVP_TUNING_YIELD_MAX_MS")
+      ->check(CLI::Range(0, 10000))
+      ->capture_default_str();
+  app.add_option("--tuning-threads-when-serving", tuning_threads_when_serving,
+                 "CPU: LibTorch threads of a tuning job while inference traffic is about (0: "
+                 "no change)")
+      ->envname("PROVP_TUNING_THREADS_WHEN_SERVING")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
   app.add_option("--prompt-set-budget-mib", prompt_set_budget_mib,
                  "Device memory for loaded prompt sets' tensors; beyond it the least recently "
                  "used are evicted and read back from their files on next use (0: no limit)")
@@ -183,6 +202,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--watch-heartbeat-seconds", o.watch_heartbeat_seconds)
       ->envname("PROVP_WATCH_HEARTBEAT_SECONDS")
+      ->capture_default_str();
+  app.add_option("--preprocess-threads", o.preprocess_threads,
+                 "Threads decoding and resizing request images beside each request's RPC thread "
+                 "(0: only the RPC thread)")
+      ->envname("PROVP_PREPROCESS_THREADS")
+      ->check(CLI::Range(0, 256))
       ->capture_default_str();
   app.add_option("--max-rpc-threads", o.max_rpc_threads)
       ->envname("PROVP_MAX_RPC_THREADS")
@@ -232,6 +257,8 @@ int main(int argc, char** argv) {
   to.device = device;
   to.num_threads = torch_threads;
   to.prompt_set_budget_bytes = prompt_set_budget_mib * (int64_t{1} << 20);
+  to.tuning_yield_max_ms = tuning_yield_max_ms;
+  to.tuning_threads_when_serving = tuning_threads_when_serving;
   auto engine = provp::engine::CreateTorchEngine(to);
   if (!engine.ok()) return Fail(engine.status().ToString());
   auto server = provp::server::Server::Create(o, std::move(*engine));

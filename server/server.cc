@@ -105,6 +105,7 @@ struct Server::Impl {
   std::unique_ptr<DatasetRegistry> datasets;
   std::unique_ptr<PromptSetRegistry> prompt_sets;
   std::unique_ptr<ClassSetRegistry> class_sets;
+  std::unique_ptr<PreprocessPool> preprocess;
   std::unique_ptr<Classifier> classifier;
   std::unique_ptr<JobRunner> jobs;
   std::unique_ptr<ClassificationServiceImpl> classification;
@@ -312,7 +313,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
     m.credentials = grpc::InsecureServerCredentials();
   }
   if (options.limits.max_images_per_request <= 0 || options.batching.max_batch_size <= 0 ||
-      options.limits.max_message_bytes <= 0 || options.batching.max_queue_images <= 0) {
+      options.limits.max_message_bytes <= 0 || options.batching.max_queue_images <= 0 ||
+      options.limits.stream_max_in_flight <= 0 || options.preprocess_threads < 0) {
     return absl::InvalidArgumentError("limits and batch sizes must be positive");
   }
   ASSIGN_OR_RETURN(m.metrics, ServerMetrics::Create(&m.families));
@@ -433,9 +435,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
           options.data_dir, options.limits,
           shared ? absl::Seconds(options.prompt_set_refresh_seconds) : absl::ZeroDuration()});
   m.class_sets = std::make_unique<ClassSetRegistry>(store, m.clock, options.limits);
-  m.classifier = std::make_unique<Classifier>(m.engine.get(), m.batcher.get(), m.text_cache.get(),
-                                              m.prompt_sets.get(), m.class_sets.get(), sm, m.clock,
-                                              options.limits);
+  m.preprocess = std::make_unique<PreprocessPool>(options.preprocess_threads);
+  m.classifier = std::make_unique<Classifier>(m.engine.get(), m.batcher.get(), m.preprocess.get(),
+                                              m.text_cache.get(), m.prompt_sets.get(),
+                                              m.class_sets.get(), sm, m.clock, options.limits);
   JobRunnerOptions job_options;
   job_options.data_dir = options.data_dir;
   job_options.limits = options.limits;
@@ -654,7 +657,9 @@ std::string Server::ConfigSummary() const {
       absl::StrCat("batching: max_batch_size=", o.batching.max_batch_size, " max_queue_delay_us=",
                    o.batching.max_queue_delay_us, " max_queue_images=", o.batching.max_queue_images,
                    " workers=", o.batching.num_workers,
-                   " mix_prompt_sets=", o.batching.mix_prompt_sets ? "true" : "false"),
+                   " mix_prompt_sets=", o.batching.mix_prompt_sets ? "true" : "false",
+                   " preprocess_threads=", o.preprocess_threads,
+                   " stream_max_in_flight=", l.stream_max_in_flight),
       absl::StrCat("text_cache_bytes=", o.text_cache_bytes,
                    " auto_load_prompt_sets=", o.auto_load_prompt_sets ? "true" : "false",
                    " log_format=", o.log_json ? "json" : "text")};

@@ -85,6 +85,11 @@ struct ServerOptions {
   double watch_heartbeat_seconds = 15.0;
   // gRPC sync server threads (max concurrent RPCs being handled).
   int max_rpc_threads = 64;
+  // Threads that decode and resize request images beside the RPC thread of
+  // each request (which works on its own images too; 0: only it), so the
+  // batch worker gets ready crops and a large request's images are
+  // prepared in parallel.
+  int preprocess_threads = 4;
   // HTTP/2 keepalive: ping an idle connection every keepalive_time_seconds
   // and drop it when no answer comes within keepalive_timeout_seconds.
   double keepalive_time_seconds = 60;

@@ -3,10 +3,13 @@
 #include "core/engine/torch_engine.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <tuple>
 #include <utility>
 
@@ -161,8 +164,66 @@ class TorchEngine : public Engine {
     return absl::OkStatus();
   }
 
+  // Marks an image encode as running for the tuning thread
+  // (YieldToInference).
+  class EncodeScope {
+   public:
+    explicit EncodeScope(TorchEngine* engine) : engine_(engine) { ++engine_->encodes_running_; }
+    ~EncodeScope() {
+      engine_->last_encode_end_ns_ = SteadyNanos();
+      --engine_->encodes_running_;
+    }
+    EncodeScope(const EncodeScope&) = delete;
+    EncodeScope& operator=(const EncodeScope&) = delete;
+
+   private:
+    TorchEngine* const engine_;
+  };
+
+  static int64_t SteadyNanos() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+
+  // Runs on the tuning thread before each step: waits (bounded) for a
+  // running encode to finish, and on the CPU gives the tuning thread fewer
+  // OpenMP threads while inference traffic is about. *reduced tracks what
+  // this thread has now.
+  void YieldToInference(bool* reduced) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto most = std::chrono::milliseconds(std::max(0, options_.tuning_yield_max_ms));
+    while (encodes_running_.load() > 0 && std::chrono::steady_clock::now() - start < most) {
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+    }
+    if (info_.device != "cpu" || options_.tuning_threads_when_serving <= 0) return;
+    const bool serving = encodes_running_.load() > 0 ||
+                         SteadyNanos() - last_encode_end_ns_.load() < int64_t{1000000000};
+    if (serving == *reduced) return;
+    if (util::SetThisThreadTorchThreads(serving ? options_.tuning_threads_when_serving
+                                                : at::get_num_threads())) {
+      *reduced = serving;
+    }
+  }
+
+  absl::StatusOr<Image> PrepareImage(Image image) const override {
+    if (image.eval_crop) return image;
+    return util::TorchCall("prepare image", [&]() -> absl::StatusOr<Image> {
+      c10::InferenceMode guard;
+      ASSIGN_OR_RETURN(torch::Tensor crop, EvalCrop(image));
+      crop = crop.contiguous();
+      Image out;
+      out.height = static_cast<int>(crop.size(1));
+      out.width = static_cast<int>(crop.size(2));
+      out.eval_crop = true;
+      out.rgb.assign(crop.data_ptr<uint8_t>(), crop.data_ptr<uint8_t>() + crop.numel());
+      return out;
+    });
+  }
+
   absl::StatusOr<FeatureMatrix> EncodeImages(const std::vector<const Image*>& images,
                                              const std::string& prompt_set) override {
+    EncodeScope running(this);
     std::shared_ptr<const LoadedPromptSet> ps;
     if (!prompt_set.empty()) {
       ASSIGN_OR_RETURN(ps, Acquire(prompt_set));
@@ -185,6 +246,7 @@ class TorchEngine : public Engine {
                                                      " images but ", prompt_sets.size(),
                                                      " prompt-set ids"));
     }
+    EncodeScope running(this);
     std::map<std::string, std::shared_ptr<const LoadedPromptSet>> sets;
     for (const std::string& id : prompt_sets) {
       if (id.empty() || sets.count(id)) continue;
@@ -323,31 +385,39 @@ class TorchEngine : public Engine {
   }
 
  private:
-  // uint8 images -> normalised [N,3,R,R] on the engine's device. On CUDA
-  // with pinned_staging the resized 8-bit crops go through a pinned host
-  // buffer and a copy stream, and normalisation runs on the device (a
-  // quarter of the bytes of float crops cross the bus).
+  // uint8 images -> normalised [N,3,R,R] on the engine's device. Images
+  // PrepareImage has cropped are only stacked here; others are resized
+  // first (tuning evaluation, callers that skip PrepareImage). On CUDA
+  // with pinned_staging the 8-bit crops go through a pinned host buffer
+  // and a copy stream, and normalisation runs on the device (a quarter of
+  // the bytes of float crops cross the bus).
   absl::StatusOr<torch::Tensor> Preprocess(const std::vector<const Image*>& images) {
     if (images.empty()) return absl::InvalidArgumentError("no images to encode");
     const torch::Device device(options_.device);
-    if (device.is_cuda() && options_.pinned_staging) {
-      std::vector<torch::Tensor> crops;
-      crops.reserve(images.size());
-      for (const Image* img : images) {
-        ASSIGN_OR_RETURN(torch::Tensor c,
-                         image::ResizeCropForEval(ToTensor(*img), config_.image_resolution));
-        crops.push_back(c);
-      }
-      return StageToDevice(torch::stack(crops));
-    }
-    std::vector<torch::Tensor> batch;
-    batch.reserve(images.size());
+    std::vector<torch::Tensor> crops;
+    crops.reserve(images.size());
     for (const Image* img : images) {
-      ASSIGN_OR_RETURN(torch::Tensor x,
-                       image::PreprocessForEval(ToTensor(*img), config_.image_resolution));
-      batch.push_back(x);
+      ASSIGN_OR_RETURN(torch::Tensor c, EvalCrop(*img));
+      crops.push_back(std::move(c));
     }
-    return torch::stack(batch).to(device);
+    torch::Tensor stacked = torch::stack(crops);
+    if (device.is_cuda() && options_.pinned_staging) return StageToDevice(stacked);
+    // NormalizeForModel of the stacked crops equals stacking
+    // PreprocessForEval of each image exactly (preprocess.h).
+    return image::NormalizeForModel(stacked).to(device);
+  }
+
+  // The 8-bit test-time crop [3,R,R] of one image: a view of a prepared
+  // image's planes, or computed now.
+  absl::StatusOr<torch::Tensor> EvalCrop(const Image& img) const {
+    const int64_t r = config_.image_resolution;
+    if (!img.eval_crop) return image::ResizeCropForEval(ToTensor(img), r);
+    if (img.height != r || img.width != r || static_cast<int64_t>(img.rgb.size()) != 3 * r * r) {
+      return absl::InvalidArgumentError(absl::StrCat("a prepared image is ", img.width, "x",
+                                                     img.height, ", not this model's ", r, "x", r,
+                                                     " crop"));
+    }
+    return torch::from_blob(const_cast<uint8_t*>(img.rgb.data()), {3, r, r}, torch::kUInt8);
   }
 
   // uint8 [N,3,R,R] host crops -> normalised float on the device.
@@ -548,6 +618,8 @@ class TorchEngine : public Engine {
   // The server's dataset in the core's form: every class, items in the
   // server's order with their labels, so the draw is the protocol's.
   absl::StatusOr<TuningOutcome> RunTuningImpl(const TuningSpec& spec, const TuningCallbacks& cb) {
+    // From the process's thread count (YieldToInference lowers it).
+    util::SetThisThreadTorchThreads(at::get_num_threads());
     train::TuningRunSpec run;
     run.dataset.name = spec.job_id;
     run.dataset.class_names = spec.class_names;
@@ -578,7 +650,9 @@ class TorchEngine : public Engine {
     run.cancel = cb.stop;
     run.on_message = cb.on_message;
     run.report_steps = true;
-    run.on_progress = [&cb](const train::TrainProgress& p) {
+    bool reduced_threads = false;
+    run.on_progress = [&cb, this, &reduced_threads](const train::TrainProgress& p) {
+      YieldToInference(&reduced_threads);
       if (cb.on_progress) {
         TuningProgress q;
         q.epoch_end = p.kind == train::TrainProgress::Kind::kEpoch;
@@ -599,7 +673,9 @@ class TorchEngine : public Engine {
       return !(cb.stop && cb.stop->load());
     };
     train::TuningBackbone backbone{model_, tokenizer_.get(), info_.backbone};
-    ASSIGN_OR_RETURN(train::TuningRunResult r, train::RunTuning(backbone, run));
+    absl::StatusOr<train::TuningRunResult> result = train::RunTuning(backbone, run);
+    if (reduced_threads) util::SetThisThreadTorchThreads(at::get_num_threads());
+    ASSIGN_OR_RETURN(train::TuningRunResult r, std::move(result));
 
     TuningOutcome out;
     out.prompt_set = MetaOf(r.prompt_set);
@@ -644,6 +720,10 @@ class TorchEngine : public Engine {
   clip::ClipModel model_;
   std::shared_ptr<const text::Tokenizer> tokenizer_;
   ModelInfo info_;
+  // Inference first while tuning (TorchEngineOptions.tuning_yield_max_ms):
+  // encodes running now, and when the last one ended (steady clock, ns).
+  std::atomic<int> encodes_running_{0};
+  std::atomic<int64_t> last_encode_end_ns_{0};
   mutable std::mutex mu_;  // guards sets_, use_clock_, cache_stats_
   std::map<std::string, PromptSetEntry> sets_;
   uint64_t use_clock_ = 0;

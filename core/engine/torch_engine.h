@@ -40,6 +40,15 @@ struct TorchEngineOptions {
   // CUDA only: stage host images in pinned memory and copy them on a
   // separate stream, normalising on the device (false: pageable copy).
   bool pinned_staging = true;
+  // Inference first while a tuning job runs (issue 11): a tuning step does
+  // not start while an image encode is running (it waits up to
+  // tuning_yield_max_ms, so tuning still moves under constant traffic), and
+  // on the CPU, while images were encoded in the last second, the tuning
+  // thread's LibTorch/OpenMP threads drop to tuning_threads_when_serving so
+  // the two do not oversubscribe the cores (0: no change). Back to
+  // num_threads when traffic stops.
+  int tuning_yield_max_ms = 200;
+  int tuning_threads_when_serving = 1;
 };
 
 absl::StatusOr<std::unique_ptr<Engine>> CreateTorchEngine(const TorchEngineOptions& options);

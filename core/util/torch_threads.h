@@ -5,6 +5,8 @@
 // Header-only; include it only from code that already links LibTorch.
 #pragma once
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <thread>
 
@@ -19,6 +21,23 @@ inline int SetTorchThreads(int requested) {
                               : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   at::set_num_threads(n);
   return at::get_num_threads();
+}
+
+// Sets the OpenMP thread count of parallel regions started by the calling
+// thread only (OpenMP keeps it per thread; LibTorch's intra-op loops and the
+// OpenMP build of OpenBLAS read it at each call), so one thread - a tuning
+// job's - can run on fewer cores than the rest of the process.
+// at::set_num_threads cannot: it also sets a process-wide count. Resolved at
+// run time from whichever OpenMP runtime LibTorch loaded (Debian's libgomp,
+// the PyPI wheel's bundled copy), so no second runtime is linked. Returns
+// false when LibTorch runs without OpenMP.
+inline bool SetThisThreadTorchThreads(int n) {
+  using SetNumThreads = void (*)(int);
+  static const SetNumThreads set =
+      reinterpret_cast<SetNumThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+  if (set == nullptr || n <= 0) return false;
+  set(n);
+  return true;
 }
 
 }  // namespace provp::util

@@ -30,6 +30,10 @@ struct Limits {
   int64_t max_upload_bytes = int64_t{2} << 30;
   // Images in one dataset.
   int64_t max_dataset_images = 200000;
+  // Messages of one StreamClassify being answered at once: a stream keeps
+  // reading while earlier messages wait in the batcher, so its images can
+  // share batches (answers may then come out of order).
+  int stream_max_in_flight = 8;
 };
 
 struct BatchingOptions {

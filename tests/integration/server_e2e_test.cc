@@ -13,11 +13,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -125,6 +128,7 @@ class E2ETest : public ::testing::Test {
                                      "--api-keys=" + dir_.path() + "/keys",
                                      "--torch-threads=1",
                                      "--log-format=json"};
+    args.insert(args.end(), extra_args_.begin(), extra_args_.end());
     server_ = std::make_unique<ServerProcess>(args, dir_.path() + "/port");
     ASSERT_TRUE(server_->Start(dir_.path() + "/server.log"))
         << "server did not start; see " << dir_.path() << "/server.log";
@@ -160,7 +164,7 @@ class E2ETest : public ::testing::Test {
     return w->Finish();
   }
 
-  grpc::Status CreateJob(const std::string& id, int epochs) {
+  grpc::Status CreateJob(const std::string& id, int epochs, int64_t seed = 1) {
     v1::CreateTuningJobRequest req;
     req.set_tuning_job_id(id);
     auto* j = req.mutable_tuning_job();
@@ -169,6 +173,7 @@ class E2ETest : public ::testing::Test {
     j->mutable_hyperparameters()->set_epochs(epochs);
     j->mutable_hyperparameters()->set_num_prompts(4);
     j->mutable_hyperparameters()->set_batch_size(4);
+    j->mutable_hyperparameters()->set_seed(seed);
     v1::TuningJob job;
     auto ctx = Ctx(kAdmin);
     return jobs_->CreateTuningJob(ctx.get(), req, &job);
@@ -193,6 +198,52 @@ class E2ETest : public ::testing::Test {
     return req;
   }
 
+  // Job states a wait ends on.
+  static bool Ended(const v1::TuningJob& job) {
+    return job.state() == v1::TuningJob::SUCCEEDED || job.state() == v1::TuningJob::FAILED ||
+           job.state() == v1::TuningJob::CANCELLED;
+  }
+
+  v1::TuningJob WaitJob(const std::string& id) {
+    v1::TuningJob job;
+    for (int i = 0; i < 6000; ++i) {
+      job = GetJob(id);
+      if (Ended(job)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return job;
+  }
+
+  std::string ExportPromptSet(const std::string& id) {
+    v1::ExportPromptSetRequest req;
+    req.set_name("promptSets/" + id);
+    auto ctx = Ctx(kAdmin);
+    auto reader = prompt_sets_->ExportPromptSet(ctx.get(), req);
+    v1::ExportPromptSetResponse msg;
+    std::string file;
+    while (reader->Read(&msg)) {
+      if (msg.has_chunk()) file += msg.chunk();
+    }
+    return reader->Finish().ok() ? file : std::string();
+  }
+
+  grpc::Status ImportPromptSet(const std::string& id, const std::string& file) {
+    auto ctx = Ctx(kAdmin, 60);
+    v1::PromptSet ps;
+    auto w = prompt_sets_->ImportPromptSet(ctx.get(), &ps);
+    v1::ImportPromptSetRequest meta;
+    meta.mutable_metadata()->set_prompt_set_id(id);
+    w->Write(meta);
+    for (size_t off = 0; off < file.size(); off += 4096) {
+      v1::ImportPromptSetRequest chunk;
+      chunk.set_chunk(file.substr(off, 4096));
+      if (!w->Write(chunk)) break;
+    }
+    w->WritesDone();
+    return w->Finish();
+  }
+
+  std::vector<std::string> extra_args_;
   TempDir dir_;
   std::string model_, vocab_;
   std::unique_ptr<ServerProcess> server_;
@@ -265,6 +316,105 @@ TEST_F(E2ETest, ZeroShotTuneServeAndSigterm) {
   int status = server_->Kill(SIGTERM);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+// Issue 11: one server holding 20 prompt sets (five trained ones, each
+// imported four times) answers concurrent clients whose requests pick any
+// of them or none (zero-shot), with the batcher free to put them in one
+// execution (mixed-prompt-set batches), exactly as it answers each request
+// alone.
+TEST_F(E2ETest, TwentyPromptSetsAndZeroShotServedTogether) {
+  server_->Kill(SIGKILL);
+  // A long batching window so that concurrent requests share executions.
+  extra_args_ = {"--max-queue-delay-us=20000", "--max-batch-size=64"};
+  Launch();
+  ASSERT_TRUE(Upload("colours").ok());
+  constexpr int kTrained = 5, kCopies = 4;
+  for (int t = 0; t < kTrained; ++t) {
+    ASSERT_TRUE(CreateJob(absl::StrCat("t", t), 1 + t, 11 + t).ok());
+  }
+  std::vector<std::string> ids;  // "" = zero-shot
+  ids.push_back("");
+  for (int t = 0; t < kTrained; ++t) {
+    v1::TuningJob job = WaitJob(absl::StrCat("t", t));
+    ASSERT_EQ(job.state(), v1::TuningJob::SUCCEEDED) << job.error().message();
+    const std::string file = ExportPromptSet(absl::StrCat("t", t));
+    ASSERT_FALSE(file.empty());
+    for (int c = 0; c < kCopies; ++c) {
+      const std::string id = absl::StrCat("set-", t, "-", c);
+      grpc::Status s = ImportPromptSet(id, file);
+      ASSERT_TRUE(s.ok()) << id << ": " << s.error_message();
+      v1::LoadPromptSetRequest load;
+      load.set_name("promptSets/" + id);
+      v1::PromptSet ps;
+      auto ctx = Ctx(kAdmin);
+      s = prompt_sets_->LoadPromptSet(ctx.get(), load, &ps);
+      ASSERT_TRUE(s.ok()) << id << ": " << s.error_message();
+      ids.push_back(id);
+    }
+  }
+  ASSERT_EQ(ids.size(), 1u + kTrained * kCopies);
+  const std::vector<std::string> names = {"red", "green", "blue", "violet"};
+  auto request = [&](size_t k) {
+    v1::ClassifyRequest req = Request(names, ids[k].empty() ? "" : "promptSets/" + ids[k]);
+    req.set_request_id(absl::StrCat("k", k));
+    return req;
+  };
+  // Each set alone: one request in flight, so its execution holds only it.
+  std::vector<v1::ClassifyResponse> alone(ids.size());
+  for (size_t k = 0; k < ids.size(); ++k) {
+    auto ctx = Ctx(kAdmin);
+    grpc::Status s = classify_->Classify(ctx.get(), request(k), &alone[k]);
+    ASSERT_TRUE(s.ok()) << ids[k] << ": " << s.error_message();
+    ASSERT_EQ(alone[k].results(0).timing().batch_size(), 2);
+  }
+  // Trained sets differ from zero-shot and from each other.
+  auto score = [](const v1::ClassifyResponse& r, int image, int c) {
+    return r.results(image).prediction().all_scores(c);
+  };
+  EXPECT_NE(score(alone[0], 0, 0), score(alone[1], 0, 0));
+  EXPECT_NE(score(alone[1], 0, 0), score(alone[1 + kCopies], 0, 0));
+  // Now all together from 8 clients.
+  constexpr int kClients = 8, kPerClient = 30;
+  std::atomic<int> compared{0}, shared{0}, failed{0};
+  std::mutex mu;
+  std::vector<std::string> mismatches;
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      std::mt19937 rng(static_cast<uint32_t>(c));
+      for (int i = 0; i < kPerClient; ++i) {
+        const size_t k = rng() % ids.size();
+        auto ctx = Ctx(kAdmin);
+        v1::ClassifyResponse r;
+        if (!classify_->Classify(ctx.get(), request(k), &r).ok()) {
+          ++failed;
+          continue;
+        }
+        if (r.results(0).timing().batch_size() > 2) ++shared;
+        for (int image = 0; image < 2; ++image) {
+          for (int cls = 0; cls < static_cast<int>(names.size()); ++cls) {
+            const float want = score(alone[k], image, cls);
+            const float got = score(r, image, cls);
+            if (std::abs(want - got) > 1e-4f) {
+              std::lock_guard<std::mutex> lock(mu);
+              mismatches.push_back(absl::StrCat("set '", ids[k], "' image ", image, " class ", cls,
+                                                ": ", got, " together, ", want, " alone"));
+            }
+          }
+        }
+        ++compared;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(compared.load(), kClients * kPerClient);
+  EXPECT_TRUE(mismatches.empty()) << mismatches.size()
+                                  << " scores differ, first: " << mismatches.front();
+  // The batcher did put requests together (most of them, with 8 clients
+  // and a 20 ms window).
+  EXPECT_GT(shared.load(), kClients * kPerClient / 4);
 }
 
 TEST_F(E2ETest, SigkillMidJobResumesAfterRestart) {

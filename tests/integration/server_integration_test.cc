@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -62,7 +63,7 @@ class ServerTest : public ::testing::Test {
     o.limits.max_message_bytes = 2 << 20;
     o.limits.max_images_per_request = 8;
     o.limits.max_queued_jobs = 2;
-    o.batching.max_queue_delay_us = 1000;
+    o.batching.max_queue_delay_us = max_queue_delay_us_;
     o.watch_heartbeat_seconds = 0.5;
     o.shutdown_grace_seconds = 2;
     o.metrics_port = 0;
@@ -191,6 +192,7 @@ class ServerTest : public ::testing::Test {
     return classify_->Classify(c.get(), ColourRequest({"red", "blue"}), &resp).ok();
   }
 
+  int64_t max_queue_delay_us_ = 1000;
   TempDir dir_;
   std::string keys_path_;
   std::unique_ptr<Server> server_;
@@ -542,14 +544,50 @@ TEST_F(ServerTest, ClassSetsAndStreamClassify) {
   ASSERT_TRUE(stream->Write(a));
   ASSERT_TRUE(stream->Write(b));
   stream->WritesDone();
+  // Answers come as they are ready (the failing "two" may overtake "one").
   v1::ClassifyResponse r1, r2;
   ASSERT_TRUE(stream->Read(&r1));
   ASSERT_TRUE(stream->Read(&r2));
   EXPECT_TRUE(stream->Finish().ok());
+  if (r1.request_id() != "one") std::swap(r1, r2);
   EXPECT_EQ(r1.request_id(), "one");
   EXPECT_EQ(r1.results(0).prediction().labels(0).label(), "green");
   EXPECT_EQ(r2.request_id(), "two");
   EXPECT_EQ(r2.error().code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// Issue 11: a stream keeps several messages in flight, so messages a client
+// sends without waiting share model executions. (One at a time, each
+// waited out the batcher's delay alone and ran at batch size 1.)
+TEST_F(ServerTest, StreamClassifyMessagesShareBatches) {
+  StopServer();
+  max_queue_delay_us_ = 300000;  // the batcher waits long enough to gather them
+  StartServer();
+  auto ctx = Ctx(kClient);
+  auto stream = classify_->StreamClassify(ctx.get());
+  constexpr int kMessages = 6;
+  for (int i = 0; i < kMessages; ++i) {
+    v1::ClassifyRequest req;
+    for (const char* n : {"red", "green", "blue"}) req.mutable_inline_classes()->add_names(n);
+    *req.add_images() = i % 2 ? Png(10, 10, 250, i) : Png(250, 10, 10, i);
+    req.set_request_id(absl::StrCat("m", i));
+    ASSERT_TRUE(stream->Write(req));
+  }
+  stream->WritesDone();
+  std::set<std::string> answered;
+  int largest_batch = 0;
+  v1::ClassifyResponse r;
+  while (stream->Read(&r)) {
+    ASSERT_FALSE(r.has_error()) << r.error().message();
+    ASSERT_EQ(r.results_size(), 1);
+    const int i = std::stoi(r.request_id().substr(1));
+    EXPECT_EQ(r.results(0).prediction().labels(0).label(), i % 2 ? "blue" : "red");
+    largest_batch = std::max(largest_batch, r.results(0).timing().batch_size());
+    answered.insert(r.request_id());
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(answered.size(), static_cast<size_t>(kMessages));
+  EXPECT_GE(largest_batch, 2);
 }
 
 // Issue 14: a StreamClassify open when the server drains gets its in-flight
