@@ -4,15 +4,18 @@
 // gracefully and exits 0.
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 
 #include "absl/strings/str_split.h"
 #include "core/engine/torch_engine.h"
+#include "core/util/host_memory.h"
 #include "server/server.h"
 
 namespace {
@@ -25,6 +28,10 @@ int Fail(const std::string& what) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before any thread starts (util/host_memory.h): a quarter of the cores,
+  // at least two.
+  provp::util::CapMallocArenas(
+      std::max(2, static_cast<int>(std::thread::hardware_concurrency()) / 4));
   using provp::server::ServerOptions;
   ServerOptions o;
   std::string model_path, vocab_path, device = "cpu", dataset_roots, log_format = "text";

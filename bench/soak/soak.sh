@@ -32,13 +32,14 @@ for _ in $(seq 1 300); do [ -s "$T/port" ] && break; sleep 0.2; done
 export PROVP_ADDRESS=127.0.0.1:$(cat "$T/port")
 "$PROVP" health --wait 120 >/dev/null || { echo "server not serving"; exit 1; }
 sample() {
-  local rss fds thr
+  local rss anon fds thr
   rss=$(awk '/VmRSS/ {print $2}' /proc/$SERVER_PID/status)
+  anon=$(awk '/RssAnon/ {print $2}' /proc/$SERVER_PID/status)
   thr=$(awk '/Threads/ {print $2}' /proc/$SERVER_PID/status)
   fds=$(ls /proc/$SERVER_PID/fd | wc -l)
-  printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$(date +%T)" "$rss" "$fds" "$thr" >> "$OUT/samples.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$(date +%T)" "$rss" "$anon" "$fds" "$thr" >> "$OUT/samples.tsv"
 }
-printf 'minute\ttime\trss_kib\tfds\tthreads\n' > "$OUT/samples.tsv"
+printf 'minute\ttime\trss_kib\tanon_kib\tfds\tthreads\n' > "$OUT/samples.tsv"
 sample 0
 # A steady classify stream next to the CLI traffic (if the load tool exists).
 if [ -x "$LOADGEN" ]; then

@@ -11,6 +11,8 @@
 
 #include <malloc.h>
 
+#include <cstdlib>
+
 namespace provp::util {
 
 // Call once, early, before large allocations. Returns false when glibc
@@ -21,6 +23,18 @@ inline bool KeepFreedHostMemory() {
   bool ok = mallopt(M_MMAP_THRESHOLD, 1 << 30) == 1 || mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
   ok = mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1 && ok;
   return ok;
+}
+
+// Caps glibc's malloc arenas. glibc gives threads that contend their own
+// arena, up to eight per core; with freed memory kept (above) each arena
+// keeps its own peak, and a server whose threads come and go (RPC threads,
+// StreamClassify workers, the preprocessing pool) spreads its allocations
+// over ever more arenas as it ages: slow RSS growth under steady traffic
+// (the soak, docs/benchmarks.md). An explicit MALLOC_ARENA_MAX in the
+// environment wins. Call once, first thing in main().
+inline bool CapMallocArenas(int arenas) {
+  if (std::getenv("MALLOC_ARENA_MAX") != nullptr || arenas <= 0) return true;
+  return mallopt(M_ARENA_MAX, arenas) == 1;
 }
 
 }  // namespace provp::util
