@@ -10,14 +10,20 @@
 # Setup (the benchmark's own, not the product's): installs python3-torch
 # with apt-get when /usr/bin/python3 cannot import torch.
 #
+# With --python PY the reference runs on that interpreter's torch instead
+# (e.g. the torch 2.11 venv of scripts/cuda-build.sh, next to
+# --build-dir build-cuda: both systems on the wheel's LibTorch, MKL and
+# oneDNN).
+#
 # usage: bench/cpu/run.sh [--threads 2] [--batch 1,8] [--train-batch 8]
 #                         [--prompts 50] [--iters 3] [--rounds 2]
 #                         [--out bench-cpu.jsonl] [--build-dir build]
+#                         [--python /usr/bin/python3]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 threads=2 batch=1,8 train_batch=8 prompts=50 iters=3 rounds=2
-out=bench-cpu.jsonl build_dir="${PROVP_BUILD_DIR:-build}"
+out=bench-cpu.jsonl build_dir="${PROVP_BUILD_DIR:-build}" py=/usr/bin/python3
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --threads) threads=$2; shift 2 ;;
@@ -28,13 +34,14 @@ while [[ $# -gt 0 ]]; do
     --rounds) rounds=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --build-dir) build_dir=$2; shift 2 ;;
-    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+    --python) py=$2; shift 2 ;;
+    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "bench/cpu/run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 
-py=/usr/bin/python3
 if ! "$py" -c 'import torch' 2>/dev/null; then
+  [[ $py == /usr/bin/python3 ]] || { echo "bench/cpu/run.sh: $py cannot import torch" >&2; exit 1; }
   echo "installing Debian's python3-torch for the reference baseline" >&2
   if [[ $(id -u) -ne 0 ]]; then
     echo "bench/cpu/run.sh: python3-torch is missing and apt-get needs root" >&2
@@ -52,6 +59,7 @@ done
 # to OpenBLAS and reported, never changed for one side only.
 echo "host: $(hostname)  cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "openblas core: $(OPENBLAS_VERBOSE=2 "$py" -c 'import torch' 2>&1 | sed -n 's/^Core: //p')"
+echo "reference torch: $("$py" -c 'import torch; print(torch.__version__, "BLAS:", "MKL" if torch.backends.mkl.is_available() else "other")')"
 echo "uptime before: $(uptime)"
 : >"$out"
 for ((r = 1; r <= rounds; r++)); do

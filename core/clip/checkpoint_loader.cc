@@ -194,7 +194,101 @@ absl::StatusOr<ClipConfig> InferOpenAIConfig(const std::string& file, const Weig
 // table to the id a BINPUT/LONG_BINPUT names (a 31 GB allocation from one
 // LONG_BINPUT id of 976,356,657 in a 1.5 KB archive; fuzz/ torch_save
 // again), while every pickler numbers its memo entries 0, 1, 2, ... in
-// order, so an id past the next one is corrupt.
+// order, so an id past the next one is corrupt. And it follows the stack:
+// LibTorch 1.13's unpickler pops and indexes its stack without checking
+// its size (a BUILD as the first opcode read 24 bytes before the stack's
+// storage: SEGV, fuzz/ torchscript), so each opcode's pops are checked
+// against what lies above the innermost MARK (Python's own unpickler keeps
+// each MARK's items apart the same way, so no pickle a pickler wrote
+// reaches across one), SETITEMS gets pairs, and STOP needs a result.
+absl::Status CheckPickleStack(const std::string& file, const std::string& record, uint8_t op,
+                              size_t offset, std::vector<uint64_t>* marks, uint64_t* depth) {
+  auto bad = [&](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat(file, ": ", record, ": opcode 0x",
+                                                   absl::Hex(op), " at offset ", offset, " ", why,
+                                                   " (corrupt pickle)"));
+  };
+  const uint64_t floor = marks->empty() ? 0 : marks->back();
+  // Pops n items above the innermost MARK, pushes `push`.
+  auto take = [&](uint64_t n, uint64_t push) -> absl::Status {
+    if (*depth - floor < n) {
+      return bad(absl::StrCat("pops ", n, " items but ", *depth - floor, " are there"));
+    }
+    *depth = *depth - n + push;
+    return absl::OkStatus();
+  };
+  // Pops to the innermost MARK (pairs when `pairs`), needing an item below
+  // it when `onto_below` (APPENDS/SETITEMS add to it), then pushes `push`.
+  auto to_mark = [&](bool pairs, bool onto_below, uint64_t push) -> absl::Status {
+    if (marks->empty()) return bad("needs a MARK and there is none");
+    const uint64_t mark = marks->back();
+    marks->pop_back();
+    const uint64_t below = mark - (marks->empty() ? 0 : marks->back());
+    if (pairs && (*depth - mark) % 2 != 0) return bad("takes key/value pairs, found an odd count");
+    if (onto_below && below < 1) return bad("adds to a container that is not there");
+    *depth = mark + push;
+    return absl::OkStatus();
+  };
+  switch (op) {
+    case '(':  // MARK
+      marks->push_back(*depth);
+      return absl::OkStatus();
+    case '.':  // STOP
+      return take(1, 1);
+    case '0':  // POP
+      return take(1, 0);
+    case '1':  // POP_MARK
+      return to_mark(false, false, 0);
+    case '2':  // DUP
+      return take(1, 2);
+    case 'q':   // BINPUT
+    case 'r':   // LONG_BINPUT
+    case 'p':   // PUT
+    case 0x94:  // MEMOIZE
+    case 0x85:  // TUPLE1
+    case 'Q':   // BINPERSID
+    case 0x98:  // READONLY_BUFFER
+      return take(1, 1);
+    case 'a':   // APPEND
+    case 0x86:  // TUPLE2
+    case 0x81:  // NEWOBJ
+    case 0x93:  // STACK_GLOBAL
+    case 'R':   // REDUCE
+    case 'b':   // BUILD
+      return take(2, 1);
+    case 's':   // SETITEM
+    case 0x87:  // TUPLE3
+    case 0x92:  // NEWOBJ_EX
+      return take(3, 1);
+    case 'e':   // APPENDS
+    case 0x90:  // ADDITEMS
+      return to_mark(false, true, 0);
+    case 'u':  // SETITEMS
+      return to_mark(true, true, 0);
+    case 't':   // TUPLE
+    case 'l':   // LIST
+    case 0x91:  // FROZENSET
+    case 'i':   // INST
+      return to_mark(false, false, 1);
+    case 'd':  // DICT
+      return to_mark(true, false, 1);
+    case 'o':  // OBJ: the class is the first item above the MARK
+      if (!marks->empty() && *depth == marks->back()) return bad("has no class to build");
+      return to_mark(false, false, 1);
+    case 0x80:  // PROTO
+    case 0x95:  // FRAME
+      return absl::OkStatus();
+    case 'N': case 0x88: case 0x89: case ')': case ']': case '}': case 0x8f: case 'K':
+    case 'M': case 'J': case 'G': case 'I': case 'L': case 'F': case 'S': case 'V':
+    case 'X': case 'B': case 'C': case 'U': case 0x8c: case 0x8a: case 0x8b: case 0x8d:
+    case 0x8e: case 0x96: case 0x97: case 'h': case 'j': case 'g': case 'c': case 'P':
+      *depth += 1;  // pushes one value
+      return absl::OkStatus();
+    default:
+      return absl::OkStatus();  // not an opcode: the unpickler refuses it
+  }
+}
+
 absl::Status CheckPickleLengths(const std::string& file, const std::string& record,
                                 const char* data, size_t size) {
   size_t pos = 0;
@@ -218,8 +312,11 @@ absl::Status CheckPickleLengths(const std::string& file, const std::string& reco
     return absl::OkStatus();
   };
   uint64_t memo_entries = 0;  // BINPUT/LONG_BINPUT/MEMOIZE seen so far
+  std::vector<uint64_t> marks;  // stack depth at each open MARK
+  uint64_t depth = 0;
   while (pos < size) {
     const uint8_t op = static_cast<uint8_t>(data[pos++]);
+    RETURN_IF_ERROR(CheckPickleStack(file, record, op, pos - 1, &marks, &depth));
     if (op == 'q' || op == 'r') {  // BINPUT, LONG_BINPUT
       const int width = op == 'q' ? 1 : 4;
       RETURN_IF_ERROR(need(width));

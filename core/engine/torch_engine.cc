@@ -208,6 +208,17 @@ class TorchEngine : public Engine {
 
   absl::StatusOr<Image> PrepareImage(Image image) const override {
     if (image.eval_crop) return image;
+    // One OpenMP thread for this image: the parallelism is the pool's (a
+    // thread per image), and a team per pool thread would oversubscribe the
+    // cores the model runs on. The caller's count is restored after (an RPC
+    // thread also encodes text).
+    const bool single = util::SetThisThreadTorchThreads(1);
+    struct Restore {
+      bool active;
+      ~Restore() {
+        if (active) util::SetThisThreadTorchThreads(at::get_num_threads());
+      }
+    } restore{single};
     return util::TorchCall("prepare image", [&]() -> absl::StatusOr<Image> {
       c10::InferenceMode guard;
       ASSIGN_OR_RETURN(torch::Tensor crop, EvalCrop(image));

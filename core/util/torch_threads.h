@@ -36,6 +36,9 @@ inline bool SetThisThreadTorchThreads(int n) {
   static const SetNumThreads set =
       reinterpret_cast<SetNumThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
   if (set == nullptr || n <= 0) return false;
+  // LibTorch sets each thread's count to the process's at the thread's first
+  // parallel loop; done first here, so that it cannot undo this one later.
+  at::internal::lazy_init_num_threads();
   set(n);
   return true;
 }

@@ -248,6 +248,7 @@ absl::StatusOr<v1::PromptSet> PromptSetRegistry::Load(const std::string& id) {
 absl::StatusOr<v1::PromptSet> PromptSetRegistry::Unload(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(v1::PromptSet ps, Get(id));
+  checked_.erase(id);
   if (loaded_.erase(id) > 0) {
     absl::Status s = engine_->UnloadPromptSet(id);
     if (!s.ok() && s.code() != absl::StatusCode::kNotFound) return s;
@@ -273,6 +274,9 @@ absl::Status PromptSetRegistry::Delete(const std::string& id) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(v1::PromptSet ps, Get(id));
+  // Its refresh stamp goes too: a server that deletes prompt sets all day
+  // kept one per set ever loaded (found reading for the soak's growth).
+  checked_.erase(id);
   if (loaded_.erase(id) > 0) {
     absl::Status unloaded = engine_->UnloadPromptSet(id);
     if (!unloaded.ok() && unloaded.code() != absl::StatusCode::kNotFound) {
