@@ -216,6 +216,11 @@ int main(int argc, char** argv) {
       ->envname("PROVP_PREPROCESS_THREADS")
       ->check(CLI::Range(0, 256))
       ->capture_default_str();
+  app.add_option("--host-memory-trim-seconds", o.host_memory_trim_seconds,
+                 "Hand free host memory back to the kernel this often (0: never)")
+      ->envname("PROVP_HOST_MEMORY_TRIM_SECONDS")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--max-rpc-threads", o.max_rpc_threads)
       ->envname("PROVP_MAX_RPC_THREADS")
       ->capture_default_str();

@@ -204,8 +204,8 @@ absl::StatusOr<ClipConfig> InferOpenAIConfig(const std::string& file, const Weig
 absl::Status CheckPickleStack(const std::string& file, const std::string& record, uint8_t op,
                               size_t offset, std::vector<uint64_t>* marks, uint64_t* depth) {
   auto bad = [&](const std::string& why) {
-    return absl::InvalidArgumentError(absl::StrCat(file, ": ", record, ": opcode 0x",
-                                                   absl::Hex(op), " at offset ", offset, " ", why,
+    return absl::InvalidArgumentError(absl::StrCat(file, ": ", record, ": opcode 0x", absl::Hex(op),
+                                                   " at offset ", offset, " ", why,
                                                    " (corrupt pickle)"));
   };
   const uint64_t floor = marks->empty() ? 0 : marks->back();
@@ -278,10 +278,38 @@ absl::Status CheckPickleStack(const std::string& file, const std::string& record
     case 0x80:  // PROTO
     case 0x95:  // FRAME
       return absl::OkStatus();
-    case 'N': case 0x88: case 0x89: case ')': case ']': case '}': case 0x8f: case 'K':
-    case 'M': case 'J': case 'G': case 'I': case 'L': case 'F': case 'S': case 'V':
-    case 'X': case 'B': case 'C': case 'U': case 0x8c: case 0x8a: case 0x8b: case 0x8d:
-    case 0x8e: case 0x96: case 0x97: case 'h': case 'j': case 'g': case 'c': case 'P':
+    case 'N':
+    case 0x88:
+    case 0x89:
+    case ')':
+    case ']':
+    case '}':
+    case 0x8f:
+    case 'K':
+    case 'M':
+    case 'J':
+    case 'G':
+    case 'I':
+    case 'L':
+    case 'F':
+    case 'S':
+    case 'V':
+    case 'X':
+    case 'B':
+    case 'C':
+    case 'U':
+    case 0x8c:
+    case 0x8a:
+    case 0x8b:
+    case 0x8d:
+    case 0x8e:
+    case 0x96:
+    case 0x97:
+    case 'h':
+    case 'j':
+    case 'g':
+    case 'c':
+    case 'P':
       *depth += 1;  // pushes one value
       return absl::OkStatus();
     default:
@@ -311,7 +339,7 @@ absl::Status CheckPickleLengths(const std::string& file, const std::string& reco
     pos = static_cast<const char*>(nl) - data + 1;
     return absl::OkStatus();
   };
-  uint64_t memo_entries = 0;  // BINPUT/LONG_BINPUT/MEMOIZE seen so far
+  uint64_t memo_entries = 0;    // BINPUT/LONG_BINPUT/MEMOIZE seen so far
   std::vector<uint64_t> marks;  // stack depth at each open MARK
   uint64_t depth = 0;
   while (pos < size) {

@@ -25,6 +25,13 @@ inline bool KeepFreedHostMemory() {
   return ok;
 }
 
+// Hands free memory the allocator holds back to the kernel (glibc's
+// malloc_trim: the heap's top and the free pages between live blocks, in
+// every arena). The counterpart of KeepFreedHostMemory for a long-running
+// process: call it now and then, off the hot path. Returns whether any
+// memory was released.
+inline bool ReturnFreedHostMemory() { return malloc_trim(0) == 1; }
+
 // Caps glibc's malloc arenas. glibc gives threads that contend their own
 // arena, up to eight per core; with freed memory kept (above) each arena
 // keeps its own peak, and a server whose threads come and go (RPC threads,
