@@ -26,6 +26,7 @@
 #include <CLI/CLI.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "core/image/image_io.h"
 #include "core/util/status_macros.h"
@@ -96,9 +97,9 @@ struct LoadResult {
 // N clients issuing Classify with `per_request` images for `seconds`;
 // prints images/s, latency and (when inproc > 0) the ratio to it. Requests
 // cycle through `prompt_sets` ("" = zero-shot when the list is empty).
-LoadResult RunLoad(const std::shared_ptr<grpc::Channel>& channel, const std::string& jpeg,
-                   int per_request, int clients, int seconds, double inproc,
-                   const std::vector<std::string>& prompt_sets, const char* label) {
+LoadResult RunLoad(const std::shared_ptr<grpc::Channel>& channel,
+                   const std::vector<std::string>& jpegs, int per_request, int clients, int seconds,
+                   double inproc, const std::vector<std::string>& prompt_sets, const char* label) {
   std::vector<std::vector<double>> lat(clients);
   std::atomic<int64_t> images{0}, errors{0};
   auto start = Clock::now();
@@ -111,7 +112,10 @@ LoadResult RunLoad(const std::shared_ptr<grpc::Channel>& channel, const std::str
       for (const char* n : {"cat", "dog", "car", "tree", "house"}) {
         req.mutable_inline_classes()->add_names(n);
       }
-      for (int i = 0; i < per_request; ++i) req.add_images()->set_encoded(jpeg);
+      // Images cycle through the sizes given (--image-size 224 480 640).
+      for (int i = 0; i < per_request; ++i) {
+        req.add_images()->set_encoded(jpegs[static_cast<size_t>(c + i) % jpegs.size()]);
+      }
       size_t next = static_cast<size_t>(c) * 7;
       while (Clock::now() < end) {
         if (!prompt_sets.empty()) req.set_prompt_set(prompt_sets[next++ % prompt_sets.size()]);
@@ -145,6 +149,17 @@ LoadResult RunLoad(const std::shared_ptr<grpc::Channel>& channel, const std::str
   std::printf("\n");
   std::fflush(stdout);
   return r;
+}
+
+// One JPEG (quality 90) of the synthetic test image per side.
+std::vector<std::string> Jpegs(const std::vector<int>& sides) {
+  std::vector<std::string> out;
+  for (size_t k = 0; k < sides.size(); ++k) {
+    provp::engine::Image img = TestImage(sides[k], static_cast<int>(k));
+    provp::image::RgbImage rgb{sides[k], sides[k], img.rgb};
+    out.push_back(*provp::image::EncodeJpeg(rgb, 90));
+  }
+  return out;
 }
 
 std::unique_ptr<grpc::ClientContext> Context(int seconds) {
@@ -283,7 +298,8 @@ absl::StatusOr<std::vector<std::string>> MakePromptSets(
 
 int main(int argc, char** argv) {
   std::string model, vocab, device = "cpu", target;
-  int clients = 8, seconds = 10, image_size = 224, threads = 0, max_batch = 32, prompt_sets = 0;
+  int clients = 8, seconds = 10, threads = 0, max_batch = 32, prompt_sets = 0;
+  std::vector<int> image_sizes = {224};
   bool tune_while_serving = false, tuning_yield = true;
   std::vector<int> batch_sizes = {1, 16};
   CLI::App app{"provp server load generator"};
@@ -292,7 +308,9 @@ int main(int argc, char** argv) {
   app.add_option("--device", device, "cpu / cuda");
   app.add_option("--clients", clients, "concurrent clients")->capture_default_str();
   app.add_option("--seconds", seconds, "duration per setting")->capture_default_str();
-  app.add_option("--image-size", image_size, "square image side in pixels")->capture_default_str();
+  app.add_option("--image-size", image_sizes,
+                 "square image sides in pixels; requests cycle through them (224 480 640)")
+      ->check(CLI::Range(8, 4096));
   app.add_option("--images-per-request", batch_sizes, "one or more of 1, 16, ...");
   app.add_option("--torch-threads", threads, "LibTorch threads (0 = default)");
   app.add_option("--max-batch-size", max_batch, "server dynamic batch size")->capture_default_str();
@@ -312,11 +330,9 @@ int main(int argc, char** argv) {
     grpc::ChannelArguments args;
     args.SetLoadBalancingPolicyName("round_robin");
     auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
-    provp::engine::Image img = TestImage(image_size, 0);
-    provp::image::RgbImage rgb{image_size, image_size, img.rgb};
-    std::string jpeg = *provp::image::EncodeJpeg(rgb, 90);
+    const std::vector<std::string> jpegs = Jpegs(image_sizes);
     for (int per_request : batch_sizes) {
-      RunLoad(channel, jpeg, per_request, clients, seconds, /*inproc=*/0, {}, "zero-shot");
+      RunLoad(channel, jpegs, per_request, clients, seconds, /*inproc=*/0, {}, "zero-shot");
     }
     return 0;
   }
@@ -328,7 +344,11 @@ int main(int argc, char** argv) {
   }
   // In-process ceiling: EncodeImages at the server's batch size.
   std::vector<provp::engine::Image> imgs;
-  for (int i = 0; i < max_batch; ++i) imgs.push_back(TestImage(image_size, i));
+  const int image_size = image_sizes.front();
+  for (int i = 0; i < max_batch; ++i) {
+    const int side = image_sizes[static_cast<size_t>(i) % image_sizes.size()];
+    imgs.push_back(TestImage(side, i));
+  }
   std::vector<const provp::engine::Image*> ptrs;
   for (auto& i : imgs) ptrs.push_back(&i);
   // Warm-up; a failure here shows up in the first timed call below.
@@ -340,8 +360,9 @@ int main(int argc, char** argv) {
     ++reps;
   }
   double inproc = reps * max_batch / std::chrono::duration<double>(Clock::now() - t0).count();
-  std::printf("backbone: %s\nin-process encode (batch %d, %dpx): %.1f images/s\n",
-              (*engine)->info().description.c_str(), max_batch, image_size, inproc);
+  std::printf("backbone: %s\nin-process encode (batch %d, %s px): %.1f images/s\n",
+              (*engine)->info().description.c_str(), max_batch,
+              absl::StrJoin(image_sizes, "/").c_str(), inproc);
 
   char tmpl[] = "/tmp/provp_bench_XXXXXX";
   provp::server::ServerOptions so;
@@ -359,8 +380,7 @@ int main(int argc, char** argv) {
   }
   auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*server)->port()),
                                      grpc::InsecureChannelCredentials());
-  provp::image::RgbImage rgb{image_size, image_size, imgs[0].rgb};
-  std::string jpeg = *provp::image::EncodeJpeg(rgb, 90);
+  const std::vector<std::string> jpegs = Jpegs(image_sizes);
   std::vector<std::string> sets;
   if (prompt_sets > 0 || tune_while_serving) {
     absl::Status up = UploadBenchDataset(channel, image_size);
@@ -381,7 +401,7 @@ int main(int argc, char** argv) {
   const char* label = prompt_sets > 0 ? "prompt-sets" : "zero-shot";
   int job = 0;
   for (int per_request : batch_sizes) {
-    LoadResult idle = RunLoad(channel, jpeg, per_request, clients, seconds, inproc, sets, label);
+    LoadResult idle = RunLoad(channel, jpegs, per_request, clients, seconds, inproc, sets, label);
     if (!tune_while_serving) continue;
     const std::string id = absl::StrCat("bench-tune-", job++);
     if (!StartJob(channel, id, 1000).ok() ||
@@ -390,7 +410,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     LoadResult busy =
-        RunLoad(channel, jpeg, per_request, clients, seconds, inproc, sets, "+tuning job");
+        RunLoad(channel, jpegs, per_request, clients, seconds, inproc, sets, "+tuning job");
     CancelJob(channel, id);
     std::printf("tuning while serving (yield %s): p99 %.2f ms idle, %.2f ms with the job: %.2fx\n",
                 tuning_yield ? "on" : "off", 1000 * idle.p99, 1000 * busy.p99,
