@@ -570,11 +570,11 @@ absl::Status Server::Start() {
   }
   if (o.host_memory_trim_seconds > 0) {
     // The engine keeps freed host memory for its forwards
-    // (util::KeepFreedHostMemory), so glibc never hands back the free space
-    // that fragmentation leaves between live blocks: the 30-minute soak's
-    // RSS crept up ~0.5 MiB a minute while the live heap stayed flat
-    // (heaptrack). A trim now and then returns those pages; the next
-    // forward faults in only what it uses.
+    // (util::KeepFreedHostMemory), so without a trim the whole free pages
+    // left after a burst or a tuning job are never handed back. A trim now
+    // and then returns them; the next forward faults in only what it uses.
+    // (It does not stop the soak's slow creep of partly used pages:
+    // docs/benchmarks.md.)
     Impl* impl = &m;
     const auto period =
         std::chrono::milliseconds(static_cast<int64_t>(o.host_memory_trim_seconds * 1000));

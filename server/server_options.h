@@ -105,10 +105,10 @@ struct ServerOptions {
   // Liveness (/healthz): the server counts as stuck, and so not alive, when
   // queued inference work has not advanced for this long (0 = never).
   double liveness_stall_seconds = 120;
-  // Every this many seconds, free host memory the allocator keeps is handed
+  // Every this many seconds, whole free pages the allocator keeps are handed
   // back to the kernel (malloc_trim; 0 = never): the engine keeps freed
-  // memory between forwards, and without a trim the gaps fragmentation
-  // leaves are never returned, so RSS creeps up under steady traffic.
+  // memory between forwards, and without a trim what a burst or a tuning
+  // job freed is never returned.
   double host_memory_trim_seconds = 30;
   Limits limits;
   BatchingOptions batching;

@@ -9,6 +9,8 @@
 # (default 30). The server's RSS, open file descriptors and threads are
 # sampled every minute into $OUT/samples.tsv; errors other than the expected
 # ones are counted per command. Everything on 127.0.0.1.
+# SOAK_SERVER_ENV adds environment to the server alone, e.g.
+# SOAK_SERVER_ENV=LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2.
 #   bench/soak/soak.sh BUILD_DIR SHARED_DIR OUT_DIR
 set -uo pipefail
 BUILD=$1 SHARED=$2 OUT=$3
@@ -24,7 +26,7 @@ IMAGES=("$PRE/rgb_300x200.png" "$PRE/rgb_640x480_q90.jpg" "$PRE/gray_100x150.png
 for cls in alpha beta gamma delta; do for split in train test; do
   mkdir -p "$T/ds/$split/$cls"; for k in 0 1 2; do cp "${IMAGES[$k]}" "$T/ds/$split/$cls/$k.${IMAGES[$k]##*.}"; done
 done; done
-"$SERVER" --model "$SHARED/fixtures/tiny/openai.safetensors" --vocab "$SHARED/clip/bpe_simple_vocab_16e6.txt.gz" \
+env ${SOAK_SERVER_ENV:-} "$SERVER" --model "$SHARED/fixtures/tiny/openai.safetensors" --vocab "$SHARED/clip/bpe_simple_vocab_16e6.txt.gz" \
   --data-dir "$T/data" --listen 127.0.0.1:0 --port-file "$T/port" --metrics-port -1 --torch-threads 1 \
   > "$OUT/server.log" 2>&1 &
 SERVER_PID=$!
