@@ -124,9 +124,11 @@ struct ServerCore {
         store.get(), file_refs.get(), engine.get(), clock, metrics.get(), logger.get(),
         server::PromptSetRegistryOptions{dir, limits});
     class_sets = std::make_unique<server::ClassSetRegistry>(store.get(), clock, limits);
-    classifier = std::make_unique<server::Classifier>(engine.get(), batcher.get(), text_cache.get(),
-                                                      prompt_sets.get(), class_sets.get(),
-                                                      metrics.get(), clock, limits);
+    // No pool threads: the fuzzer's one thread decodes (reproducible runs).
+    preprocess = std::make_unique<server::PreprocessPool>(0);
+    classifier = std::make_unique<server::Classifier>(
+        engine.get(), batcher.get(), preprocess.get(), text_cache.get(), prompt_sets.get(),
+        class_sets.get(), metrics.get(), clock, limits);
     server::JobRunnerOptions jo;
     jo.data_dir = dir;
     jo.limits = limits;
@@ -186,6 +188,7 @@ struct ServerCore {
   std::unique_ptr<server::DatasetRegistry> datasets;
   std::unique_ptr<server::PromptSetRegistry> prompt_sets;
   std::unique_ptr<server::ClassSetRegistry> class_sets;
+  std::unique_ptr<server::PreprocessPool> preprocess;
   std::unique_ptr<server::Classifier> classifier;
   std::unique_ptr<server::JobRunner> jobs;
 };
