@@ -514,18 +514,6 @@ TEST_F(E2ETest, RandomSigkillsLeaveTheDataFolderAsItWas) {
   auto ms_since = [](Clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
   };
-  auto wait_job = [&](const std::string& id) {
-    v1::TuningJob job;
-    for (int i = 0; i < 3000; ++i) {
-      job = GetJob(id);
-      if (job.state() == v1::TuningJob::SUCCEEDED || job.state() == v1::TuningJob::FAILED ||
-          job.state() == v1::TuningJob::CANCELLED) {
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return job;
-  };
   auto delete_prompt_set = [&](const std::string& id) {
     v1::DeletePromptSetRequest req;
     req.set_name("promptSets/" + id);
@@ -540,20 +528,10 @@ TEST_F(E2ETest, RandomSigkillsLeaveTheDataFolderAsItWas) {
   ASSERT_TRUE(Upload("colours").ok());
   auto t0 = Clock::now();
   ASSERT_TRUE(CreateJob("source", 30).ok());
-  ASSERT_EQ(wait_job("source").state(), v1::TuningJob::SUCCEEDED);
+  ASSERT_EQ(WaitJob("source").state(), v1::TuningJob::SUCCEEDED);
   const int64_t job_ms = ms_since(t0);
-  std::string file;
-  {
-    v1::ExportPromptSetRequest req;
-    req.set_name("promptSets/source");
-    auto ctx = Ctx(kAdmin);
-    auto reader = prompt_sets_->ExportPromptSet(ctx.get(), req);
-    v1::ExportPromptSetResponse msg;
-    while (reader->Read(&msg)) {
-      if (msg.has_chunk()) file += msg.chunk();
-    }
-    ASSERT_TRUE(reader->Finish().ok());
-  }
+  // Empty when the export failed.
+  const std::string file = ExportPromptSet("source");
   ASSERT_FALSE(file.empty());
   ASSERT_TRUE(delete_prompt_set("source").ok());
 
@@ -582,21 +560,7 @@ TEST_F(E2ETest, RandomSigkillsLeaveTheDataFolderAsItWas) {
     w->WritesDone();
     return w->Finish();
   };
-  auto import = [&](const std::string& id) {
-    auto ctx = Ctx(kAdmin, 60);
-    v1::PromptSet ps;
-    auto w = prompt_sets_->ImportPromptSet(ctx.get(), &ps);
-    v1::ImportPromptSetRequest meta;
-    meta.mutable_metadata()->set_prompt_set_id(id);
-    w->Write(meta);
-    for (size_t off = 0; off < file.size(); off += 4096) {
-      v1::ImportPromptSetRequest chunk;
-      chunk.set_chunk(file.substr(off, 4096));
-      if (!w->Write(chunk)) break;
-    }
-    w->WritesDone();
-    return w->Finish();
-  };
+  auto import = [&](const std::string& id) { return ImportPromptSet(id, file); };
   t0 = Clock::now();
   ASSERT_TRUE(upload("timing", 0).ok());
   const int64_t upload_ms = std::max<int64_t>(ms_since(t0), 20);
@@ -659,7 +623,7 @@ TEST_F(E2ETest, RandomSigkillsLeaveTheDataFolderAsItWas) {
       v1::TuningJob job = GetJob(id);
       if (!job.name().empty()) {
         // Created before the kill: it resumes and ends here.
-        job = wait_job(id);
+        job = WaitJob(id);
         EXPECT_EQ(job.state(), v1::TuningJob::SUCCEEDED) << job.error().message();
         done = job.restart_count() == 0;
         EXPECT_TRUE(delete_prompt_set(id).ok());
