@@ -89,6 +89,39 @@ class AttentionImpl : public torch::nn::Module {
   // [B,L,W] -> [B,L,W]. `causal` masks future positions (text tower).
   torch::Tensor forward(const torch::Tensor& x, bool causal) { return out_proj(Heads(x, causal)); }
 
+  // Attention output of the first token only, [B,L,W] -> [B,W] (before
+  // out_proj, non-causal): keys and values for every token, the query for
+  // token 0 alone. Used where nothing downstream reads the other rows.
+  torch::Tensor FirstTokenHeads(const torch::Tensor& x) {
+    const int64_t b = x.size(0);
+    const int64_t l = x.size(1);
+    const int64_t head_dim = width_ / heads_;
+    torch::Tensor q = at::linear(x.select(1, 0), in_proj_weight.narrow(0, 0, width_),
+                                 in_proj_bias.narrow(0, 0, width_));  // [B,W]
+    torch::Tensor kv = at::linear(x, in_proj_weight.narrow(0, width_, 2 * width_),
+                                  in_proj_bias.narrow(0, width_, 2 * width_));  // [B,L,2W]
+    torch::Tensor q_heads = q.view({b, heads_, 1, head_dim});
+#if TORCH_VERSION_MAJOR >= 2
+    torch::Tensor heads = kv.view({b, l, 2, heads_, head_dim}).permute({2, 0, 3, 1, 4});
+    torch::Tensor o = at::scaled_dot_product_attention(q_heads, heads[0], heads[1],
+                                                       /*attn_mask=*/{}, 0.0, false);
+#else
+    // As Heads' math path: one copy to [2,B*H,L,D] so the batched GEMMs read
+    // k (transposed by strides) and v in place; softmax in fp32.
+    torch::Tensor heads = kv.view({b, l, 2, heads_, head_dim})
+                              .permute({2, 0, 3, 1, 4})
+                              .contiguous()
+                              .view({2, b * heads_, l, head_dim});
+    const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+    torch::Tensor q3 = q_heads.reshape({b * heads_, 1, head_dim});
+    torch::Tensor scores = at::baddbmm(at::empty({b * heads_, 1, l}, q3.options()), q3,
+                                       heads[0].transpose(1, 2), /*beta=*/0.0, /*alpha=*/scale);
+    torch::Tensor probs = scores.softmax(-1, torch::kFloat32).to(q3.scalar_type());
+    torch::Tensor o = at::bmm(probs, heads[1]);  // [B*H,1,D]
+#endif
+    return o.reshape({b, width_});
+  }
+
   // residual += attention(x), in place and without the projection's own
   // output tensor (inference only: autograd needs the out-of-place form).
   void AddTo(torch::Tensor& residual, const torch::Tensor& x, bool causal) {
@@ -209,6 +242,19 @@ class ResidualBlockImpl : public torch::nn::Module {
     }
     x = x + attn(ln_1(x), causal);
     return x + mlp(ln_2(x));
+  }
+
+  // The block's output at token 0 only, [B,L,W] -> [B,W] (non-causal).
+  // The vision tower's last block feeds only the class token to ln_post, so
+  // the other rows' query, attention, out_proj and MLP (10 of the block's 12
+  // W x W GEMMs per token) are never needed. Same math as forward() row 0.
+  torch::Tensor ForwardFirstToken(const torch::Tensor& x) {
+    torch::Tensor r = x.select(1, 0) + attn->out_proj(attn->FirstTokenHeads(ln_1(x)));
+    if (!torch::GradMode::is_enabled()) {
+      mlp->AddTo(r, ln_2(r));  // r is this call's own tensor
+      return r;
+    }
+    return r + mlp(ln_2(r));
   }
 
   Fp32LayerNorm ln_1{nullptr};
@@ -484,7 +530,9 @@ torch::Tensor ClipModelImpl::EncodeImage(const torch::Tensor& images,
   }
   const bool in_place = !torch::GradMode::is_enabled();
   auto& blocks = v.transformer->blocks;
-  for (int64_t l = 0; l < static_cast<int64_t>(blocks.size()); ++l) {
+  const int64_t layers = static_cast<int64_t>(blocks.size());
+  torch::Tensor class_token;  // [B,W]: the last block's output at token 0
+  for (int64_t l = 0; l < layers; ++l) {
     if (prompt_tensor.defined() && l >= 1 && l < depth) {
       torch::Tensor p = layer_prompts(l);
       if (in_place) {
@@ -504,9 +552,13 @@ torch::Tensor ClipModelImpl::EncodeImage(const torch::Tensor& images,
         x = torch::cat({x.narrow(1, 0, 1), slots, x.narrow(1, 1 + m, x.size(1) - 1 - m)}, 1);
       }
     }
-    x = blocks[l](x, /*causal=*/false);
+    if (l + 1 < layers) {
+      x = blocks[l](x, /*causal=*/false);
+    } else {
+      class_token = blocks[l]->ForwardFirstToken(x);  // only row 0 is pooled
+    }
   }
-  torch::Tensor pooled = v.ln_post(x.select(1, 0));  // [B,W]
+  torch::Tensor pooled = v.ln_post(class_token);  // [B,W]
   return at::matmul(pooled, v.proj).to(torch::kFloat32);
 }
 
