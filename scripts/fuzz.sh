@@ -17,7 +17,7 @@ export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
 export CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
 
-ALL_TARGETS=(safetensors torch_save torchscript bpe_file hf_vocab tokenizer image_decode
+ALL_TARGETS=(safetensors torch_save torchscript bpe_file hf_vocab tokenizer image_decode image_codecs_agree
              coop_split manifest prompt_set)
 for extra in classify_request tuning_request upload_sequence; do
   [ -f "fuzz/${extra}_fuzzer.cc" ] && ALL_TARGETS+=("$extra")

@@ -10,6 +10,7 @@ PACKAGES=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libabsl-dev
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
+  libjpeg62-turbo-dev libpng-dev libwebp-dev libjemalloc-dev
   libgtest-dev libgmock-dev
   libcivetweb-dev prometheus-cpp-dev libyaml-dev libcurl4-openssl-dev libsqlite3-dev libpqxx-dev postgresql
   libutf8proc-dev zlib1g-dev nlohmann-json3-dev libcli11-dev libssl-dev

@@ -1,7 +1,8 @@
-// Image decoding/encoding with OpenCV (see image_io.h). The header probe is
-// hand-written so that the pixel budget is enforced before OpenCV allocates
-// anything; OpenCV itself is only reached for the four formats we accept.
-// Thread-safe: no mutable state; cv::imdecode/imencode are reentrant.
+// Image decoding/encoding (see image_io.h): the header probe, the budgets
+// and the truncation checks, before a PixelCodec (pixel_codec.h) decodes.
+// The probe is hand-written so that the pixel budget is enforced before any
+// decoder allocates anything; decoders are only reached for the four
+// formats we accept. Thread-safe: no mutable state.
 #include "core/image/image_io.h"
 
 #include <algorithm>
@@ -11,12 +12,9 @@
 #include <new>
 #include <utility>
 
-#include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
-
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/image/pixel_codec.h"
 #include "core/util/error_reason.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
@@ -195,50 +193,7 @@ absl::StatusOr<Probe> ProbeInternal(absl::string_view bytes) {
   return probe;
 }
 
-// Converts whatever imdecode(IMREAD_UNCHANGED) produced to packed 8-bit RGB.
-absl::StatusOr<RgbImage> ToRgb(const cv::Mat& decoded) {
-  cv::Mat eight;
-  switch (decoded.depth()) {
-    case CV_8U:
-      eight = decoded;
-      break;
-    case CV_16U:
-      // 65535 -> 255 exactly; convertTo rounds to nearest.
-      decoded.convertTo(eight, CV_8U, 1.0 / 257.0);
-      break;
-    default:
-      return Invalid(absl::StrCat("unsupported sample depth (OpenCV depth ", decoded.depth(), ")"));
-  }
-  cv::Mat rgb;
-  switch (eight.channels()) {
-    case 1:
-      cv::cvtColor(eight, rgb, cv::COLOR_GRAY2RGB);
-      break;
-    case 2: {  // gray + alpha: keep the gray plane
-      cv::Mat gray;
-      cv::extractChannel(eight, gray, 0);
-      cv::cvtColor(gray, rgb, cv::COLOR_GRAY2RGB);
-      break;
-    }
-    case 3:
-      cv::cvtColor(eight, rgb, cv::COLOR_BGR2RGB);
-      break;
-    case 4:
-      cv::cvtColor(eight, rgb, cv::COLOR_BGRA2RGB);
-      break;
-    default:
-      return Invalid(absl::StrCat("unsupported channel count ", eight.channels()));
-  }
-  RgbImage out;
-  out.height = rgb.rows;
-  out.width = rgb.cols;
-  out.pixels.resize(static_cast<size_t>(rgb.rows) * rgb.cols * 3);
-  cv::Mat dst(rgb.rows, rgb.cols, CV_8UC3, out.pixels.data());
-  rgb.copyTo(dst);  // dst keeps its buffer: same size and type
-  return out;
-}
-
-absl::StatusOr<cv::Mat> ToBgrMat(const RgbImage& image) {
+absl::Status CheckEncodable(const RgbImage& image) {
   if (image.height <= 0 || image.width <= 0) {
     return Invalid(absl::StrCat("cannot encode an image of size ", image.width, "x", image.height));
   }
@@ -247,41 +202,17 @@ absl::StatusOr<cv::Mat> ToBgrMat(const RgbImage& image) {
     return Invalid(absl::StrCat("pixel buffer holds ", image.pixels.size(), " bytes, expected ",
                                 expected, " for ", image.width, "x", image.height, " RGB"));
   }
-  // cv::Mat only wraps the buffer; cvtColor writes a new one.
-  cv::Mat rgb(image.height, image.width, CV_8UC3, const_cast<uint8_t*>(image.pixels.data()));
-  cv::Mat bgr;
-  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
-  return bgr;
-}
-
-absl::StatusOr<std::string> Encode(const RgbImage& image, const char* ext,
-                                   const std::vector<int>& params) {
-  ASSIGN_OR_RETURN(cv::Mat bgr, ToBgrMat(image));
-  std::vector<uchar> buf;
-  try {
-    if (!cv::imencode(ext, bgr, buf, params)) {
-      return absl::InternalError(absl::StrCat("OpenCV could not encode ", ext));
-    }
-  } catch (const cv::Exception& e) {
-    return absl::InternalError(absl::StrCat("encoding ", ext, ": ", e.what()));
-  }
-  return std::string(buf.begin(), buf.end());
+  return absl::OkStatus();
 }
 
 }  // namespace
 
-const char* FormatName(ImageFormat format) {
-  switch (format) {
-    case ImageFormat::kPng:
-      return "PNG";
-    case ImageFormat::kJpeg:
-      return "JPEG";
-    case ImageFormat::kWebp:
-      return "WebP";
-    case ImageFormat::kBmp:
-      return "BMP";
-  }
-  return "unknown";
+const PixelCodec& DefaultPixelCodec() {
+#if defined(PROVP_IMAGE_CODEC_NATIVE) && PROVP_IMAGE_CODEC_NATIVE
+  return NativePixelCodec();
+#else
+  return OpenCvPixelCodec();
+#endif
 }
 
 absl::StatusOr<ImageInfo> ProbeImage(absl::string_view bytes) {
@@ -289,7 +220,8 @@ absl::StatusOr<ImageInfo> ProbeImage(absl::string_view bytes) {
   return probe.info;
 }
 
-absl::StatusOr<RgbImage> DecodeImage(absl::string_view bytes, const DecodeOptions& options) {
+absl::StatusOr<RgbImage> DecodeImageWith(const PixelCodec& codec, absl::string_view bytes,
+                                         const DecodeOptions& options) {
   ASSIGN_OR_RETURN(Probe probe, ProbeInternal(bytes));
   const ImageInfo& info = probe.info;
   const int64_t pixels = info.width * info.height;  // both <= 2^31: no overflow
@@ -324,35 +256,11 @@ absl::StatusOr<RgbImage> DecodeImage(absl::string_view bytes, const DecodeOption
                                   " bits per pixel)"));
     }
   }
-  cv::Mat decoded;
-  try {
-    // imdecode never writes to its input; the Mat header only wraps it.
-    const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data()));
-    decoded = cv::imdecode(raw, cv::IMREAD_UNCHANGED);
-  } catch (const cv::Exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot decode ", FormatName(info.format), ": ", e.what()));
-  } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("out of memory decoding ", FormatName(info.format)));
-  }
-  if (decoded.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot decode ", FormatName(info.format), " data (corrupt or truncated)"));
-  }
-  // The decoder may disagree with our header reading (e.g. a JPEG with two
-  // frame headers); never return more than the budget either way.
-  if (int64_t{decoded.rows} * decoded.cols > options.max_pixels) {
-    return util::WithErrorReason(absl::InvalidArgumentError(absl::StrCat(
-                                     "decoded image of ", decoded.cols, "x", decoded.rows,
-                                     " exceeds the limit of ", options.max_pixels, " pixels")),
-                                 util::kReasonImageTooLarge);
-  }
-  try {
-    return ToRgb(decoded);
-  } catch (const cv::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("converting to RGB: ", e.what()));
-  }
+  return codec.decode(bytes, info, options.max_pixels);
+}
+
+absl::StatusOr<RgbImage> DecodeImage(absl::string_view bytes, const DecodeOptions& options) {
+  return DecodeImageWith(DefaultPixelCodec(), bytes, options);
 }
 
 absl::StatusOr<RgbImage> DecodeImageFile(const std::string& path, const DecodeOptions& options) {
@@ -369,13 +277,17 @@ absl::StatusOr<RgbImage> DecodeImageFile(const std::string& path, const DecodeOp
   return image;
 }
 
-absl::StatusOr<std::string> EncodePng(const RgbImage& image) { return Encode(image, ".png", {}); }
+absl::StatusOr<std::string> EncodePng(const RgbImage& image) {
+  RETURN_IF_ERROR(CheckEncodable(image));
+  return DefaultPixelCodec().encode_png(image);
+}
 
 absl::StatusOr<std::string> EncodeJpeg(const RgbImage& image, int quality) {
   if (quality < 0 || quality > 100) {
     return Invalid(absl::StrCat("JPEG quality must be in [0, 100], got ", quality));
   }
-  return Encode(image, ".jpg", {cv::IMWRITE_JPEG_QUALITY, quality});
+  RETURN_IF_ERROR(CheckEncodable(image));
+  return DefaultPixelCodec().encode_jpeg(image, quality);
 }
 
 }  // namespace provp::image

@@ -1,9 +1,10 @@
-// Image decoding with OpenCV into 8-bit RGB, with the checks a server needs
-// before it spends memory on untrusted bytes: the header's claimed size is
-// read first and images over a pixel budget are refused before decoding.
-// Handles JPEG, PNG, WebP, BMP; grayscale, RGBA and 16-bit inputs become
-// 8-bit RGB. No LibTorch here (this library links OpenCV, which the
-// LibTorch-only core must not). Thread-safe.
+// Image decoding into 8-bit RGB, with the checks a server needs before it
+// spends memory on untrusted bytes: the header's claimed size is read first
+// and images over a pixel budget are refused before decoding. Handles JPEG,
+// PNG, WebP, BMP; grayscale, RGBA and 16-bit inputs become 8-bit RGB. The
+// pixels come from OpenCV or from the native codec, as the build chose
+// (pixel_codec.h). No LibTorch here (this library links image libraries,
+// which the LibTorch-only core must not). Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -46,8 +47,21 @@ struct DecodeOptions {
 // sizes. The size is only a claim: DecodeImage checks the decoded result too.
 absl::StatusOr<ImageInfo> ProbeImage(absl::string_view bytes);
 
-// Short name of a format ("png", "jpeg", "webp", "bmp") for messages.
-const char* FormatName(ImageFormat format);
+// Short name of a format ("PNG", "JPEG", "WebP", "BMP") for messages.
+// Inline: both pixel codecs use it without linking image_io.
+inline const char* FormatName(ImageFormat format) {
+  switch (format) {
+    case ImageFormat::kPng:
+      return "PNG";
+    case ImageFormat::kJpeg:
+      return "JPEG";
+    case ImageFormat::kWebp:
+      return "WebP";
+    case ImageFormat::kBmp:
+      return "BMP";
+  }
+  return "unknown";
+}
 
 // Decodes encoded bytes. INVALID_ARGUMENT for non-images, truncated data or
 // over-large images (those with util::kReasonImageTooLarge), with the cause in the
@@ -55,7 +69,9 @@ const char* FormatName(ImageFormat format);
 // alpha is dropped before any resizing (the Python reference resizes RGBA
 // first, so RGBA results differ slightly from it), 16-bit samples are scaled
 // by 1/257 and rounded. EXIF orientation is not applied (neither does PIL's
-// Image.open, which the reference uses).
+// Image.open, which the reference uses). A build with the native codec
+// refuses run-length-encoded BMP; otherwise both codecs accept the same
+// files and give the same pixels.
 absl::StatusOr<RgbImage> DecodeImage(absl::string_view bytes, const DecodeOptions& options = {});
 
 // Reads and decodes a file; errors name the file.
