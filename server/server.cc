@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "core/image/pixel_codec.h"
 #include "core/metrics/exposer.h"
 #include "core/metrics/families.h"
 #include "core/metrics/scrape_gauges.h"
@@ -36,6 +37,7 @@
 #include "server/http_gateway.h"
 #include "server/prompt_set_service.h"
 #include "server/rpc.h"
+#include "server/serialize_interceptor.h"
 #include "server/state/batcher.h"
 #include "server/state/class_set_registry.h"
 #include "server/state/classifier.h"
@@ -487,6 +489,11 @@ absl::Status Server::Start() {
   grpc::ResourceQuota quota("provp");
   quota.SetMaxThreads(std::max(4, o.max_rpc_threads));
   builder.SetResourceQuota(quota);
+  {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(std::make_unique<SerializeTimingInterceptorFactory>(m.metrics.get()));
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
   builder.RegisterService(m.classification.get());
   builder.RegisterService(m.class_set_service.get());
   builder.RegisterService(m.dataset_service.get());
@@ -651,6 +658,7 @@ std::string Server::ConfigSummary() const {
                          " http_timeout_seconds=", o.http_timeout_seconds, " http_allow_origin=",
                          o.http_allow_origin.empty() ? "(no CORS)" : o.http_allow_origin),
       absl::StrCat("data_dir=", o.data_dir, " role=", o.role),
+      absl::StrCat("image_codec=", image::DefaultPixelCodec().name),
       absl::StrCat("file_store=", o.file_store.empty() ? o.data_dir + "/blobs" : o.file_store,
                    " file_store_grace_seconds=",
                    store::IsSharedStore(o.store) ? o.file_store_grace_seconds : 0.0),

@@ -130,7 +130,7 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(metrics::Me
   }
   m->request_duration->WithLabels({"Classify", "zero_shot"});
   m->queue_duration->WithLabels({"zero_shot"});
-  for (const char* stage : {"decode", "resize", "text_encode", "score"})
+  for (const char* stage : {"decode", "resize", "text_encode", "score", "serialize"})
     m->stage_duration->WithLabels({stage});
   for (const char* reason : {"invalid", "too_large", "queue_full", "deadline"}) {
     m->rejected->WithLabels({reason});

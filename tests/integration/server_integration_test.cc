@@ -299,6 +299,37 @@ double MetricValue(const std::string& body, const std::string& series) {
   return std::strtod(body.c_str() + at + series.size() + 2, nullptr);
 }
 
+// Every stage of the server's own time per image is observed: decode and
+// resize per image, scoring, and the response's serialisation (timed by the
+// interceptor at gRPC's send hook, once per classification response and
+// never for other services).
+TEST_F(ServerTest, StageMetricsCoverDecodeResizeScoreAndSerialize) {
+  auto count = [&](const std::string& stage) {
+    return MetricValue(HttpGet(server_->metrics_port(), "/metrics"),
+                       "provp_stage_duration_seconds_count{stage=\"" + stage + "\"}");
+  };
+  const double serialized_before = count("serialize");
+  const double decoded_before = count("decode");
+  v1::ClassifyRequest req = ColourRequest({"red", "green", "blue"});
+  const int images = req.images_size();
+  for (int i = 0; i < 3; ++i) {
+    auto ctx = Ctx(kClient);
+    v1::ClassifyResponse resp;
+    ASSERT_TRUE(classify_->Classify(ctx.get(), req, &resp).ok());
+  }
+  EXPECT_EQ(count("serialize") - serialized_before, 3);
+  EXPECT_EQ(count("decode") - decoded_before, 3 * images);
+  EXPECT_GT(count("resize"), 0);
+  EXPECT_GT(count("score"), 0);
+  // A health check is not an inference response: no serialize sample.
+  const double serialized = count("serialize");
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  grpc::ClientContext ctx;
+  grpc::health::v1::HealthCheckResponse checked;
+  ASSERT_TRUE(health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &checked).ok());
+  EXPECT_EQ(count("serialize"), serialized);
+}
+
 TEST_F(ServerTest, CpuEngineExportsZeroDeviceMemory) {
   std::string body = HttpGet(server_->metrics_port(), "/metrics");
   EXPECT_EQ(MetricValue(body, "provp_gpu_memory_total_bytes{gpu=\"0\"}"), 0.0);
