@@ -339,6 +339,11 @@ std::string ContentKey(absl::string_view bytes) {
   return absl::StrCat(kPrefix, sha.HexDigest());
 }
 
+absl::StatusOr<std::string> ContentKeyOfFile(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string hex, HashFile(path));
+  return absl::StrCat(kPrefix, hex);
+}
+
 bool IsContentKey(absl::string_view key) {
   return absl::StartsWith(key, kPrefix) && IsHex(key.substr(kPrefix.size()));
 }

@@ -85,6 +85,9 @@ absl::StatusOr<std::unique_ptr<FileStore>> OpenSharedDirFileStore(const std::str
 
 // "sha256:<hex>" of `bytes`.
 std::string ContentKey(absl::string_view bytes);
+// The key of the file at `path` (streamed); NOT_FOUND when it cannot be
+// opened.
+absl::StatusOr<std::string> ContentKeyOfFile(const std::string& path);
 // True for a well-formed key.
 bool IsContentKey(absl::string_view key);
 

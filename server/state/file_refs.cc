@@ -3,6 +3,8 @@
 // store); removal goes through FileStore::Remove with the grace as cutoff.
 #include "server/state/file_refs.h"
 
+#include <algorithm>
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -39,23 +41,40 @@ void FileRefs::Unpin(const std::vector<std::string>& keys) {
   }
 }
 
-// The key is pinned after the write (its key is known only then); a
-// removal in this process between the write and the pin is caught by
-// looking again under the pin and writing once more.
+// The key is known before the write (content addressing) and pinned first,
+// so no removal in this process can come between the write and the pin. A
+// write that fails can still have left its file in place (the directory
+// fsync after the rename failed, say): it goes again unless a record or
+// another pin holds it, so a failed write never leaves an unused file.
 absl::StatusOr<std::string> FileRefs::Put(Pin& pin, absl::string_view bytes) {
-  ASSIGN_OR_RETURN(std::string key, files_->Put(bytes));
+  const std::string key = store::ContentKey(bytes);
   PinKey(pin, key);
-  ASSIGN_OR_RETURN(bool there, files_->Contains(key));
-  if (!there) RETURN_IF_ERROR(files_->Put(bytes).status());
+  absl::StatusOr<std::string> stored = files_->Put(bytes);
+  if (!stored.ok()) {
+    DropFailedWrite(pin, key);
+    return stored.status();
+  }
   return key;
 }
 
 absl::StatusOr<std::string> FileRefs::PutFile(Pin& pin, const std::string& path) {
-  ASSIGN_OR_RETURN(std::string key, files_->PutFile(path));
+  ASSIGN_OR_RETURN(std::string key, store::ContentKeyOfFile(path));
   PinKey(pin, key);
-  ASSIGN_OR_RETURN(bool there, files_->Contains(key));
-  if (!there) RETURN_IF_ERROR(files_->PutFile(path).status());
-  return key;
+  absl::StatusOr<std::string> stored = files_->PutFile(path);
+  if (!stored.ok()) {
+    DropFailedWrite(pin, key);
+    return stored.status();
+  }
+  // The file changed between the hash and the copy: pin what was stored.
+  if (*stored != key) PinKey(pin, *stored);
+  return *stored;
+}
+
+void FileRefs::DropFailedWrite(Pin& pin, const std::string& key) {
+  auto it = std::find(pin.keys_.rbegin(), pin.keys_.rend(), key);
+  if (it != pin.keys_.rend()) pin.keys_.erase(std::next(it).base());
+  Unpin({key});
+  Release({key});
 }
 
 absl::StatusOr<std::set<std::string>> FileRefs::ReferencedKeys(bool checkpoints_only) const {

@@ -100,6 +100,9 @@ class FileRefs {
  private:
   void Unpin(const std::vector<std::string>& keys);
   void PinKey(Pin& pin, const std::string& key);
+  // After a failed write of `key` under `pin`: unpins it and removes the
+  // file if the write left it and nothing else holds it.
+  void DropFailedWrite(Pin& pin, const std::string& key);
   // Keys named by records (all, or unfinished jobs' checkpoints only).
   absl::StatusOr<std::set<std::string>> ReferencedKeys(bool checkpoints_only) const;
   // Removes `key` unless pinned or (with_grace) stored within the grace.

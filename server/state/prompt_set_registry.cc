@@ -354,7 +354,7 @@ absl::StatusOr<v1::PromptSet> PromptSetRegistry::Import(const ReadImportMessage&
     }
   } cleanup{staged};
   ASSIGN_OR_RETURN(std::unique_ptr<util::WritableFile> out,
-                   util::Env::Default()->NewWritableFile(staged));
+                   options_.env->NewWritableFile(staged));
   int64_t size = 0;
   while (true) {
     ASSIGN_OR_RETURN(bool more, read(&msg));

@@ -21,6 +21,7 @@
 #include "core/engine/engine.h"
 #include "core/store/store.h"
 #include "core/util/clock.h"
+#include "core/util/env.h"
 #include "provp/v1/prompt_set.pb.h"
 #include "provp/v1/tuning.pb.h"
 #include "server/state/file_refs.h"
@@ -42,6 +43,8 @@ struct PromptSetRegistryOptions {
   // unload or re-import on another replica is seen within this time, at the
   // next use).
   absl::Duration shared_refresh = absl::ZeroDuration();
+  // Import staging writes go through it (fault injection in tests).
+  util::Env* env = util::Env::Default();
 };
 
 class PromptSetRegistry {

@@ -72,7 +72,10 @@ class CoreFixture : public ::testing::Test {
     datasets_.reset();
     file_refs_.reset();
     files_.reset();
-    auto files = store::OpenSharedDirFileStore(dir_ + "/blobs");
+    store::SharedDirOptions file_options;
+    file_options.root = dir_ + "/blobs";
+    file_options.env = env_;
+    auto files = store::OpenSharedDirFileStore(file_options);
     ASSERT_TRUE(files.ok()) << files.status();
     files_ = std::move(*files);
     file_refs_ =
@@ -80,9 +83,9 @@ class CoreFixture : public ::testing::Test {
     engine_ = std::make_unique<engine::FakeEngine>(engine_options_);
     datasets_ = std::make_unique<DatasetRegistry>(&store_, file_refs_.get(), &clock_, logger_.get(),
                                                   DatasetRegistryOptions{dir_, {}, limits_});
-    prompt_sets_ = std::make_unique<PromptSetRegistry>(&store_, file_refs_.get(), engine_.get(),
-                                                       &clock_, metrics_.get(), logger_.get(),
-                                                       PromptSetRegistryOptions{dir_, limits_});
+    prompt_sets_ = std::make_unique<PromptSetRegistry>(
+        &store_, file_refs_.get(), engine_.get(), &clock_, metrics_.get(), logger_.get(),
+        PromptSetRegistryOptions{dir_, limits_, {}, env_});
     JobRunnerOptions o;
     o.data_dir = dir_;
     o.limits = limits_;
@@ -167,6 +170,9 @@ class CoreFixture : public ::testing::Test {
   testing::FakeClock clock_;
   metrics::MetricFamilies registry_;
   std::unique_ptr<ServerMetrics> metrics_;
+  // The file writes of the file store and of import staging (a test sets
+  // a fault-injecting Env before Restart()).
+  util::Env* env_ = util::Env::Default();
   std::unique_ptr<Logger> logger_;
   Limits limits_;
   engine::FakeEngineOptions engine_options_;
