@@ -89,8 +89,10 @@ step "Preparing the built-in model and demo datasets (cached in $DATA_DIR/builti
 PREP_ARGS=(prepare --data-dir "$DATA_DIR/builtin")
 [ -n "$PRETRAIN_STEPS" ] && PREP_ARGS+=(--steps "$PRETRAIN_STEPS")
 "$BUILTIN" "${PREP_ARGS[@]}" 2>&1 | tee "$DATA_DIR/builtin.log"
-# provp-builtin swaps OpenBLAS' SSE3 fallback for its AVX-512 kernels itself.
-grep -q "OPENBLAS_CORETYPE=SkylakeX" "$DATA_DIR/builtin.log" && OPENBLAS_CORE="SkylakeX (provp-builtin's restart)"
+# provp-builtin swaps OpenBLAS' generic fallback for the CPU's AVX2/AVX-512
+# kernels itself (util/blas_kernels.h).
+RESTARTED_CORE=$(sed -n 's/.*restarting with OPENBLAS_CORETYPE=\([A-Za-z0-9]*\).*/\1/p' "$DATA_DIR/builtin.log" | head -1)
+[ -n "$RESTARTED_CORE" ] && OPENBLAS_CORE="$RESTARTED_CORE (provp-builtin's restart)"
 DATASET_DIR="$DATA_DIR/builtin/datasets/$DATASET"
 [ -d "$DATASET_DIR" ] || { echo "demo: no dataset $DATASET in $DATA_DIR/builtin/datasets" >&2; exit 1; }
 TUNE_EXTRA=()

@@ -28,6 +28,7 @@
 #include "core/metrics/exposer.h"
 #include "core/metrics/families.h"
 #include "core/metrics/scrape_gauges.h"
+#include "core/util/blas_kernels.h"
 #include "core/util/file_util.h"
 #include "core/util/host_memory.h"
 #include "core/util/status_macros.h"
@@ -659,6 +660,7 @@ std::string Server::ConfigSummary() const {
                          o.http_allow_origin.empty() ? "(no CORS)" : o.http_allow_origin),
       absl::StrCat("data_dir=", o.data_dir, " role=", o.role),
       absl::StrCat("image_codec=", image::DefaultPixelCodec().name),
+      absl::StrCat("blas=", util::BlasSummary()),
       absl::StrCat("file_store=", o.file_store.empty() ? o.data_dir + "/blobs" : o.file_store,
                    " file_store_grace_seconds=",
                    store::IsSharedStore(o.store) ? o.file_store_grace_seconds : 0.0),

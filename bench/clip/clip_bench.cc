@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "core/clip/checkpoint_loader.h"
 #include "core/clip/clip_model.h"
+#include "core/util/blas_kernels.h"
 #include "core/util/host_memory.h"
 #include "core/util/torch_status.h"
 
@@ -167,6 +168,8 @@ void PrintJson(const char* what, int64_t batch, const Args& a, const Timing& t) 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // As the server does (bench/cpu/run.sh gives the reference the same).
+  provp::util::ReexecWithBestBlasKernels(argv, "provp_clip_bench");
   using namespace provp::clip;
   // Line-buffered so a long run shows each row as it completes.
   std::setvbuf(stdout, nullptr, _IOLBF, 0);

@@ -55,10 +55,28 @@ for b in "$clip_bench" "$train_bench"; do
   [[ -x $b ]] || { echo "bench/cpu/run.sh: $b is not built (scripts/build.sh)" >&2; exit 1; }
 done
 
-# Both systems see the same environment: OpenBLAS' kernel choice is left
-# to OpenBLAS and reported, never changed for one side only.
+# Both systems see the same environment. provp's programs replace OpenBLAS'
+# generic fallback kernels (a CPU newer than Debian's OpenBLAS) by the CPU's
+# AVX2/AVX-512 ones (core/util/blas_kernels.h); the reference gets the same
+# OPENBLAS_CORETYPE here, so the kernels are never changed for one side only.
 echo "host: $(hostname)  cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "openblas core: $(OPENBLAS_VERBOSE=2 "$py" -c 'import torch' 2>&1 | sed -n 's/^Core: //p')"
+core=$(OPENBLAS_VERBOSE=2 "$py" -c 'import torch' 2>&1 | sed -n 's/^Core: //p')
+if [[ -z ${OPENBLAS_CORETYPE:-} && -z ${PROVP_KEEP_OPENBLAS:-} ]] &&
+  [[ " Prescott Core2 Penryn Dunnington Nehalem Atom Sandybridge " == *" $core "* ]]; then
+  flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+  best=""
+  if [[ $flags == *" avx512f "* && $flags == *" avx512bw "* && $flags == *" avx512dq "* &&
+    $flags == *" avx512vl "* && $flags == *" avx512cd "* ]]; then
+    best=SkylakeX
+  elif [[ $flags == *" avx2 "* && $flags == *" fma "* ]]; then
+    best=Haswell
+  fi
+  if [[ -n $best ]]; then
+    export OPENBLAS_CORETYPE=$best
+    core="$core -> $best (OPENBLAS_CORETYPE, for both systems, as provp's programs choose)"
+  fi
+fi
+echo "openblas core: $core"
 echo "reference torch: $("$py" -c 'import torch; print(torch.__version__, "BLAS:", "MKL" if torch.backends.mkl.is_available() else "other")')"
 echo "uptime before: $(uptime)"
 : >"$out"

@@ -32,6 +32,7 @@
 #include "core/clip/config.h"
 #include "core/image/preprocess.h"
 #include "core/provp/provp_model.h"
+#include "core/util/blas_kernels.h"
 #include "core/util/host_memory.h"
 
 namespace {
@@ -136,6 +137,8 @@ double MaxRssMiB() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // As the server does (bench/cpu/run.sh gives the reference the same).
+  provp::util::ReexecWithBestBlasKernels(argv, "provp_train_bench");
   Args args;
   if (!Parse(argc, argv, &args)) {
     Usage();

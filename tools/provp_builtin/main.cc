@@ -3,9 +3,6 @@
 //   provp-builtin prepare --data-dir DIR [--force] [--steps N] [--threads N]
 // Writes DIR/model/{clip.safetensors,vocab.json,merges.txt,builtin.json} and
 // DIR/datasets/{DemoShapes,DemoFashion}/; a second run reuses them.
-#include <dlfcn.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +17,7 @@
 #include "absl/time/time.h"
 #include "client/progress.h"
 #include "core/builtin/prepare.h"
+#include "core/util/blas_kernels.h"
 #include "core/util/torch_threads.h"
 
 namespace {
@@ -63,37 +61,12 @@ bool ParseInt(const std::string& flag, const char* value, int64_t lo, int64_t hi
   return true;
 }
 
-// OpenBLAS 0.3.21 (Debian 12) does not know x86 CPUs newer than itself and
-// falls back to its SSE3 ("Prescott") kernels: pretraining ran 2.7x slower
-// that way on the AVX-512 Xeon it was measured on. OpenBLAS reads
-// OPENBLAS_CORETYPE only while it loads, so this starts the process once
-// more with the AVX-512 kernels named; only when OpenBLAS did fall back, the
-// CPU has the AVX-512 subsets those kernels use, and neither
-// OPENBLAS_CORETYPE nor PROVP_KEEP_OPENBLAS is set (tests set the latter).
-void MaybeRestartWithAvx512Blas(char** argv) {
-  if (std::getenv("OPENBLAS_CORETYPE") != nullptr ||
-      std::getenv("PROVP_KEEP_OPENBLAS") != nullptr) {
-    return;
-  }
-  using CoreName = char* (*)();
-  auto core_name = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
-  if (core_name == nullptr || std::string(core_name()) != "Prescott") return;
-  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
-      !__builtin_cpu_supports("avx512dq") || !__builtin_cpu_supports("avx512vl")) {
-    return;
-  }
-  std::fprintf(stderr,
-               "provp-builtin: OpenBLAS fell back to its SSE3 kernels on this CPU; restarting "
-               "with OPENBLAS_CORETYPE=SkylakeX (PROVP_KEEP_OPENBLAS=1 keeps them)\n");
-  setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
-  execv("/proc/self/exe", argv);
-  unsetenv("OPENBLAS_CORETYPE");  // exec failed: carry on with the slow kernels
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  MaybeRestartWithAvx512Blas(argv);
+  // OpenBLAS' SSE3 fallback on CPUs newer than Debian's OpenBLAS made
+  // pretraining 2.7x slower on the AVX-512 Xeon it was measured on.
+  provp::util::ReexecWithBestBlasKernels(argv, "provp-builtin");
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

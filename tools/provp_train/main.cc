@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/train/hyperparameters.h"
+#include "core/util/blas_kernels.h"
 #include "core/util/torch_threads.h"
 #include "tools/provp_train/run_protocol.h"
 
@@ -41,6 +42,7 @@ extern "C" void OnSignal(int) { g_cancel.store(true); }
 }  // namespace
 
 int main(int argc, char** argv) {
+  provp::util::ReexecWithBestBlasKernels(argv, "provp-train");
   provp::util::SetTorchThreads(0);
   CLI::App app{"provp-train: ProVP-Ref few-shot / base-to-novel protocol on CoOp-layout data"};
   provp::tools::RunOptions o;
