@@ -11,6 +11,10 @@
 # ones are counted per command. Everything on 127.0.0.1.
 # SOAK_SERVER_ENV adds environment to the server alone, e.g.
 # SOAK_SERVER_ENV=LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2.
+# SOAK_SMAPS_MINUTES=N copies the server's /proc/PID/smaps to
+# $OUT/smaps-<minute>.txt every N minutes (which mapping grows, when RSS does).
+# SOAK_TRAFFIC (default "cli load stream") picks the traffic sources, so a
+# growth can be pinned on one of them.
 #   bench/soak/soak.sh BUILD_DIR SHARED_DIR OUT_DIR
 set -uo pipefail
 BUILD=$1 SHARED=$2 OUT=$3
@@ -40,18 +44,23 @@ sample() {
   thr=$(awk '/Threads/ {print $2}' /proc/$SERVER_PID/status)
   fds=$(ls /proc/$SERVER_PID/fd | wc -l)
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$(date +%T)" "$rss" "$anon" "$fds" "$thr" >> "$OUT/samples.tsv"
+  if [ -n "${SOAK_SMAPS_MINUTES:-}" ] && { [ "$1" = end ] || [ $(( $1 % SOAK_SMAPS_MINUTES )) -eq 0 ]; }; then
+    cp "/proc/$SERVER_PID/smaps" "$OUT/smaps-$1.txt"
+  fi
 }
+TRAFFIC=" ${SOAK_TRAFFIC:-cli load stream} "
+wants() { [[ $TRAFFIC == *" $1 "* ]]; }
 printf 'minute\ttime\trss_kib\tanon_kib\tfds\tthreads\n' > "$OUT/samples.tsv"
 sample 0
 # A steady classify stream next to the CLI traffic (if the load tool exists).
-if [ -x "$LOADGEN" ]; then
+if wants load && [ -x "$LOADGEN" ]; then
   "$LOADGEN" --target "$PROVP_ADDRESS" --clients 1 --images-per-request 4 --seconds $((MINUTES * 60)) \
     > "$OUT/loadgen.log" 2>&1 &
   LOAD_PID=$!
 fi
 STUBS=$BUILD/proto/python
 PY=/usr/bin/python3  # Debian's, which has python3-grpcio
-if "$PY" -c 'import grpc' 2>/dev/null && [ -d "$STUBS" ]; then
+if wants stream && "$PY" -c 'import grpc' 2>/dev/null && [ -d "$STUBS" ]; then
   "$PY" "$(dirname "$0")/stream_client.py" "$STUBS" "$PROVP_ADDRESS" $((MINUTES * 60)) "${IMAGES[@]}" \
     > "$OUT/stream.log" 2>&1 &
   STREAM_PID=$!
@@ -62,6 +71,11 @@ run() { local name=$1; shift
   else err[$name]=$(( ${err[$name]:-0} + 1 )); echo "$(date +%T) $name: $(head -c 300 "$T/err")" >> "$OUT/errors.log"; fi; }
 end=$(( $(date +%s) + MINUTES * 60 )); next=$(( $(date +%s) + 60 )); minute=0; i=0
 while [ "$(date +%s)" -lt "$end" ]; do
+  if ! wants cli; then
+    sleep 5
+    if [ "$(date +%s)" -ge "$next" ]; then minute=$((minute + 1)); sample "$minute"; next=$((next + 60)); fi
+    continue
+  fi
   i=$((i + 1))
   run classify "$PROVP" classify --classes "dog,cat,sunflower" "${IMAGES[@]}"
   run upload "$PROVP" datasets upload "$T/ds" --id "soak-$i" --novel auto --min-shots 2
