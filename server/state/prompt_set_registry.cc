@@ -353,8 +353,7 @@ absl::StatusOr<v1::PromptSet> PromptSetRegistry::Import(const ReadImportMessage&
       fs::remove(path, ec);  // best effort: a staging leftover is only space
     }
   } cleanup{staged};
-  ASSIGN_OR_RETURN(std::unique_ptr<util::WritableFile> out,
-                   options_.env->NewWritableFile(staged));
+  ASSIGN_OR_RETURN(std::unique_ptr<util::WritableFile> out, options_.env->NewWritableFile(staged));
   int64_t size = 0;
   while (true) {
     ASSIGN_OR_RETURN(bool more, read(&msg));
