@@ -2,14 +2,25 @@
 // RLE, with its results: 1/4/8-bit palettes (a grey palette gives the same
 // RGB as OpenCV's grey output replicated; indices past the stored entries
 // are black), 16-bit 5-5-5 (BI_RGB, or BI_BITFIELDS with those masks) and
-// 5-6-5 (BI_BITFIELDS), 24-bit, 32-bit (BI_RGB or BI_BITFIELDS, read as BGRA
-// whatever the masks say, as OpenCV does), bottom-up or top-down; BI_BITFIELDS
-// masks are read right after the info header, where OpenCV reads them; OS/2
-// 1.x headers with 3-byte palette entries, in colour.
+// 5-6-5 (BI_BITFIELDS), 24-bit, 32-bit (BI_RGB or BI_BITFIELDS, see below),
+// bottom-up or top-down; 16-bit BI_BITFIELDS masks are read right after the
+// info header, where OpenCV reads them; OS/2 1.x headers with 3-byte palette
+// entries, in colour.
+// 32-bit BI_BITFIELDS as OpenCV 4.6 reads it (imdecode with
+// IMREAD_UNCHANGED): with a 40-byte info header the bytes are B, G, R, A
+// whatever masks follow; with an info header of 56 bytes or more the red,
+// green, blue and alpha masks are read from the header (file offsets 54..69,
+// after clrImportant; the file is refused when they are cut off) and, when
+// the three colour masks are all nonzero, each channel is
+// (pixel & mask) >> (trailing zero bits of mask), cut to 8 bits; otherwise
+// the bytes are B, G, R, A again. (Measured against Debian's OpenCV 4.6; the
+// image_codecs_agree fuzzer found the cut-off case.)
 #include "core/image/bmp_reader.h"
 
+#include <array>
 #include <cstddef>
 #include <new>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -44,6 +55,13 @@ absl::Status Allocate(RgbImage& out, int64_t width, int64_t height) {
 uint32_t Le16(const unsigned char* p) { return uint32_t{p[0]} | (uint32_t{p[1]} << 8); }
 uint32_t Le32(const unsigned char* p) { return Le16(p) | (Le16(p + 2) << 16); }
 
+// One channel of a 32-bit BI_BITFIELDS pixel; `mask` is nonzero.
+uint8_t MaskedChannel(uint32_t pixel, uint32_t mask) {
+  int shift = 0;
+  while (((mask >> shift) & 1u) == 0) ++shift;
+  return static_cast<uint8_t>((pixel & mask) >> shift);
+}
+
 }  // namespace
 
 absl::StatusOr<RgbImage> DecodeUncompressedBmp(absl::string_view bytes, int64_t max_pixels) {
@@ -62,6 +80,8 @@ absl::StatusOr<RgbImage> DecodeUncompressedBmp(absl::string_view bytes, int64_t 
   int palette_stride = 4;
   size_t palette_at = 14 + size_t{header_size};
   enum { kRgb = 0, kRle8 = 1, kRle4 = 2, kBitfields = 3 };
+  // 32-bit BI_BITFIELDS channel masks that apply (red, green, blue).
+  std::optional<std::array<uint32_t, 3>> masks;
   if (header_size >= 36 && header_size <= 0x7fffffff) {
     if (!need(14 + 36)) return bad;
     width = static_cast<int32_t>(Le32(b + 18));
@@ -76,6 +96,13 @@ absl::StatusOr<RgbImage> DecodeUncompressedBmp(absl::string_view bytes, int64_t 
                      compression == kRgb) ||
                     ((bpp == 16 || bpp == 32) && (compression == kRgb || compression == kBitfields));
     if (!ok || width <= 0 || height == 0) return bad;
+    if (bpp == 32 && compression == kBitfields && header_size >= 56) {
+      if (!need(70)) return bad;
+      const uint32_t red = Le32(b + 54);
+      const uint32_t green = Le32(b + 58);
+      const uint32_t blue = Le32(b + 62);
+      if (red != 0 && green != 0 && blue != 0) masks = {red, green, blue};
+    }
     if (bpp <= 8) {
       if (used < 0 || used > 256) return bad;
       palette_entries = used == 0 ? (1u << bpp) : uint32_t(used);
@@ -156,7 +183,13 @@ absl::StatusOr<RgbImage> DecodeUncompressedBmp(absl::string_view bytes, int64_t 
           put_bgr(x, src[3 * x], src[3 * x + 1], src[3 * x + 2]);
           break;
         case 32:
-          put_bgr(x, src[4 * x], src[4 * x + 1], src[4 * x + 2]);
+          if (masks) {
+            const uint32_t v = Le32(src + 4 * x);
+            put_bgr(x, MaskedChannel(v, (*masks)[2]), MaskedChannel(v, (*masks)[1]),
+                    MaskedChannel(v, (*masks)[0]));
+          } else {
+            put_bgr(x, src[4 * x], src[4 * x + 1], src[4 * x + 2]);
+          }
           break;
       }
     }

@@ -6,6 +6,7 @@
 // (OS/2 1.x BMPs go through the same hand-written reader in both: OpenCV
 // would read them as grey.)
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -478,6 +479,95 @@ TEST(PixelCodecsAgreeTest, RleBmpIsReadByOpenCvOnly) {
   EXPECT_EQ(opencv->width, 4);
   EXPECT_THAT(DecodeImageWith(NativePixelCodec(), bmp),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("run-length")));
+}
+
+// For a 32-bit BI_BITFIELDS BMP whose info header claims 56 bytes or more,
+// OpenCV 4.6 reads the four channel masks at file offsets 54..69 and refuses
+// the file when they are cut off, wherever the pixel data lies. Found by the
+// image_codecs_agree fuzzer (fuzz/regressions/image_codecs_agree/): the
+// native reader took it.
+TEST(PixelCodecsAgreeTest, CutOffChannelMasksAreRefusedLikeOpenCv) {
+  // 2x1, pixel data at offset 0 (inside the header): 50 bytes hold the
+  // 40-byte fields and the pixels, not the masks.
+  auto make = [](uint32_t header_size, size_t file_size) {
+    std::string bmp("BM", 2);
+    Le(bmp, uint32_t(file_size), 4);
+    Le(bmp, 0, 4);
+    Le(bmp, 0, 4);  // pixel data offset
+    Le(bmp, header_size, 4);
+    Le(bmp, 2, 4);
+    Le(bmp, 1, 4);
+    Le(bmp, 1, 2);
+    Le(bmp, 32, 2);
+    Le(bmp, 3, 4);  // BI_BITFIELDS
+    bmp.resize(file_size, '\x07');
+    return bmp;
+  };
+  for (const uint32_t header : {40u, 52u, 55u, 56u, 108u, 124u, 217u}) {
+    for (const size_t size : {size_t{50}, size_t{69}, size_t{70}, size_t{200}}) {
+      SCOPED_TRACE(absl::StrCat("info header ", header, ", ", size, " bytes"));
+      const std::string bmp = make(header, size);
+      EXPECT_EQ(Compare(bmp), "");
+      const bool masks_cut_off = header >= 56 && size < 70;
+      EXPECT_EQ(DecodeImageWith(NativePixelCodec(), bmp).ok(), !masks_cut_off);
+    }
+  }
+  // The fuzzer's input itself (50 bytes: info header size 217, pixel data
+  // at offset 0).
+  const unsigned char found[] = {
+      0x42, 0x4d, 0x46, 0x04, 0x00, 0x46, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+      0x00, 0x00, 0xd9, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x00,
+      0x00, 0x00, 0x01, 0x00, 0x20, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x2e,
+      0x3a, 0x2f, 0x29, 0x00, 0x03, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00,
+      0x01, 0x00,
+  };
+  static_assert(sizeof(found) == 50);
+  EXPECT_EQ(Compare(std::string(reinterpret_cast<const char*>(found), sizeof(found))), "");
+}
+
+// The masks of a 32-bit BI_BITFIELDS BMP with a V4 (108-byte) header apply
+// when all three colour masks are nonzero; a 40-byte header's do not.
+TEST(PixelCodecsAgreeTest, ChannelMasksOfLongHeadersApplyLikeOpenCv) {
+  struct MaskCase {
+    uint32_t header;
+    std::array<uint32_t, 4> masks;  // red, green, blue, alpha
+    std::vector<uint8_t> rgb;       // of the pixel 0x11223344
+  };
+  const std::vector<MaskCase> cases = {
+      {108, {0xff0000, 0xff00, 0xff, 0xff000000}, {0x22, 0x33, 0x44}},
+      {108, {0xff, 0xff00, 0xff0000, 0xff000000}, {0x44, 0x33, 0x22}},  // RGBA order
+      {108, {0xff000000, 0xff0000, 0xff00, 0}, {0x11, 0x22, 0x33}},
+      {108, {0x7c00, 0x3e0, 0x1f, 0}, {12, 26, 4}},            // 5-5-5: not rescaled
+      {108, {0xfff00000, 0xff00, 0xff, 0}, {0x12, 0x33, 0x44}},  // cut to 8 bits
+      {108, {0, 0xff00, 0xff, 0}, {0x22, 0x33, 0x44}},           // a zero mask: B, G, R, A
+      {40, {0xff, 0xff00, 0xff0000, 0}, {0x22, 0x33, 0x44}},     // short header: B, G, R, A
+  };
+  for (const MaskCase& c : cases) {
+    SCOPED_TRACE(absl::StrCat("header ", c.header, ", red mask ", c.masks[0]));
+    std::string bmp("BM", 2);
+    const uint32_t offset = 14 + std::max<uint32_t>(c.header, 40 + 16);
+    Le(bmp, offset + 4, 4);
+    Le(bmp, 0, 4);
+    Le(bmp, offset, 4);
+    Le(bmp, c.header, 4);
+    Le(bmp, 1, 4);
+    Le(bmp, 1, 4);
+    Le(bmp, 1, 2);
+    Le(bmp, 32, 2);
+    Le(bmp, 3, 4);
+    Le(bmp, 4, 4);
+    Le(bmp, 2835, 4);
+    Le(bmp, 2835, 4);
+    Le(bmp, 0, 4);
+    Le(bmp, 0, 4);
+    for (uint32_t m : c.masks) Le(bmp, m, 4);  // in a V4 header; after a 40-byte one
+    bmp.resize(offset, '\0');
+    Le(bmp, 0x11223344, 4);
+    EXPECT_EQ(Compare(bmp), "");
+    const absl::StatusOr<RgbImage> image = DecodeImageWith(NativePixelCodec(), bmp);
+    ASSERT_TRUE(image.ok()) << image.status();
+    EXPECT_EQ(image->pixels, c.rgb);
+  }
 }
 
 // OpenCV 4.6 alone would read OS/2 1.x BMPs as grey; both codecs read them
