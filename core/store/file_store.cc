@@ -101,9 +101,10 @@ class SharedDirFileStore : public FileStore {
  public:
   SharedDirFileStore(std::string root, util::Env* env) : root_(std::move(root)), env_(env) {}
 
-  absl::StatusOr<std::string> Put(absl::string_view bytes) override {
+  absl::StatusOr<std::string> DoPut(absl::string_view bytes, KeyKnown key_known) override {
     const std::string key = ContentKey(bytes);
     const std::string hex = key.substr(kPrefix.size());
+    key_known(key);
     if (Refresh(hex, bytes.size())) return key;
     const std::string tmp = TempPath();
     absl::Status s = WriteTemp(tmp, [&](util::WritableFile& f) { return f.Append(bytes); });
@@ -112,7 +113,7 @@ class SharedDirFileStore : public FileStore {
     return key;
   }
 
-  absl::StatusOr<std::string> PutFile(const std::string& path) override {
+  absl::StatusOr<std::string> DoPutFile(const std::string& path, KeyKnown key_known) override {
     // Copy to a temporary name while hashing, then rename to the digest.
     std::ifstream in(path, std::ios::binary);
     if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
@@ -134,6 +135,7 @@ class SharedDirFileStore : public FileStore {
     });
     if (!s.ok()) return s;
     const std::string hex = sha.HexDigest();
+    key_known(absl::StrCat(kPrefix, hex));
     if (Refresh(hex, copied)) {
       env_->RemoveFile(tmp).IgnoreError();
     } else {
@@ -337,11 +339,6 @@ std::string ContentKey(absl::string_view bytes) {
   Sha256 sha;
   sha.Update(bytes.data(), bytes.size());
   return absl::StrCat(kPrefix, sha.HexDigest());
-}
-
-absl::StatusOr<std::string> ContentKeyOfFile(const std::string& path) {
-  ASSIGN_OR_RETURN(std::string hex, HashFile(path));
-  return absl::StrCat(kPrefix, hex);
 }
 
 bool IsContentKey(absl::string_view key) {

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -38,12 +39,28 @@ class FileStore {
  public:
   virtual ~FileStore() = default;
 
+  // Hears a write's key once the content is hashed and before the file can
+  // be seen under it (before its stored time is refreshed or it is renamed
+  // into place), so a caller can protect the key from collectors first
+  // without hashing the content a second time (FileRefs pins it).
+  using KeyKnown = absl::FunctionRef<void(const std::string& key)>;
+
   // Stores `bytes` and returns their key. Idempotent: storing the same bytes
   // again returns the same key, keeps the file and refreshes its stored time.
-  virtual absl::StatusOr<std::string> Put(absl::string_view bytes) = 0;
+  absl::StatusOr<std::string> Put(absl::string_view bytes) {
+    return DoPut(bytes, [](const std::string&) {});
+  }
+  absl::StatusOr<std::string> Put(absl::string_view bytes, KeyKnown key_known) {
+    return DoPut(bytes, key_known);
+  }
   // Stores a copy of the local file at `path` (streamed, hashed while
   // copying) and returns its key; NOT_FOUND when `path` cannot be read.
-  virtual absl::StatusOr<std::string> PutFile(const std::string& path) = 0;
+  absl::StatusOr<std::string> PutFile(const std::string& path) {
+    return DoPutFile(path, [](const std::string&) {});
+  }
+  absl::StatusOr<std::string> PutFile(const std::string& path, KeyKnown key_known) {
+    return DoPutFile(path, key_known);
+  }
   // A local path holding the content, checked against the key first (the
   // whole file is hashed: DATA_LOSS when it differs). For the shared folder
   // it is the stored file itself; a remote backend would return a cache.
@@ -64,6 +81,12 @@ class FileStore {
   // record refers to it.
   virtual absl::StatusOr<bool> Remove(const std::string& key,
                                       absl::Time stored_before = absl::InfiniteFuture()) = 0;
+
+ private:
+  // Put and PutFile; `key_known` is called at most once, and not at all when
+  // the content could not be read.
+  virtual absl::StatusOr<std::string> DoPut(absl::string_view bytes, KeyKnown key_known) = 0;
+  virtual absl::StatusOr<std::string> DoPutFile(const std::string& path, KeyKnown key_known) = 0;
 };
 
 struct SharedDirOptions {
@@ -85,9 +108,6 @@ absl::StatusOr<std::unique_ptr<FileStore>> OpenSharedDirFileStore(const std::str
 
 // "sha256:<hex>" of `bytes`.
 std::string ContentKey(absl::string_view bytes);
-// The key of the file at `path` (streamed); NOT_FOUND when it cannot be
-// opened.
-absl::StatusOr<std::string> ContentKeyOfFile(const std::string& path);
 // True for a well-formed key.
 bool IsContentKey(absl::string_view key);
 

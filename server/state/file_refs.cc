@@ -41,33 +41,30 @@ void FileRefs::Unpin(const std::vector<std::string>& keys) {
   }
 }
 
-// The key is known before the write (content addressing) and pinned first,
-// so no removal in this process can come between the write and the pin. A
-// write that fails can still have left its file in place (the directory
-// fsync after the rename failed, say): it goes again unless a record or
-// another pin holds it, so a failed write never leaves an unused file.
+// The store hands over the key once it has hashed the content and before
+// the file can be seen under it; it is pinned then, so no removal in this
+// process can come between the write and the pin. A write that fails can
+// still have left its file in place (the directory fsync after the rename
+// failed, say): it goes again unless a record or another pin holds it, so a
+// failed write never leaves an unused file.
 absl::StatusOr<std::string> FileRefs::Put(Pin& pin, absl::string_view bytes) {
-  const std::string key = store::ContentKey(bytes);
-  PinKey(pin, key);
-  absl::StatusOr<std::string> stored = files_->Put(bytes);
-  if (!stored.ok()) {
-    DropFailedWrite(pin, key);
-    return stored.status();
-  }
-  return key;
+  std::string pinned;
+  absl::StatusOr<std::string> stored = files_->Put(bytes, [&](const std::string& key) {
+    PinKey(pin, key);
+    pinned = key;
+  });
+  if (!stored.ok() && !pinned.empty()) DropFailedWrite(pin, pinned);
+  return stored;
 }
 
 absl::StatusOr<std::string> FileRefs::PutFile(Pin& pin, const std::string& path) {
-  ASSIGN_OR_RETURN(std::string key, store::ContentKeyOfFile(path));
-  PinKey(pin, key);
-  absl::StatusOr<std::string> stored = files_->PutFile(path);
-  if (!stored.ok()) {
-    DropFailedWrite(pin, key);
-    return stored.status();
-  }
-  // The file changed between the hash and the copy: pin what was stored.
-  if (*stored != key) PinKey(pin, *stored);
-  return *stored;
+  std::string pinned;
+  absl::StatusOr<std::string> stored = files_->PutFile(path, [&](const std::string& key) {
+    PinKey(pin, key);
+    pinned = key;
+  });
+  if (!stored.ok() && !pinned.empty()) DropFailedWrite(pin, pinned);
+  return stored;
 }
 
 void FileRefs::DropFailedWrite(Pin& pin, const std::string& key) {

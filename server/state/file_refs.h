@@ -74,7 +74,8 @@ class FileRefs {
   store::FileStore* files() const { return files_; }
 
   Pin NewPin() { return Pin(this); }
-  // FileStore::Put / PutFile with the key pinned from before the write.
+  // FileStore::Put / PutFile with the key pinned before the file can be seen
+  // (one hashing pass: the store reports the key it computed).
   absl::StatusOr<std::string> Put(Pin& pin, absl::string_view bytes);
   absl::StatusOr<std::string> PutFile(Pin& pin, const std::string& path);
 
