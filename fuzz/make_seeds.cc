@@ -5,6 +5,7 @@
 // parser past its first checks. Deterministic: fixed values, no RNG.
 #include <sys/stat.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -161,6 +162,71 @@ void TokenizerSeeds() {
   Write("tokenizer", "invalid_utf8.txt", "ca\xff\xfet");
 }
 
+void Le(std::string& out, uint32_t value, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
+}
+
+// A BMP with a BITMAPINFOHEADER-style header of `header_size` bytes (40, or
+// 108 for V4 with its masks inside), `extra` after the header (masks or a
+// palette) and `pixels` as stored.
+std::string Bmp(uint32_t header_size, int width, int height, int bpp, uint32_t compression,
+                const std::string& extra, const std::string& pixels,
+                const std::vector<uint32_t>& v4_masks = {}) {
+  std::string info;
+  Le(info, header_size, 4);
+  Le(info, static_cast<uint32_t>(width), 4);
+  Le(info, static_cast<uint32_t>(height), 4);
+  Le(info, 1, 2);
+  Le(info, static_cast<uint32_t>(bpp), 2);
+  Le(info, compression, 4);
+  Le(info, static_cast<uint32_t>(pixels.size()), 4);
+  Le(info, 2835, 4);
+  Le(info, 2835, 4);
+  Le(info, 0, 4);
+  Le(info, 0, 4);
+  for (uint32_t m : v4_masks) Le(info, m, 4);
+  info.resize(header_size, '\0');
+  const uint32_t offset = 14 + header_size + static_cast<uint32_t>(extra.size());
+  std::string out = "BM";
+  Le(out, offset + static_cast<uint32_t>(pixels.size()), 4);
+  Le(out, 0, 4);
+  Le(out, offset, 4);
+  return out + info + extra + pixels;
+}
+
+void BmpSeeds(const std::vector<std::string>& targets) {
+  auto write = [&](const char* name, const std::string& bytes) {
+    for (const std::string& t : targets) Write(t, name, bytes);
+  };
+  std::string rows;  // 3x2 at 24 bits: 9 bytes + 3 padding per row
+  for (int i = 0; i < 2; ++i) rows += std::string("\x10\x20\x30\x40\x50\x60\x70\x80\x90\0\0\0", 12);
+  write("rgb24_3x2.bmp", Bmp(40, 3, 2, 24, 0, "", rows));
+  // 2x2 at 32 bits, BI_BITFIELDS with a V4 header and masks in R, G, B, A
+  // byte order (they apply), then the same pixels with a 40-byte header
+  // and masks after it (they do not).
+  const std::string rgba("\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff\x01", 16);
+  write("rgba32_bitfields_v4_2x2.bmp",
+        Bmp(108, 2, 2, 32, 3, "", rgba, {0xff, 0xff00, 0xff0000, 0xff000000}));
+  std::string masks;
+  for (uint32_t m : {0xffu, 0xff00u, 0xff0000u}) Le(masks, m, 4);
+  write("bgra32_bitfields_2x2.bmp", Bmp(40, 2, -2, 32, 3, masks, rgba));
+  // 2x2 at 16 bits, 5-6-5 BI_BITFIELDS (masks after the 40-byte header).
+  std::string masks565;
+  for (uint32_t m : {0xf800u, 0x7e0u, 0x1fu}) Le(masks565, m, 4);
+  write("rgb565_2x2.bmp", Bmp(40, 2, 2, 16, 3, masks565, std::string("\x1f\x00\xe0\x07\x00\xf8\xff\xff", 8)));
+  // 4x1 at 8 bits with a 3-entry palette, top-down.
+  std::string palette("\x00\x00\xff\x00\x00\xff\x00\x00\xff\x00\x00\x00", 12);
+  std::string palette_header = Bmp(40, 4, -1, 8, 0, palette, std::string("\x00\x01\x02\x01", 4));
+  palette_header[46] = 3;  // clrUsed
+  write("indexed8_4x1.bmp", palette_header);
+}
+
+// Image seeds go to both image targets: the decoder's and the differential one.
+void WriteImage(const std::string& name, const std::string& bytes) {
+  Write("image_decode", name, bytes);
+  Write("image_codecs_agree", name, bytes);
+}
+
 void ImageSeeds() {
   provp::image::RgbImage rgb;
   rgb.height = 6;
@@ -169,23 +235,24 @@ void ImageSeeds() {
     rgb.pixels.push_back(static_cast<uint8_t>(i * 7));
   auto png = provp::image::EncodePng(rgb);
   Check(png, "png");
-  Write("image_decode", "rgb_5x6.png", *png);
+  WriteImage("rgb_5x6.png", *png);
   auto jpeg = provp::image::EncodeJpeg(rgb, 80);
   Check(jpeg, "jpeg");
-  Write("image_decode", "rgb_5x6.jpg", *jpeg);
+  WriteImage("rgb_5x6.jpg", *jpeg);
   cv::Mat gray(4, 3, CV_8UC1, cv::Scalar(100));
   cv::Mat rgba(3, 4, CV_8UC4, cv::Scalar(10, 20, 30, 40));
   cv::Mat deep(3, 3, CV_16UC3, cv::Scalar(1000, 20000, 65535));
   std::vector<uchar> buf;
   cv::imencode(".bmp", gray, buf);
-  Write("image_decode", "gray_3x4.bmp", std::string(buf.begin(), buf.end()));
+  WriteImage("gray_3x4.bmp", std::string(buf.begin(), buf.end()));
   cv::imencode(".png", rgba, buf);
-  Write("image_decode", "rgba_4x3.png", std::string(buf.begin(), buf.end()));
+  WriteImage("rgba_4x3.png", std::string(buf.begin(), buf.end()));
   cv::imencode(".png", deep, buf);
-  Write("image_decode", "rgb16_3x3.png", std::string(buf.begin(), buf.end()));
+  WriteImage("rgb16_3x3.png", std::string(buf.begin(), buf.end()));
   if (cv::imencode(".webp", rgba, buf)) {
-    Write("image_decode", "rgba_4x3.webp", std::string(buf.begin(), buf.end()));
+    WriteImage("rgba_4x3.webp", std::string(buf.begin(), buf.end()));
   }
+  BmpSeeds({"image_decode", "image_codecs_agree"});
 }
 
 void DataSeeds() {
