@@ -213,7 +213,8 @@ void BmpSeeds(const std::vector<std::string>& targets) {
   // 2x2 at 16 bits, 5-6-5 BI_BITFIELDS (masks after the 40-byte header).
   std::string masks565;
   for (uint32_t m : {0xf800u, 0x7e0u, 0x1fu}) Le(masks565, m, 4);
-  write("rgb565_2x2.bmp", Bmp(40, 2, 2, 16, 3, masks565, std::string("\x1f\x00\xe0\x07\x00\xf8\xff\xff", 8)));
+  write("rgb565_2x2.bmp",
+        Bmp(40, 2, 2, 16, 3, masks565, std::string("\x1f\x00\xe0\x07\x00\xf8\xff\xff", 8)));
   // 4x1 at 8 bits with a 3-entry palette, top-down.
   std::string palette("\x00\x00\xff\x00\x00\xff\x00\x00\xff\x00\x00\x00", 12);
   std::string palette_header = Bmp(40, 4, -1, 8, 0, palette, std::string("\x00\x01\x02\x01", 4));

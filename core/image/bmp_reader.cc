@@ -92,9 +92,9 @@ absl::StatusOr<RgbImage> DecodeUncompressedBmp(absl::string_view bytes, int64_t 
     if (compression == kRle8 || compression == kRle4) {
       return Invalid("cannot decode BMP: run-length-encoded BMP is not supported by this build");
     }
-    const bool ok = ((bpp == 1 || bpp == 4 || bpp == 8 || bpp == 24 || bpp == 32) &&
-                     compression == kRgb) ||
-                    ((bpp == 16 || bpp == 32) && (compression == kRgb || compression == kBitfields));
+    const bool ok =
+        ((bpp == 1 || bpp == 4 || bpp == 8 || bpp == 24 || bpp == 32) && compression == kRgb) ||
+        ((bpp == 16 || bpp == 32) && (compression == kRgb || compression == kBitfields));
     if (!ok || width <= 0 || height == 0) return bad;
     if (bpp == 32 && compression == kBitfields && header_size >= 56) {
       if (!need(70)) return bad;
@@ -125,7 +125,8 @@ absl::StatusOr<RgbImage> DecodeUncompressedBmp(absl::string_view bytes, int64_t 
     width = Le16(b + 18);
     height = Le16(b + 20);
     bpp = Le16(b + 24);
-    if (width <= 0 || height == 0 || !(bpp == 1 || bpp == 4 || bpp == 8 || bpp == 24 || bpp == 32)) {
+    if (width <= 0 || height == 0 ||
+        !(bpp == 1 || bpp == 4 || bpp == 8 || bpp == 24 || bpp == 32)) {
       return bad;
     }
     if (bpp <= 8) palette_entries = 1u << bpp;
@@ -196,7 +197,6 @@ absl::StatusOr<RgbImage> DecodeUncompressedBmp(absl::string_view bytes, int64_t 
   }
   return out;
 }
-
 
 bool IsOs2Bmp(absl::string_view bytes) {
   if (bytes.size() < 18 || bytes[0] != 'B' || bytes[1] != 'M') return false;

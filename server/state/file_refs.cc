@@ -47,9 +47,10 @@ void FileRefs::Unpin(const std::vector<std::string>& keys) {
 // still have left its file in place (the directory fsync after the rename
 // failed, say): it goes again unless a record or another pin holds it, so a
 // failed write never leaves an unused file.
-absl::StatusOr<std::string> FileRefs::Put(Pin& pin, absl::string_view bytes) {
+absl::StatusOr<std::string> FileRefs::PutPinned(
+    Pin& pin, absl::FunctionRef<absl::StatusOr<std::string>(store::FileStore::KeyKnown)> write) {
   std::string pinned;
-  absl::StatusOr<std::string> stored = files_->Put(bytes, [&](const std::string& key) {
+  absl::StatusOr<std::string> stored = write([&](const std::string& key) {
     PinKey(pin, key);
     pinned = key;
   });
@@ -57,14 +58,14 @@ absl::StatusOr<std::string> FileRefs::Put(Pin& pin, absl::string_view bytes) {
   return stored;
 }
 
+absl::StatusOr<std::string> FileRefs::Put(Pin& pin, absl::string_view bytes) {
+  return PutPinned(
+      pin, [&](store::FileStore::KeyKnown key_known) { return files_->Put(bytes, key_known); });
+}
+
 absl::StatusOr<std::string> FileRefs::PutFile(Pin& pin, const std::string& path) {
-  std::string pinned;
-  absl::StatusOr<std::string> stored = files_->PutFile(path, [&](const std::string& key) {
-    PinKey(pin, key);
-    pinned = key;
-  });
-  if (!stored.ok() && !pinned.empty()) DropFailedWrite(pin, pinned);
-  return stored;
+  return PutPinned(
+      pin, [&](store::FileStore::KeyKnown key_known) { return files_->PutFile(path, key_known); });
 }
 
 void FileRefs::DropFailedWrite(Pin& pin, const std::string& key) {

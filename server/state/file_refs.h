@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -101,6 +102,10 @@ class FileRefs {
  private:
   void Unpin(const std::vector<std::string>& keys);
   void PinKey(Pin& pin, const std::string& key);
+  // Runs `write` (a FileStore Put or PutFile) with the key pinned as soon as
+  // the store knows it; a failed write is dropped (DropFailedWrite).
+  absl::StatusOr<std::string> PutPinned(
+      Pin& pin, absl::FunctionRef<absl::StatusOr<std::string>(store::FileStore::KeyKnown)> write);
   // After a failed write of `key` under `pin`: unpins it and removes the
   // file if the write left it and nothing else holds it.
   void DropFailedWrite(Pin& pin, const std::string& key);

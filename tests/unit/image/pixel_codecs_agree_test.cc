@@ -48,7 +48,8 @@ cv::Mat Picture(int width, int height, int channels, int depth = CV_8U, uint32_t
   for (int y = 0; y < height; ++y) {
     for (int x = 0; x < width; ++x) {
       for (int c = 0; c < channels; ++c) {
-        const int base = (x * (c + 1) * top / std::max(1, width) + y * top / std::max(1, height)) % (top + 1);
+        const int base =
+            (x * (c + 1) * top / std::max(1, width) + y * top / std::max(1, height)) % (top + 1);
         const int v = std::clamp(base + int(rng() % 31) - 15, 0, top);
         if (depth == CV_16U) {
           m.ptr<uint16_t>(y)[x * channels + c] = uint16_t(v);
@@ -61,7 +62,8 @@ cv::Mat Picture(int width, int height, int channels, int depth = CV_8U, uint32_t
   return m;
 }
 
-std::string CvEncode(const cv::Mat& m, const std::string& ext, const std::vector<int>& params = {}) {
+std::string CvEncode(const cv::Mat& m, const std::string& ext,
+                     const std::vector<int>& params = {}) {
   std::vector<uchar> buf;
   EXPECT_TRUE(cv::imencode(ext, m, buf, params)) << ext;
   return std::string(buf.begin(), buf.end());
@@ -206,14 +208,14 @@ void Le(std::string& s, uint32_t v, int bytes) {
 
 struct BmpSpec {
   int width = 9;
-  int height = 5;        // negative: top-down
+  int height = 5;  // negative: top-down
   int bpp = 24;
   uint32_t compression = 0;
-  std::vector<uint32_t> masks;   // BI_BITFIELDS masks after the header
-  int palette_entries = 0;       // stored entries (clrUsed); 0 = none stored
+  std::vector<uint32_t> masks;  // BI_BITFIELDS masks after the header
+  int palette_entries = 0;      // stored entries (clrUsed); 0 = none stored
   bool grey_palette = false;
-  bool os2 = false;              // 12-byte BITMAPCOREHEADER, 3-byte entries
-  int index_limit = 256;         // pixel indices cycle below this
+  bool os2 = false;       // 12-byte BITMAPCOREHEADER, 3-byte entries
+  int index_limit = 256;  // pixel indices cycle below this
 };
 
 std::string WriteBmp(const BmpSpec& spec) {
@@ -288,16 +290,17 @@ std::vector<Case> Corpus() {
     add("jpeg_progressive_" + size, CvEncode(bgr, ".jpg", {cv::IMWRITE_JPEG_PROGRESSIVE, 1}));
     add("jpeg_optimized_" + size, CvEncode(bgr, ".jpg", {cv::IMWRITE_JPEG_OPTIMIZE, 1}));
     add("jpeg_restarts_" + size, CvEncode(bgr, ".jpg", {cv::IMWRITE_JPEG_RST_INTERVAL, 2}));
-    add("jpeg_444_" + size, CvEncode(bgr, ".jpg",
-                                     {cv::IMWRITE_JPEG_LUMA_QUALITY, 80,
-                                      cv::IMWRITE_JPEG_CHROMA_QUALITY, 60}));
+    add("jpeg_444_" + size,
+        CvEncode(bgr, ".jpg",
+                 {cv::IMWRITE_JPEG_LUMA_QUALITY, 80, cv::IMWRITE_JPEG_CHROMA_QUALITY, 60}));
     add("jpeg_no_huffman_tables_" + size, WithoutHuffmanTables(CvEncode(bgr, ".jpg")));
     add("jpeg_cmyk_" + size, WriteJpeg(bgra, Jpeg([](JpegOptions& o) { o.cmyk = true; })));
-    add("jpeg_arithmetic_" + size, WriteJpeg(Picture(w, h, 3), Jpeg([](JpegOptions& o) { o.arithmetic = true; })));
+    add("jpeg_arithmetic_" + size,
+        WriteJpeg(Picture(w, h, 3), Jpeg([](JpegOptions& o) { o.arithmetic = true; })));
     add("jpeg_progressive_grey_" + size, WriteJpeg(grey, Jpeg([](JpegOptions& o) {
-                                                   o.grey = true;
-                                                   o.progressive = true;
-                                                 })));
+                                                     o.grey = true;
+                                                     o.progressive = true;
+                                                   })));
     add("png_rgb_" + size, CvEncode(bgr, ".png"));
     add("png_rgba_" + size, CvEncode(bgra, ".png"));
     add("png_grey_" + size, CvEncode(grey, ".png"));
@@ -326,19 +329,18 @@ std::vector<Case> Corpus() {
                                            PNG_INTERLACE_NONE, {}, {}, false, &key));
     add("png_rgb8_trns_" + size, WritePng(w, h, 8, PNG_COLOR_TYPE_RGB, PackedRows(w, h, 8, 3),
                                           PNG_INTERLACE_NONE, {}, {}, false, &key));
-    add("png_grey_alpha8_" + size, WritePng(w, h, 8, PNG_COLOR_TYPE_GRAY_ALPHA,
-                                            PackedRows(w, h, 8, 2), PNG_INTERLACE_NONE));
-    add("png_grey_alpha16_" + size, WritePng(w, h, 16, PNG_COLOR_TYPE_GRAY_ALPHA,
-                                             PackedRows(w, h, 16, 2), PNG_INTERLACE_NONE));
+    add("png_grey_alpha8_" + size,
+        WritePng(w, h, 8, PNG_COLOR_TYPE_GRAY_ALPHA, PackedRows(w, h, 8, 2), PNG_INTERLACE_NONE));
+    add("png_grey_alpha16_" + size,
+        WritePng(w, h, 16, PNG_COLOR_TYPE_GRAY_ALPHA, PackedRows(w, h, 16, 2), PNG_INTERLACE_NONE));
     add("png_grey_gamma_" + size, WritePng(w, h, 8, PNG_COLOR_TYPE_GRAY, PackedRows(w, h, 8),
                                            PNG_INTERLACE_NONE, {}, {}, true));
     add("png_rgb_gamma_" + size, WritePng(w, h, 8, PNG_COLOR_TYPE_RGB, PackedRows(w, h, 8, 3),
                                           PNG_INTERLACE_NONE, {}, {}, true));
-    add("png_rgb_adam7_" + size, WritePng(w, h, 8, PNG_COLOR_TYPE_RGB, PackedRows(w, h, 8, 3),
-                                          PNG_INTERLACE_ADAM7));
-    add("png_palette2_adam7_" + size,
-        WritePng(w, h, 2, PNG_COLOR_TYPE_PALETTE, PackedRows(w, h, 2), PNG_INTERLACE_ADAM7,
-                 Palette(4)));
+    add("png_rgb_adam7_" + size,
+        WritePng(w, h, 8, PNG_COLOR_TYPE_RGB, PackedRows(w, h, 8, 3), PNG_INTERLACE_ADAM7));
+    add("png_palette2_adam7_" + size, WritePng(w, h, 2, PNG_COLOR_TYPE_PALETTE, PackedRows(w, h, 2),
+                                               PNG_INTERLACE_ADAM7, Palette(4)));
     add("webp_lossy_" + size, CvEncode(bgr, ".webp", {cv::IMWRITE_WEBP_QUALITY, 80}));
     add("webp_lossless_" + size, CvEncode(bgr, ".webp", {cv::IMWRITE_WEBP_QUALITY, 101}));
     add("webp_lossy_alpha_" + size, CvEncode(bgra, ".webp", {cv::IMWRITE_WEBP_QUALITY, 70}));
@@ -515,11 +517,10 @@ TEST(PixelCodecsAgreeTest, CutOffChannelMasksAreRefusedLikeOpenCv) {
   // The fuzzer's input itself (50 bytes: info header size 217, pixel data
   // at offset 0).
   const unsigned char found[] = {
-      0x42, 0x4d, 0x46, 0x04, 0x00, 0x46, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-      0x00, 0x00, 0xd9, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x00,
-      0x00, 0x00, 0x01, 0x00, 0x20, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x2e,
-      0x3a, 0x2f, 0x29, 0x00, 0x03, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00,
-      0x01, 0x00,
+      0x42, 0x4d, 0x46, 0x04, 0x00, 0x46, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+      0x00, 0xd9, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
+      0x01, 0x00, 0x20, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x2e, 0x3a, 0x2f, 0x29,
+      0x00, 0x03, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01, 0x00,
   };
   static_assert(sizeof(found) == 50);
   EXPECT_EQ(Compare(std::string(reinterpret_cast<const char*>(found), sizeof(found))), "");
@@ -537,7 +538,7 @@ TEST(PixelCodecsAgreeTest, ChannelMasksOfLongHeadersApplyLikeOpenCv) {
       {108, {0xff0000, 0xff00, 0xff, 0xff000000}, {0x22, 0x33, 0x44}},
       {108, {0xff, 0xff00, 0xff0000, 0xff000000}, {0x44, 0x33, 0x22}},  // RGBA order
       {108, {0xff000000, 0xff0000, 0xff00, 0}, {0x11, 0x22, 0x33}},
-      {108, {0x7c00, 0x3e0, 0x1f, 0}, {12, 26, 4}},            // 5-5-5: not rescaled
+      {108, {0x7c00, 0x3e0, 0x1f, 0}, {12, 26, 4}},              // 5-5-5: not rescaled
       {108, {0xfff00000, 0xff00, 0xff, 0}, {0x12, 0x33, 0x44}},  // cut to 8 bits
       {108, {0, 0xff00, 0xff, 0}, {0x22, 0x33, 0x44}},           // a zero mask: B, G, R, A
       {40, {0xff, 0xff00, 0xff0000, 0}, {0x22, 0x33, 0x44}},     // short header: B, G, R, A
